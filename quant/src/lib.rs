@@ -1,0 +1,1 @@
+//! GGML element types and kernels.

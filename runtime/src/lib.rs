@@ -1,0 +1,1 @@
+//! Everything needed to run a model for a user.
