@@ -1,1 +1,86 @@
-//! GGML element types and kernels.
+//! srl-quant: GGML element types and the kernels that read them.
+//!
+//! Every type that a GGUF file can hold for the models srl runs (F32, F16,
+//! BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K) is described by
+//! one row of one table ([`TypeTraits`], see `types/mod.rs`): block size,
+//! bytes per block, the reference dequantizer and quantizer, the activation
+//! quantizer, the dot product and the activation type it pairs with. The table
+//! is the only place that matches on [`GgmlType`].
+//!
+//! Numerics follow ggml-cpu (llama.cpp's CPU backend) so that srl reproduces
+//! llama.cpp's tokens: a matrix product quantizes the activations to the
+//! weight's `vec_dot_type` (Q8_0, Q8_1, Q8_K, F16, BF16 or F32) the way
+//! ggml-cpu does on x86-64, then sums integer products block by block and
+//! scales each block sum in f32.
+//!
+//! Shapes use the letters fixed for the whole project: B batch, T tokens,
+//! C channels, H heads, D head dim, V vocab, L layers. A weight matrix is
+//! `[rows, cols]` (output features, input features), stored row-major as
+//! blocks of its type.
+//!
+//! SIMD: every kernel has a scalar reference; x86-64 AVX2/FMA/F16C paths are
+//! chosen once at run time ([`SimdLevel::detect`]) and tested against the
+//! scalar ones.
+
+// Kernels index several arrays with one counter, as the ggml code they
+// mirror does; iterator chains would hide that correspondence.
+#![allow(clippy::needless_range_loop)]
+
+#[cfg(target_endian = "big")]
+compile_error!("srl-quant reads GGUF data in place and supports little-endian targets only");
+
+mod activations;
+mod error;
+mod fp;
+mod matmul;
+mod simd;
+pub mod types;
+
+pub use activations::QuantizedActivations;
+pub use error::QuantError;
+pub use matmul::{matmul, matmul_at, matmul_f32, matmul_reference, WeightMatrix};
+pub use simd::SimdLevel;
+pub use types::{GgmlType, Kernel, TypeTraits};
+
+/// Dequantizes `dst.len()` elements of type `ty` from `src` into f32.
+///
+/// `src` must hold exactly `ty.row_bytes(dst.len())` bytes.
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+    let bytes = check_row(ty, dst.len(), src.len())?;
+    debug_assert_eq!(bytes, src.len());
+    (ty.traits().dequantize)(src, dst);
+    Ok(())
+}
+
+/// Quantizes `src` to type `ty` with the reference quantizer (the one that
+/// creates model files: bit-exact with gguf-py, and with ggml's
+/// `quantize_row_*_ref` for the k-quants).
+///
+/// `dst` must hold exactly `ty.row_bytes(src.len())` bytes.
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let quantize = ty
+        .traits()
+        .quantize
+        .ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    check_row(ty, src.len(), dst.len())?;
+    quantize(src, dst);
+    Ok(())
+}
+
+/// Checks that `n` elements of `ty` occupy exactly `bytes` bytes; returns them.
+fn check_row(ty: GgmlType, n: usize, bytes: usize) -> Result<usize, QuantError> {
+    let expected = ty.row_bytes(n).ok_or(QuantError::NotBlockMultiple {
+        ty,
+        n,
+        block: ty.block_size(),
+    })?;
+    if expected != bytes {
+        return Err(QuantError::ByteLength {
+            ty,
+            n,
+            expected,
+            actual: bytes,
+        });
+    }
+    Ok(expected)
+}

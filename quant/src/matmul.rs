@@ -1,0 +1,311 @@
+//! Matrix products with quantized weights read in place.
+//!
+//! `y[T, rows] = x[T, cols] · W^T`. The activations are quantized once to the
+//! weight type's `vec_dot_type` ([`QuantizedActivations`]); each output is a
+//! block-by-block integer dot product scaled in f32, as ggml-cpu computes it.
+//!
+//! Work is split into chunks (a range of rows, times a range of tokens when
+//! T > 1) that threads claim from a shared counter, as ggml does; the calling
+//! thread takes part. For T > 1 the type's tiled kernel (`gemm`) computes a
+//! few rows by a few tokens at once, loading each weight block once per tile.
+//!
+//! Overhead per call is a few microseconds when called from inside
+//! `pool.install(..)` (the chunks are then forked with `rayon::join`, with no
+//! allocation and no blocking when the other threads are busy).
+
+use crate::simd::SimdLevel;
+use crate::types::{GemmFn, VecDotFn};
+use crate::{GgmlType, QuantError, QuantizedActivations};
+use rayon::ThreadPool;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A weight matrix read in place (e.g. straight from a memory map): `rows`
+/// output features, each row `cols` input elements stored as `ty` blocks;
+/// row r starts at `r * ty.row_bytes(cols)`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [u8],
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Checks that `data` holds exactly `rows` rows of `cols` elements of `ty`.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, QuantError> {
+        let row_bytes = ty.row_bytes(cols).ok_or(QuantError::NotBlockMultiple {
+            ty,
+            n: cols,
+            block: ty.block_size(),
+        })?;
+        let expected = row_bytes
+            .checked_mul(rows)
+            .ok_or(QuantError::Overflow { ty, n: cols })?;
+        if data.len() != expected {
+            return Err(QuantError::MatrixBytes {
+                ty,
+                rows,
+                cols,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(WeightMatrix {
+            ty,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    /// Bytes per row.
+    #[inline]
+    pub fn row_bytes(&self) -> usize {
+        self.ty
+            .row_bytes(self.cols)
+            .expect("cols is a whole number of blocks")
+    }
+
+    /// Row `r` as bytes.
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` floats), e.g. an embedding lookup.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        (self.ty.traits().dequantize)(self.row(r), out);
+    }
+}
+
+/// `y[T, rows] = x[T, cols] · W^T` with ggml's numerics (see the module docs).
+///
+/// Panics (programmer errors) if `x` was not quantized to
+/// `w.ty.vec_dot_type()` with `w.cols` columns, if `y.len() != T * w.rows`,
+/// if `w.data` is shorter than its shape, or if `w.ty` has no dot product
+/// (Q8_1, Q8_K).
+pub fn matmul(w: &WeightMatrix, x: &QuantizedActivations, y: &mut [f32], pool: &ThreadPool) {
+    matmul_at(SimdLevel::detect(), w, x, y, pool)
+}
+
+/// Quantizes `x: [n_tokens, w.cols]` into `scratch`, then [`matmul`].
+pub fn matmul_f32(
+    w: &WeightMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+    scratch: &mut QuantizedActivations,
+    pool: &ThreadPool,
+) {
+    scratch.quantize(w.ty.vec_dot_type(), x, n_tokens, w.cols, pool);
+    matmul(w, scratch, y, pool);
+}
+
+/// The naive product srl's kernels are tested against: each weight row
+/// dequantized to f32 and dotted with the unquantized `x` in f64.
+pub fn matmul_reference(w: &WeightMatrix, x: &[f32], n_tokens: usize, y: &mut [f32]) {
+    assert_eq!(x.len(), n_tokens * w.cols);
+    assert_eq!(y.len(), n_tokens * w.rows);
+    let mut row = vec![0.0f32; w.cols];
+    for r in 0..w.rows {
+        w.dequantize_row(r, &mut row);
+        for t in 0..n_tokens {
+            let xt = &x[t * w.cols..(t + 1) * w.cols];
+            let dot: f64 = row.iter().zip(xt).map(|(&a, &b)| a as f64 * b as f64).sum();
+            y[t * w.rows + r] = dot as f32;
+        }
+    }
+}
+
+/// Products smaller than this many multiply-adds run on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 17;
+/// Rows per tiled chunk (a multiple of every tile height).
+const GEMM_ROWS: usize = 16;
+/// Tokens per tiled chunk.
+const GEMM_TOKENS: usize = 64;
+
+/// [`matmul`] with the kernels of one SIMD level (falling back to scalar
+/// where that level has none); tests use it to hold each level to the scalar
+/// reference.
+pub fn matmul_at(
+    level: SimdLevel,
+    w: &WeightMatrix,
+    x: &QuantizedActivations,
+    y: &mut [f32],
+    pool: &ThreadPool,
+) {
+    let traits = w.ty.traits();
+    let n_tokens = x.n_tokens();
+    assert_eq!(
+        x.ty(),
+        Some(traits.vec_dot_type),
+        "{} weights need {} activations",
+        w.ty,
+        traits.vec_dot_type
+    );
+    assert_eq!(x.cols(), w.cols, "activation and weight widths differ");
+    assert_eq!(y.len(), n_tokens * w.rows, "output is not [T, rows]");
+    let ws = w.row_bytes();
+    assert!(
+        w.data.len() >= ws * w.rows,
+        "weight data shorter than its shape"
+    );
+    let vec_dot_kernel = traits
+        .vec_dot
+        .unwrap_or_else(|| panic!("{} has no dot product", w.ty));
+    let vec_dot = vec_dot_kernel.at(level).unwrap_or(vec_dot_kernel.scalar);
+    let gemm = traits.gemm.and_then(|k| k.at(level));
+    let problem = Problem {
+        n: w.cols,
+        rows: w.rows,
+        w: w.data,
+        ws,
+        x: x.data(),
+        xs: x.row_bytes(),
+        n_tokens,
+        y: SendPtr(y.as_mut_ptr()),
+    };
+    let macs = w.rows * w.cols * n_tokens;
+    let threads = if macs < PARALLEL_MIN_MACS {
+        1
+    } else {
+        pool.current_num_threads()
+    };
+    match gemm {
+        Some(gemm) if n_tokens > 1 => problem.run_gemm(gemm, threads, pool),
+        _ => problem.run_vec_dot(vec_dot, threads, pool),
+    }
+}
+
+/// One product, shared read-only by the threads computing it.
+struct Problem<'a> {
+    n: usize,
+    rows: usize,
+    w: &'a [u8],
+    ws: usize,
+    x: &'a [u8],
+    xs: usize,
+    n_tokens: usize,
+    y: SendPtr<f32>,
+}
+
+impl Problem<'_> {
+    /// Row chunks, each computed with `vec_dot` for every token.
+    fn run_vec_dot(&self, vec_dot: VecDotFn, threads: usize, pool: &ThreadPool) {
+        let chunk = if threads == 1 {
+            self.rows
+        } else {
+            (self.rows / (4 * threads))
+                .clamp(4, 1024)
+                .next_multiple_of(4)
+        };
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let r0 = next.fetch_add(chunk, Ordering::Relaxed);
+            if r0 >= self.rows {
+                break;
+            }
+            let r1 = (r0 + chunk).min(self.rows);
+            for t in 0..self.n_tokens {
+                let x = &self.x[t * self.xs..(t + 1) * self.xs];
+                // SAFETY: rows r0..r1 of token t are claimed by this thread
+                // only, and lie inside y ([T, rows], checked by the caller).
+                let y = unsafe {
+                    std::slice::from_raw_parts_mut(self.y.get().add(t * self.rows + r0), r1 - r0)
+                };
+                for (r, y) in (r0..r1).zip(y) {
+                    *y = vec_dot(self.n, &self.w[r * self.ws..(r + 1) * self.ws], x);
+                }
+            }
+        };
+        if threads == 1 {
+            work();
+        } else {
+            fork(pool, &work);
+        }
+    }
+
+    /// Chunks of `GEMM_ROWS` rows by `GEMM_TOKENS` tokens, each computed by
+    /// the tiled kernel.
+    fn run_gemm(&self, gemm: GemmFn, threads: usize, pool: &ThreadPool) {
+        let row_chunks = self.rows.div_ceil(GEMM_ROWS);
+        let tok_chunks = self.n_tokens.div_ceil(GEMM_TOKENS);
+        let n_chunks = row_chunks * tok_chunks;
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= n_chunks {
+                break;
+            }
+            let (tc, rc) = (c / row_chunks, c % row_chunks);
+            let r0 = rc * GEMM_ROWS;
+            let t0 = tc * GEMM_TOKENS;
+            let nr = GEMM_ROWS.min(self.rows - r0);
+            let nt = GEMM_TOKENS.min(self.n_tokens - t0);
+            // SAFETY: this chunk's outputs (rows r0.., tokens t0..) are
+            // written by this thread only and lie inside y.
+            unsafe {
+                gemm(
+                    self.n,
+                    &self.w[r0 * self.ws..],
+                    self.ws,
+                    nr,
+                    &self.x[t0 * self.xs..],
+                    self.xs,
+                    nt,
+                    self.y.get().add(t0 * self.rows + r0),
+                    self.rows,
+                )
+            };
+        };
+        if threads == 1 {
+            work();
+        } else {
+            fork(pool, &work);
+        }
+    }
+}
+
+/// Runs `f` on every thread of `pool`, the calling thread included. From a
+/// worker of `pool` this forks with `rayon::join` (no allocation; a job no
+/// other thread picked up is run, and returns at once, on this thread);
+/// from outside it spawns into the pool and waits.
+pub(crate) fn fork(pool: &ThreadPool, f: &(dyn Fn() + Sync)) {
+    let n = pool.current_num_threads();
+    if n <= 1 {
+        f();
+    } else if pool.current_thread_index().is_some() {
+        join_n(n, f);
+    } else {
+        pool.in_place_scope(|s| {
+            for _ in 1..n {
+                s.spawn(|_| f());
+            }
+            f();
+        });
+    }
+}
+
+fn join_n(n: usize, f: &(dyn Fn() + Sync)) {
+    if n <= 1 {
+        f();
+    } else {
+        rayon::join(f, || join_n(n - 1, f));
+    }
+}
+
+/// A raw pointer that threads writing disjoint elements may share.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+// SAFETY: users write disjoint elements only (documented at each use).
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the wrapper, not the field).
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
+}

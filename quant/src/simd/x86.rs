@@ -1,0 +1,420 @@
+//! x86-64 AVX2/FMA/F16C building blocks shared by the block types.
+//!
+//! The helpers are `#[inline(always)]` and only ever called from functions
+//! compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, into which
+//! they inline. Their numerics copy ggml-cpu's x86 code (same integer sums,
+//! same 8-lane float accumulation, same horizontal sum) so results match
+//! llama.cpp's closely.
+
+use std::arch::x86_64::*;
+
+/// Reads an f16 at `p` (unaligned) and widens it to f32 with F16C.
+#[inline(always)]
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
+    let h = (p as *const u16).read_unaligned();
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// 16 bytes at `p` as 32 nibbles: byte j < 16 is the low nibble of `p[j]`,
+/// byte 16 + j its high nibble (ggml `bytes_from_nibbles_32`).
+#[inline(always)]
+pub(crate) unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let tmp = _mm_loadu_si128(p as *const __m128i);
+    let bytes = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
+    _mm256_and_si256(bytes, _mm256_set1_epi8(0x0f))
+}
+
+/// 32 bits at `p` spread to 32 bytes: byte i is 0xFF if bit i is set, else 0
+/// (ggml `bytes_from_bits_32`).
+#[inline(always)]
+pub(crate) unsafe fn bits32(p: *const u8) -> __m256i {
+    let x32 = (p as *const u32).read_unaligned();
+    let shuf = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// Unsigned bytes `ax` times signed bytes `sy`, summed in groups of four
+/// into 8 f32 lanes (lane k covers bytes 4k..4k+3).
+#[inline(always)]
+pub(crate) unsafe fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
+    let dot = _mm256_maddubs_epi16(ax, sy);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+}
+
+/// Signed bytes times signed bytes, as [`mul_sum_us8_pairs_float`].
+#[inline(always)]
+pub(crate) unsafe fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    mul_sum_us8_pairs_float(ax, sy)
+}
+
+/// Sum of 8 f32 lanes in ggml's order (`hsum_float_8`).
+#[inline(always)]
+pub(crate) unsafe fn hsum_float_8(x: __m256) -> f32 {
+    let mut res = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+    res = _mm_add_ss(res, _mm_movehdup_ps(res));
+    _mm_cvtss_f32(res)
+}
+
+/// Sum of 8 i32 lanes.
+#[inline(always)]
+pub(crate) unsafe fn hsum_i32_8(a: __m256i) -> i32 {
+    let sum128 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    let hi64 = _mm_unpackhi_epi64(sum128, sum128);
+    let sum64 = _mm_add_epi32(hi64, sum128);
+    let hi32 = _mm_shuffle_epi32(sum64, 0b10_11_00_01);
+    _mm_cvtsi128_si32(_mm_add_epi32(sum64, hi32))
+}
+
+/// A 32-element block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) paired with its
+/// 32-element activation type (Q8_0 or Q8_1), described for the generic
+/// dot-product and tile kernels below.
+pub(crate) trait TileKernel {
+    /// Bytes per weight block.
+    const W_BYTES: usize;
+    /// Bytes per activation block.
+    const X_BYTES: usize;
+    /// Whether blocks carry a min (`_1` types): adds `m_w * s_x` per block.
+    const HAS_MIN: bool;
+    /// Weight block at `p`: 32 quants as bytes, scale d, min m (or 0).
+    unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32);
+    /// Activation block at `p`: 32 signed bytes, scale d, s = d*sum (or 0).
+    unsafe fn load_x(p: *const u8) -> (__m256i, f32, f32);
+    /// 8 lanes of partial integer dot products as f32.
+    unsafe fn dot(w: __m256i, x: __m256i) -> __m256;
+}
+
+/// Q8_0 activations: `d: f16, qs: [i8; 32]`.
+#[inline(always)]
+pub(crate) unsafe fn load_q8_0(p: *const u8) -> (__m256i, f32, f32) {
+    (
+        _mm256_loadu_si256(p.add(2) as *const __m256i),
+        f16_at(p),
+        0.0,
+    )
+}
+
+/// Q8_1 activations: `d: f16, s: f16, qs: [i8; 32]`.
+#[inline(always)]
+pub(crate) unsafe fn load_q8_1(p: *const u8) -> (__m256i, f32, f32) {
+    (
+        _mm256_loadu_si256(p.add(4) as *const __m256i),
+        f16_at(p),
+        f16_at(p.add(2)),
+    )
+}
+
+/// Dot product of `n` elements, ggml-cpu's AVX2 numerics: per block
+/// `acc = fma(d_w * d_x, q, acc)` over 8 lanes, `summs += m_w * s_x`, then
+/// `hsum(acc) + summs`.
+#[inline(always)]
+pub(crate) unsafe fn vec_dot_blocks<K: TileKernel>(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let nb = n / 32;
+    debug_assert!(w.len() >= nb * K::W_BYTES && x.len() >= nb * K::X_BYTES);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
+    for i in 0..nb {
+        let (qw, dw, mw) = K::load_w(wp.add(i * K::W_BYTES));
+        let (qx, dx, sx) = K::load_x(xp.add(i * K::X_BYTES));
+        let q = K::dot(qw, qx);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), q, acc);
+        if K::HAS_MIN {
+            summs = mw.mul_add(sx, summs);
+        }
+    }
+    hsum_float_8(acc) + summs
+}
+
+/// One `RM x RN` tile: `y[t*ys + r] = dot(w row r, x row t)`, each weight
+/// block loaded once and used for `RN` tokens. Per (r, t) the operations are
+/// exactly those of [`vec_dot_blocks`], so results are bit-identical.
+#[inline(always)]
+unsafe fn tile<K: TileKernel, const RM: usize, const RN: usize>(
+    nb: usize,
+    w: *const u8,
+    ws: usize,
+    x: *const u8,
+    xs: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); RN]; RM];
+    let mut summs = [[0.0f32; RN]; RM];
+    for k in 0..nb {
+        let mut qw = [_mm256_setzero_si256(); RM];
+        let mut dw = [0.0f32; RM];
+        let mut mw = [0.0f32; RM];
+        for r in 0..RM {
+            (qw[r], dw[r], mw[r]) = K::load_w(w.add(r * ws + k * K::W_BYTES));
+        }
+        for t in 0..RN {
+            let (qx, dx, sx) = K::load_x(x.add(t * xs + k * K::X_BYTES));
+            for r in 0..RM {
+                let q = K::dot(qw[r], qx);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), q, acc[r][t]);
+                if K::HAS_MIN {
+                    summs[r][t] = mw[r].mul_add(sx, summs[r][t]);
+                }
+            }
+        }
+    }
+    for r in 0..RM {
+        for t in 0..RN {
+            *y.add(t * ys + r) = hsum_float_8(acc[r][t]) + summs[r][t];
+        }
+    }
+}
+
+/// Tiled product over `nr` weight rows and `nt` activation rows (see
+/// [`crate::types::GemmFn`]), in `RM x RN` tiles with 1-wide edges.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize>(
+    n: usize,
+    w: &[u8],
+    ws: usize,
+    nr: usize,
+    x: &[u8],
+    xs: usize,
+    nt: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    let nb = n / 32;
+    if nr == 0 || nt == 0 {
+        return;
+    }
+    assert!(w.len() >= (nr - 1) * ws + nb * K::W_BYTES);
+    assert!(x.len() >= (nt - 1) * xs + nb * K::X_BYTES);
+    let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y);
+    let r_full = nr - nr % RM;
+    let t_full = nt - nt % RN;
+    let mut r = 0;
+    while r < r_full {
+        let mut t = 0;
+        while t < t_full {
+            tile::<K, RM, RN>(
+                nb,
+                wp.add(r * ws),
+                ws,
+                xp.add(t * xs),
+                xs,
+                yp.add(t * ys + r),
+                ys,
+            );
+            t += RN;
+        }
+        while t < nt {
+            tile::<K, RM, 1>(
+                nb,
+                wp.add(r * ws),
+                ws,
+                xp.add(t * xs),
+                xs,
+                yp.add(t * ys + r),
+                ys,
+            );
+            t += 1;
+        }
+        r += RM;
+    }
+    while r < nr {
+        let mut t = 0;
+        while t < t_full {
+            tile::<K, 1, RN>(
+                nb,
+                wp.add(r * ws),
+                ws,
+                xp.add(t * xs),
+                xs,
+                yp.add(t * ys + r),
+                ys,
+            );
+            t += RN;
+        }
+        while t < nt {
+            tile::<K, 1, 1>(
+                nb,
+                wp.add(r * ws),
+                ws,
+                xp.add(t * xs),
+                xs,
+                yp.add(t * ys + r),
+                ys,
+            );
+            t += 1;
+        }
+        r += 1;
+    }
+}
+
+/// Defines the safe AVX2 entries `vec_dot` and `gemm` of a 32-element block
+/// type from its [`TileKernel`] and tile shape. The entries are only
+/// reachable through a [`crate::Kernel`], which checks the CPU first.
+macro_rules! block32_entries {
+    ($k:ty, $rm:literal, $rn:literal) => {
+        pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn inner(n: usize, w: &[u8], x: &[u8]) -> f32 {
+                $crate::simd::x86::vec_dot_blocks::<$k>(n, w, x)
+            }
+            // SAFETY: reachable only through `Kernel`, which checked the CPU.
+            unsafe { inner(n, w, x) }
+        }
+
+        /// # Safety
+        /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn gemm(
+            n: usize,
+            w: &[u8],
+            ws: usize,
+            nr: usize,
+            x: &[u8],
+            xs: usize,
+            nt: usize,
+            y: *mut f32,
+            ys: usize,
+        ) {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn inner(
+                n: usize,
+                w: &[u8],
+                ws: usize,
+                nr: usize,
+                x: &[u8],
+                xs: usize,
+                nt: usize,
+                y: *mut f32,
+                ys: usize,
+            ) {
+                $crate::simd::x86::gemm_blocks::<$k, $rm, $rn>(n, w, ws, nr, x, xs, nt, y, ys)
+            }
+            inner(n, w, ws, nr, x, xs, nt, y, ys)
+        }
+    };
+}
+pub(crate) use block32_entries;
+
+/// Q8_0 (`WITH_SUM = false`) or Q8_1 (`true`) activation quantizer, ggml-cpu's
+/// AVX2 `quantize_row_q8_0` / `quantize_row_q8_1`: `id = 127 / amax`, round
+/// half to even, saturating packs; Q8_1 adds `s = fp16(d * sum(q))`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q8_from_float<const WITH_SUM: bool>(src: &[f32], dst: &mut [u8]) {
+    let bytes = if WITH_SUM { 36 } else { 34 };
+    let nb = src.len() / 32;
+    assert!(dst.len() >= nb * bytes);
+    let sign_bit = _mm256_set1_ps(-0.0);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for i in 0..nb {
+        let x = src.as_ptr().add(i * 32);
+        let y = dst.as_mut_ptr().add(i * bytes);
+        let mut v0 = _mm256_loadu_ps(x);
+        let mut v1 = _mm256_loadu_ps(x.add(8));
+        let mut v2 = _mm256_loadu_ps(x.add(16));
+        let mut v3 = _mm256_loadu_ps(x.add(24));
+        let mut max_abs = _mm256_andnot_ps(sign_bit, v0);
+        max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(sign_bit, v1));
+        max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(sign_bit, v2));
+        max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(sign_bit, v3));
+        let mut max4 = _mm_max_ps(
+            _mm256_extractf128_ps(max_abs, 1),
+            _mm256_castps256_ps128(max_abs),
+        );
+        max4 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
+        max4 = _mm_max_ss(max4, _mm_movehdup_ps(max4));
+        let max_scalar = _mm_cvtss_f32(max4);
+
+        let d = max_scalar / 127.0;
+        let id = if max_scalar != 0.0 {
+            127.0 / max_scalar
+        } else {
+            0.0
+        };
+        let dh = _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), 0), 0) as u16;
+        (y as *mut u16).write_unaligned(dh);
+        let mul = _mm256_set1_ps(id);
+        v0 = _mm256_round_ps(
+            _mm256_mul_ps(v0, mul),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        v1 = _mm256_round_ps(
+            _mm256_mul_ps(v1, mul),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        v2 = _mm256_round_ps(
+            _mm256_mul_ps(v2, mul),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        v3 = _mm256_round_ps(
+            _mm256_mul_ps(v3, mul),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        let mut i0 = _mm256_cvtps_epi32(v0);
+        let i1 = _mm256_cvtps_epi32(v1);
+        let mut i2 = _mm256_cvtps_epi32(v2);
+        let i3 = _mm256_cvtps_epi32(v3);
+        let qs = if WITH_SUM {
+            let sum = hsum_i32_8(_mm256_add_epi32(
+                _mm256_add_epi32(i0, i1),
+                _mm256_add_epi32(i2, i3),
+            ));
+            let s = d * sum as f32;
+            let sh = _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(s), 0), 0) as u16;
+            (y.add(2) as *mut u16).write_unaligned(sh);
+            y.add(4)
+        } else {
+            y.add(2)
+        };
+        i0 = _mm256_packs_epi32(i0, i1);
+        i2 = _mm256_packs_epi32(i2, i3);
+        i0 = _mm256_packs_epi16(i0, i2);
+        i0 = _mm256_permutevar8x32_epi32(i0, perm);
+        _mm256_storeu_si256(qs as *mut __m256i, i0);
+    }
+}
+
+/// ggml's `GGML_F32x8_REDUCE` over four 8-lane accumulators.
+#[inline(always)]
+pub(crate) unsafe fn reduce4(s: [__m256; 4]) -> f32 {
+    let s0 = _mm256_add_ps(s[0], s[2]);
+    let s1 = _mm256_add_ps(s[1], s[3]);
+    let s0 = _mm256_add_ps(s0, s1);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
+}
+
+/// Dot product of two float rows of `n` elements, each 8 elements loaded by
+/// `load(row, i)`, ggml's `ggml_vec_dot_f32/f16` structure: 4 accumulators
+/// over steps of 32, then [`reduce4`]. Returns the sum and how many elements
+/// it covered; the caller adds the leftovers.
+#[inline(always)]
+pub(crate) unsafe fn dot_lanes(
+    n: usize,
+    w: *const u8,
+    x: *const u8,
+    load: impl Fn(*const u8, usize) -> __m256,
+) -> (f32, usize) {
+    let np = n & !31;
+    let mut sum = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < np {
+        for (j, s) in sum.iter_mut().enumerate() {
+            *s = _mm256_fmadd_ps(load(w, i + 8 * j), load(x, i + 8 * j), *s);
+        }
+        i += 32;
+    }
+    (reduce4(sum), np)
+}

@@ -1,0 +1,66 @@
+//! F32: plain little-endian floats. As a weight type it pairs with f32
+//! activations.
+
+use super::{x86_entry, GemmFn, Kernel, VecDotFn};
+use crate::fp::read_f32;
+
+/// Little-endian bytes to f32.
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (y, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *y = read_f32(b);
+    }
+}
+
+/// f32 to little-endian bytes.
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.iter().zip(dst.chunks_exact_mut(4)) {
+        b.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Reference dot product, accumulated in f64 as ggml's scalar path.
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let mut sum = 0.0f64;
+    for (a, b) in w.chunks_exact(4).zip(x.chunks_exact(4)).take(n) {
+        sum += (read_f32(a) * read_f32(b)) as f64;
+    }
+    sum as f32
+}
+
+x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};
+
+/// No tiled kernel yet: matmul calls `vec_dot` per (row, token).
+pub const GEMM: Option<Kernel<GemmFn>> = None;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use crate::simd::x86::dot_lanes;
+    use std::arch::x86_64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: reachable only through `Kernel`, which checked the CPU.
+        unsafe { vec_dot_avx2(n, w, x) }
+    }
+
+    /// ggml `ggml_vec_dot_f32` (AVX2): 4x8 FMA lanes, leftovers in f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        assert!(w.len() >= n * 4 && x.len() >= n * 4);
+        let load = |p: *const u8, i: usize| _mm256_loadu_ps((p as *const f32).add(i));
+        let (mut sum, done) = dot_lanes(n, w.as_ptr(), x.as_ptr(), load);
+        let (wp, xp) = (w.as_ptr() as *const f32, x.as_ptr() as *const f32);
+        for i in done..n {
+            sum = wp
+                .add(i)
+                .read_unaligned()
+                .mul_add(xp.add(i).read_unaligned(), sum);
+        }
+        sum
+    }
+}

@@ -1,0 +1,139 @@
+//! Q2_K: super-blocks of 256 weights in 16 sub-blocks of 16; 2-bit quants,
+//! 4-bit sub-block scales and mins under f16 super-scales:
+//! `w = d * sc_j * q - dmin * m_j`. Pairs with Q8_K.
+
+use super::k_common::make_qkx2_quants;
+use super::q8_k::BlockQ8K;
+use super::{as_blocks, as_blocks_mut, block, Kernel, VecDotFn, QK_K};
+use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
+
+/// ggml's `block_q2_K`: `scales[j]` holds scale (low nibble) and min (high)
+/// of sub-block j; element `128h + 32k + l` is bits `2k..2k+2` of
+/// `qs[32h + l]`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ2K {
+    pub scales: [u8; QK_K / 16],
+    pub qs: [u8; QK_K / 4],
+    pub d: [u8; 2],
+    pub dmin: [u8; 2],
+}
+block!(BlockQ2K, 84);
+
+#[inline(always)]
+fn unpack(b: &BlockQ2K) -> [u8; QK_K] {
+    let mut q = [0u8; QK_K];
+    for (e, q) in q.iter_mut().enumerate() {
+        let (h, k, l) = (e / 128, (e % 128) / 32, e % 32);
+        *q = (b.qs[32 * h + l] >> (2 * k)) & 3;
+    }
+    q
+}
+
+/// Reference dequantizer (ggml `dequantize_row_q2_K`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ2K>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
+        let (d, min) = (f16_to_f32(b.d), f16_to_f32(b.dmin));
+        let q = unpack(b);
+        for (e, y) in y.iter_mut().enumerate() {
+            let sc = b.scales[e / 16];
+            let (dl, ml) = (d * (sc & 0x0f) as f32, min * (sc >> 4) as f32);
+            *y = dl * q[e] as f32 - ml;
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q2_K_ref`).
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    const Q4SCALE: f32 = 15.0;
+    for (x, b) in src.chunks_exact(QK_K).zip(as_blocks_mut::<BlockQ2K>(dst)) {
+        let mut l = [0u8; QK_K];
+        let mut laux = [0u8; 16];
+        let mut weights = [0.0f32; 16];
+        let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
+        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+        for j in 0..QK_K / 16 {
+            let xs = &x[16 * j..16 * j + 16];
+            for (w, &v) in weights.iter_mut().zip(xs) {
+                *w = v.abs();
+            }
+            let lj = &mut l[16 * j..16 * j + 16];
+            (scales[j], mins[j]) =
+                make_qkx2_quants(3, xs, &weights, lj, &mut laux, -0.5, 0.1, 15, true);
+            if scales[j] > max_scale {
+                max_scale = scales[j];
+            }
+            if mins[j] > max_min {
+                max_min = mins[j];
+            }
+        }
+        if max_scale > 0.0 {
+            let iscale = Q4SCALE / max_scale;
+            for j in 0..QK_K / 16 {
+                b.scales[j] = nearest_int(iscale * scales[j]) as u8;
+            }
+            b.d = f32_to_f16(max_scale / Q4SCALE);
+        } else {
+            b.scales = [0; QK_K / 16];
+            b.d = f32_to_f16(0.0);
+        }
+        if max_min > 0.0 {
+            let iscale = Q4SCALE / max_min;
+            for j in 0..QK_K / 16 {
+                b.scales[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+            }
+            b.dmin = f32_to_f16(max_min / Q4SCALE);
+        } else {
+            b.dmin = f32_to_f16(0.0);
+        }
+        for j in 0..QK_K / 16 {
+            let d = f16_to_f32(b.d) * (b.scales[j] & 0x0f) as f32;
+            if d == 0.0 {
+                continue;
+            }
+            let dm = f16_to_f32(b.dmin) * (b.scales[j] >> 4) as f32;
+            for i in 0..16 {
+                l[16 * j + i] = nearest_int((x[16 * j + i] + dm) / d).clamp(0, 3) as u8;
+            }
+        }
+        for h in 0..2 {
+            for i in 0..32 {
+                let q = |k: usize| l[128 * h + 32 * k + i];
+                b.qs[32 * h + i] = q(0) | (q(1) << 2) | (q(2) << 4) | (q(3) << 6);
+            }
+        }
+    }
+}
+
+/// Reference dot product with Q8_K (ggml `ggml_vec_dot_q2_K_q8_K_generic`).
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ2K>(w), as_blocks::<BlockQ8K>(x));
+    let mut sumf = 0.0f32;
+    for (bw, bx) in w.iter().zip(x).take(n / QK_K) {
+        let q = unpack(bw);
+        let summs: i32 = (0..16)
+            .map(|j| bx.bsum(j) * (bw.scales[j] >> 4) as i32)
+            .sum();
+        let dall = bx.d() * f16_to_f32(bw.d);
+        let dmin = bx.d() * f16_to_f32(bw.dmin);
+        let mut isum = 0i32;
+        for j in 0..QK_K / 16 {
+            let mut isuml = 0i32;
+            for i in 0..16 {
+                isuml += bx.q(16 * j + i) * q[16 * j + i] as i32;
+            }
+            isum += (bw.scales[j] & 0x0f) as i32 * isuml;
+        }
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Dot product kernels (scalar only).
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: None,
+};

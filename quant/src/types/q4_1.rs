@@ -1,0 +1,121 @@
+//! Q4_1: 32 weights as 4-bit integers q in 0..16 with an f16 scale and an
+//! f16 min: `w = d * q + m`. Pairs with Q8_1 activations.
+
+use super::q8_1::BlockQ8_1;
+use super::{as_blocks, as_blocks_mut, block, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn};
+use crate::fp::{f16_to_f32, f32_to_f16};
+
+/// Elements per block.
+pub const QK: usize = 32;
+
+/// ggml's `block_q4_1`: element j is the low nibble of `qs[j]` (j < 16) or
+/// the high nibble of `qs[j - 16]`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ4_1 {
+    pub d: [u8; 2],
+    pub m: [u8; 2],
+    pub qs: [u8; QK / 2],
+}
+block!(BlockQ4_1, 20);
+
+/// Reference dequantizer (ggml `dequantize_row_q4_1`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ4_1>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK))
+    {
+        let (d, m) = (f16_to_f32(b.d), f16_to_f32(b.m));
+        for j in 0..QK / 2 {
+            y[j] = (b.qs[j] & 0x0f) as f32 * d + m;
+            y[j + QK / 2] = (b.qs[j] >> 4) as f32 * d + m;
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q4_1_ref`, gguf-py `Q4_1`):
+/// 16 levels spread evenly from the block's min to its max.
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK).zip(as_blocks_mut::<BlockQ4_1>(dst)) {
+        let (mut min, mut max) = (f32::MAX, -f32::MAX);
+        for &v in x {
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
+        }
+        let d = (max - min) / 15.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b.d = f32_to_f16(d);
+        b.m = f32_to_f16(min);
+        for j in 0..QK / 2 {
+            let q0 = (((x[j] - min) * id + 0.5) as i8).min(15) as u8;
+            let q1 = (((x[j + QK / 2] - min) * id + 0.5) as i8).min(15) as u8;
+            b.qs[j] = q0 | (q1 << 4);
+        }
+    }
+}
+
+/// Reference dot product with Q8_1 activations (ggml
+/// `ggml_vec_dot_q4_1_q8_1`): `d_w*d_x*sum(q_w*q_x) + m_w*s_x` per block.
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ4_1>(w), as_blocks::<BlockQ8_1>(x));
+    let mut sum = 0.0f32;
+    for (bw, bx) in w.iter().zip(x).take(n / QK) {
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            sumi += (bw.qs[j] & 0x0f) as i32 * bx.qs[j] as i8 as i32;
+            sumi += (bw.qs[j] >> 4) as i32 * bx.qs[j + QK / 2] as i8 as i32;
+        }
+        sum += (f16_to_f32(bw.d) * f16_to_f32(bx.d)) * sumi as f32
+            + f16_to_f32(bw.m) * f16_to_f32(bx.s);
+    }
+    sum
+}
+
+x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};
+
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+});
+
+scalar_gemm!(vec_dot);
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use crate::simd::x86::*;
+    use std::arch::x86_64::*;
+
+    /// Q4_1 weights as unsigned bytes 0..15 against Q8_1 activations.
+    pub(super) struct Q4_1;
+    impl TileKernel for Q4_1 {
+        const W_BYTES: usize = 20;
+        const X_BYTES: usize = 36;
+        const HAS_MIN: bool = true;
+        #[inline(always)]
+        unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
+            (nibbles32(p.add(4)), f16_at(p), f16_at(p.add(2)))
+        }
+        #[inline(always)]
+        unsafe fn load_x(p: *const u8) -> (__m256i, f32, f32) {
+            load_q8_1(p)
+        }
+        #[inline(always)]
+        unsafe fn dot(w: __m256i, x: __m256i) -> __m256 {
+            mul_sum_us8_pairs_float(w, x)
+        }
+    }
+
+    block32_entries!(Q4_1, 4, 2);
+}

@@ -1,0 +1,183 @@
+//! Q4_K: super-blocks of 256 weights in 8 sub-blocks of 32; 4-bit quants,
+//! 6-bit sub-block scales and mins under f16 super-scales:
+//! `w = d * sc_j * q - dmin * m_j`. Pairs with Q8_K.
+
+use super::k_common::{get_scale_min_k4, make_qkx2_quants, pack_scale_min_k4};
+use super::q8_k::BlockQ8K;
+use super::{as_blocks, as_blocks_mut, block, Kernel, VecDotFn, QK_K};
+use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
+
+/// ggml's `block_q4_K`. Quants come in 4 chunks of 64: `qs[32c + l]` holds
+/// element `64c + l` (low nibble) and `64c + 32 + l` (high nibble).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ4K {
+    pub d: [u8; 2],
+    pub dmin: [u8; 2],
+    pub scales: [u8; 12],
+    pub qs: [u8; QK_K / 2],
+}
+block!(BlockQ4K, 144);
+
+/// Reference dequantizer (ggml `dequantize_row_q4_K`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ4K>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
+        let (d, min) = (f16_to_f32(b.d), f16_to_f32(b.dmin));
+        for c in 0..4 {
+            let (sc1, m1) = get_scale_min_k4(2 * c, &b.scales);
+            let (sc2, m2) = get_scale_min_k4(2 * c + 1, &b.scales);
+            let (d1, m1) = (d * sc1 as f32, min * m1 as f32);
+            let (d2, m2) = (d * sc2 as f32, min * m2 as f32);
+            let q = &b.qs[32 * c..32 * c + 32];
+            let y = &mut y[64 * c..64 * c + 64];
+            for l in 0..32 {
+                y[l] = d1 * (q[l] & 0x0f) as f32 - m1;
+                y[l + 32] = d2 * (q[l] >> 4) as f32 - m2;
+            }
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q4_K_ref`).
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK_K).zip(as_blocks_mut::<BlockQ4K>(dst)) {
+        let mut l = [0u8; QK_K];
+        let (scales, mins) = sub_scales(x, 15, -1.0, 20, &mut l);
+        let (d, dmin) = pack_super(&scales, &mins, &mut b.scales);
+        b.d = f32_to_f16(d);
+        b.dmin = f32_to_f16(dmin);
+        requantize(x, b.d, b.dmin, &b.scales, 15, &mut l);
+        for c in 0..4 {
+            for i in 0..32 {
+                b.qs[32 * c + i] = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
+            }
+        }
+    }
+}
+
+/// Per sub-block of 32: weights `sqrt(mean x^2) + |x|`, then
+/// `make_qkx2_quants`. Returns (scales, mins); levels go to `l`.
+pub(crate) fn sub_scales(
+    x: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+    l: &mut [u8; QK_K],
+) -> ([f32; 8], [f32; 8]) {
+    let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
+    let mut laux = [0u8; 32];
+    let mut weights = [0.0f32; 32];
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, &v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        let lj = &mut l[32 * j..32 * j + 32];
+        (scales[j], mins[j]) =
+            make_qkx2_quants(nmax, xs, &weights, lj, &mut laux, rmin, 0.1, nstep, false);
+    }
+    (scales, mins)
+}
+
+/// Quantizes the sub-block scales and mins to 6 bits under two super-scales;
+/// writes the packed bytes, returns `(d, dmin)` before f16 rounding.
+pub(crate) fn pack_super(scales: &[f32; 8], mins: &[f32; 8], packed: &mut [u8; 12]) -> (f32, f32) {
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        lm[j] = (nearest_int(inv_min * mins[j]) as u8).min(63);
+    }
+    *packed = pack_scale_min_k4(&ls, &lm);
+    (max_scale / 63.0, max_min / 63.0)
+}
+
+/// Final levels from the stored (f16) scales; sub-blocks whose scale is zero
+/// keep the levels `make_qkx2_quants` chose, as in ggml.
+pub(crate) fn requantize(
+    x: &[f32],
+    d: [u8; 2],
+    dmin: [u8; 2],
+    packed: &[u8; 12],
+    nmax: i32,
+    l: &mut [u8; QK_K],
+) {
+    for j in 0..QK_K / 32 {
+        let (sc, m) = get_scale_min_k4(j, packed);
+        let d = f16_to_f32(d) * sc as f32;
+        if d == 0.0 {
+            continue;
+        }
+        let dm = f16_to_f32(dmin) * m as f32;
+        for i in 0..32 {
+            l[32 * j + i] = nearest_int((x[32 * j + i] + dm) / d).clamp(0, nmax) as u8;
+        }
+    }
+}
+
+/// Reference dot product with Q8_K activations (ggml
+/// `ggml_vec_dot_q4_K_q8_K_generic`: integer sums per sub-block, 8 float
+/// lanes, mins through the activation's 16-element sums).
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ4K>(w), as_blocks::<BlockQ8K>(x));
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (bw, bx) in w.iter().zip(x).take(n / QK_K) {
+        let mut scales = [0i32; 8];
+        let mut mins = [0i32; 8];
+        for j in 0..8 {
+            let (s, m) = get_scale_min_k4(j, &bw.scales);
+            (scales[j], mins[j]) = (s as i32, m as i32);
+        }
+        let mut aux32 = [0i32; 8];
+        for j in 0..QK_K / 32 {
+            let c = j / 2;
+            let shift = 4 * (j % 2);
+            for i in 0..32 {
+                let q = ((bw.qs[32 * c + i] >> shift) & 0x0f) as i32;
+                aux32[i % 8] += scales[j] * (q * bx.q(32 * j + i));
+            }
+        }
+        let sumi: i32 = (0..16).map(|j| bx.bsum(j) * mins[j / 2]).sum();
+        let d = f16_to_f32(bw.d) * bx.d();
+        for l in 0..8 {
+            sums[l] += d * aux32[l] as f32;
+        }
+        let dmin = f16_to_f32(bw.dmin) * bx.d();
+        sumf -= dmin * sumi as f32;
+    }
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+const AVX2_VEC_DOT: Option<VecDotFn> = None;
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};

@@ -1,0 +1,123 @@
+//! Q5_K: as Q4_K with a fifth bit per quant: `w = d * sc_j * q - dmin * m_j`,
+//! q in 0..32. Pairs with Q8_K.
+
+use super::k_common::get_scale_min_k4;
+use super::q4_k::{pack_super, requantize, sub_scales};
+use super::q8_k::BlockQ8K;
+use super::{as_blocks, as_blocks_mut, block, Kernel, VecDotFn, QK_K};
+use crate::fp::{f16_to_f32, f32_to_f16};
+
+/// ggml's `block_q5_K`: low nibbles as in Q4_K; bit 4 of element `64c + l`
+/// is bit `2c` of `qh[l]`, of element `64c + 32 + l` bit `2c + 1`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ5K {
+    pub d: [u8; 2],
+    pub dmin: [u8; 2],
+    pub scales: [u8; 12],
+    pub qh: [u8; QK_K / 8],
+    pub qs: [u8; QK_K / 2],
+}
+block!(BlockQ5K, 176);
+
+/// The 5-bit quants of a block in element order.
+#[inline(always)]
+fn unpack(b: &BlockQ5K) -> [u8; QK_K] {
+    let mut q = [0u8; QK_K];
+    for c in 0..4 {
+        for l in 0..32 {
+            let lo = b.qs[32 * c + l];
+            let hi = b.qh[l] >> (2 * c);
+            q[64 * c + l] = (lo & 0x0f) | ((hi & 1) << 4);
+            q[64 * c + 32 + l] = (lo >> 4) | (((hi >> 1) & 1) << 4);
+        }
+    }
+    q
+}
+
+/// Reference dequantizer (ggml `dequantize_row_q5_K`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ5K>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
+        let (d, min) = (f16_to_f32(b.d), f16_to_f32(b.dmin));
+        let q = unpack(b);
+        for j in 0..QK_K / 32 {
+            let (sc, m) = get_scale_min_k4(j, &b.scales);
+            let (d1, m1) = (d * sc as f32, min * m as f32);
+            for i in 0..32 {
+                y[32 * j + i] = d1 * q[32 * j + i] as f32 - m1;
+            }
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q5_K_ref`).
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK_K).zip(as_blocks_mut::<BlockQ5K>(dst)) {
+        let mut l = [0u8; QK_K];
+        let (scales, mins) = sub_scales(x, 31, -0.5, 15, &mut l);
+        let (d, dmin) = pack_super(&scales, &mins, &mut b.scales);
+        b.d = f32_to_f16(d);
+        b.dmin = f32_to_f16(dmin);
+        requantize(x, b.d, b.dmin, &b.scales, 31, &mut l);
+        b.qh = [0; QK_K / 8];
+        let (mut m1, mut m2) = (1u8, 2u8);
+        for c in 0..4 {
+            for j in 0..32 {
+                let mut l1 = l[64 * c + j];
+                if l1 > 15 {
+                    l1 -= 16;
+                    b.qh[j] |= m1;
+                }
+                let mut l2 = l[64 * c + 32 + j];
+                if l2 > 15 {
+                    l2 -= 16;
+                    b.qh[j] |= m2;
+                }
+                b.qs[32 * c + j] = l1 | (l2 << 4);
+            }
+            m1 <<= 2;
+            m2 <<= 2;
+        }
+    }
+}
+
+/// Reference dot product with Q8_K (ggml `ggml_vec_dot_q5_K_q8_K_generic`).
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ5K>(w), as_blocks::<BlockQ8K>(x));
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (bw, bx) in w.iter().zip(x).take(n / QK_K) {
+        let q = unpack(bw);
+        let mut aux32 = [0i32; 8];
+        let mut sumi = 0i32;
+        for j in 0..QK_K / 32 {
+            let (sc, m) = get_scale_min_k4(j, &bw.scales);
+            for i in 0..32 {
+                let e = 32 * j + i;
+                aux32[i % 8] += sc as i32 * (q[e] as i32 * bx.q(e));
+            }
+            sumi += (bx.bsum(2 * j) + bx.bsum(2 * j + 1)) * m as i32;
+        }
+        let d = f16_to_f32(bw.d) * bx.d();
+        for l in 0..8 {
+            sums[l] += d * aux32[l] as f32;
+        }
+        let dmin = f16_to_f32(bw.dmin) * bx.d();
+        sumf -= dmin * sumi as f32;
+    }
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+const AVX2_VEC_DOT: Option<VecDotFn> = None;
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};

@@ -1,0 +1,135 @@
+//! Q6_K: super-blocks of 256 weights in 16 sub-blocks of 16; 6-bit quants
+//! around 32, int8 sub-block scales under an f16 super-scale:
+//! `w = d * sc_j * (q - 32)`. Pairs with Q8_K.
+
+use super::k_common::{make_qx_quants_rmse1, GROUP_MAX_EPS};
+use super::q8_k::BlockQ8K;
+use super::{as_blocks, as_blocks_mut, block, Kernel, VecDotFn, QK_K};
+use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
+
+/// ggml's `block_q6_K`. In each half (128 elements, `ql` 64 bytes, `qh` 32
+/// bytes), element `32k + l` has low bits from `ql[l + 32*(k%2)]` (low nibble
+/// for k < 2, high for k >= 2) and high bits `(qh[l] >> 2k) & 3`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ6K {
+    pub ql: [u8; QK_K / 2],
+    pub qh: [u8; QK_K / 4],
+    pub scales: [u8; QK_K / 16],
+    pub d: [u8; 2],
+}
+block!(BlockQ6K, 210);
+
+/// The signed quants (q - 32) of a block in element order.
+#[inline(always)]
+fn unpack(b: &BlockQ6K) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    for h in 0..2 {
+        let (ql, qh) = (&b.ql[64 * h..64 * h + 64], &b.qh[32 * h..32 * h + 32]);
+        let y = &mut q[128 * h..128 * h + 128];
+        for l in 0..32 {
+            y[l] = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i8 - 32;
+            y[l + 32] = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+            y[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+            y[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+        }
+    }
+    q
+}
+
+/// Reference dequantizer (ggml `dequantize_row_q6_K`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ6K>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
+        let d = f16_to_f32(b.d);
+        let q = unpack(b);
+        for (e, y) in y.iter_mut().enumerate() {
+            *y = d * b.scales[e / 16] as i8 as f32 * q[e] as f32;
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q6_K_ref`).
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK_K).zip(as_blocks_mut::<BlockQ6K>(dst)) {
+        let mut l = [0i8; QK_K];
+        let mut scales = [0.0f32; QK_K / 16];
+        let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
+        for ib in 0..QK_K / 16 {
+            let s =
+                make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+            scales[ib] = s;
+            if s.abs() > max_abs_scale {
+                max_abs_scale = s.abs();
+                max_scale = s;
+            }
+        }
+        if max_abs_scale < GROUP_MAX_EPS {
+            *b = BlockQ6K {
+                ql: [0; QK_K / 2],
+                qh: [0; QK_K / 4],
+                scales: [0; QK_K / 16],
+                d: f32_to_f16(0.0),
+            };
+            continue;
+        }
+        let iscale = -128.0f32 / max_scale;
+        b.d = f32_to_f16(1.0 / iscale);
+        for ib in 0..QK_K / 16 {
+            b.scales[ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+        }
+        for j in 0..QK_K / 16 {
+            let d = f16_to_f32(b.d) * b.scales[j] as i8 as f32;
+            if d == 0.0 {
+                continue;
+            }
+            for i in 0..16 {
+                let q = nearest_int(x[16 * j + i] / d).clamp(-32, 31);
+                l[16 * j + i] = (q + 32) as i8;
+            }
+        }
+        for h in 0..2 {
+            let l = &l[128 * h..128 * h + 128];
+            for i in 0..32 {
+                let q = |k: usize| l[i + 32 * k] as u8;
+                b.ql[64 * h + i] = (q(0) & 0x0f) | ((q(2) & 0x0f) << 4);
+                b.ql[64 * h + i + 32] = (q(1) & 0x0f) | ((q(3) & 0x0f) << 4);
+                b.qh[32 * h + i] =
+                    (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
+            }
+        }
+    }
+}
+
+/// Reference dot product with Q8_K (ggml `ggml_vec_dot_q6_K_q8_K_generic`).
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ6K>(w), as_blocks::<BlockQ8K>(x));
+    let mut sums = [0.0f32; 8];
+    for (bw, bx) in w.iter().zip(x).take(n / QK_K) {
+        let q = unpack(bw);
+        let mut aux32 = [0i32; 8];
+        for e in 0..QK_K {
+            let scale = bw.scales[e / 16] as i8 as i32;
+            aux32[e % 8] += scale * (q[e] as i32 * bx.q(e));
+        }
+        let d = f16_to_f32(bw.d) * bx.d();
+        for l in 0..8 {
+            sums[l] += d * aux32[l] as f32;
+        }
+    }
+    let mut sumf = 0.0f32;
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+const AVX2_VEC_DOT: Option<VecDotFn> = None;
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};

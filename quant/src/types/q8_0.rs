@@ -1,0 +1,135 @@
+//! Q8_0: 32 values as signed bytes with one f16 scale: `w = d * q`.
+//! Both a weight type (pairs with itself) and the activation type of Q4_0,
+//! Q5_0 and Q8_0 weights.
+
+use super::{
+    as_blocks, as_blocks_mut, block, scalar_gemm, x86_entry, GemmFn, Kernel, QuantizeFn, VecDotFn,
+};
+use crate::fp::{f16_to_f32, f32_to_f16};
+
+/// Elements per block.
+pub const QK: usize = 32;
+
+/// ggml's `block_q8_0`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlockQ8_0 {
+    pub d: [u8; 2],
+    pub qs: [u8; QK],
+}
+block!(BlockQ8_0, 34);
+
+/// Reference dequantizer (ggml `dequantize_row_q8_0`).
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ8_0>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK))
+    {
+        let d = f16_to_f32(b.d);
+        for (y, &q) in y.iter_mut().zip(&b.qs) {
+            *y = q as i8 as f32 * d;
+        }
+    }
+}
+
+/// Reference quantizer (ggml `quantize_row_q8_0_ref`, gguf-py `Q8_0`):
+/// `d = amax / 127`, `q = round(x / d)` with ties away from zero.
+pub fn quantize(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK).zip(as_blocks_mut::<BlockQ8_0>(dst)) {
+        let amax = x
+            .iter()
+            .fold(0.0f32, |a, &v| if a > v.abs() { a } else { v.abs() });
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b.d = f32_to_f16(d);
+        for (q, &v) in b.qs.iter_mut().zip(x) {
+            *q = (v * id).round() as i8 as u8;
+        }
+    }
+}
+
+/// Activation quantizer with ggml-cpu's x86 numerics (`quantize_row_q8_0`
+/// under AVX): `id = 127 / amax` and round half to even. Differs from
+/// [`quantize`] in the last bit now and then, as llama.cpp's does.
+pub fn from_float(src: &[f32], dst: &mut [u8]) {
+    for (x, b) in src.chunks_exact(QK).zip(as_blocks_mut::<BlockQ8_0>(dst)) {
+        let amax = x.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        b.d = f32_to_f16(d);
+        for (q, &v) in b.qs.iter_mut().zip(x) {
+            *q = ((v * id).round_ties_even() as i32).clamp(-128, 127) as i8 as u8;
+        }
+    }
+}
+
+/// Reference dot product of two Q8_0 rows (ggml `ggml_vec_dot_q8_0_q8_0`).
+pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(x));
+    let mut sum = 0.0f32;
+    for (bw, bx) in w.iter().zip(x).take(n / QK) {
+        let mut sumi = 0i32;
+        for j in 0..QK {
+            sumi += bw.qs[j] as i8 as i32 * bx.qs[j] as i8 as i32;
+        }
+        sum += sumi as f32 * (f16_to_f32(bw.d) * f16_to_f32(bx.d));
+    }
+    sum
+}
+
+x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
+x86_entry!(AVX2_FROM_FLOAT: QuantizeFn = x86::from_float);
+
+/// Dot product kernels.
+pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
+    scalar: vec_dot,
+    avx2: AVX2_VEC_DOT,
+};
+
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+});
+
+/// Activation quantizers.
+pub const FROM_FLOAT: Kernel<QuantizeFn> = Kernel {
+    scalar: from_float,
+    avx2: AVX2_FROM_FLOAT,
+};
+
+scalar_gemm!(vec_dot);
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use crate::simd::x86::*;
+    use std::arch::x86_64::*;
+
+    /// Q8_0 weights against Q8_0 activations.
+    pub(super) struct Q8_0;
+    impl TileKernel for Q8_0 {
+        const W_BYTES: usize = 34;
+        const X_BYTES: usize = 34;
+        const HAS_MIN: bool = false;
+        #[inline(always)]
+        unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
+            load_q8_0(p)
+        }
+        #[inline(always)]
+        unsafe fn load_x(p: *const u8) -> (__m256i, f32, f32) {
+            load_q8_0(p)
+        }
+        #[inline(always)]
+        unsafe fn dot(w: __m256i, x: __m256i) -> __m256 {
+            mul_sum_i8_pairs_float(w, x)
+        }
+    }
+
+    block32_entries!(Q8_0, 4, 2);
+
+    pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
+        // SAFETY: reachable only through `Kernel`, which checked the CPU.
+        unsafe { q8_from_float::<false>(src, dst) }
+    }
+}
