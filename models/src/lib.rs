@@ -1,1 +1,28 @@
 //! Model files and architectures.
+//!
+//! Readers for GGUF and Hugging Face safetensors (both memory-mapped: a tensor
+//! is a view into the map, never a copy), a GGUF writer, and the decoder-only
+//! transformer that Llama and Qwen2 share.
+//!
+//! Shape letters used in doc comments: T tokens, C channels (embedding width),
+//! H query heads, D head dim, F feed-forward width, V vocab, L layers.
+
+pub mod attention;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod gguf;
+pub mod kv_cache;
+pub mod mlp;
+pub mod norm;
+pub mod rope;
+pub mod safetensors;
+pub mod testing;
+pub mod transformer;
+
+pub use config::{Arch, ModelConfig};
+pub use error::ModelError;
+pub use files::{ModelFiles, TensorRef};
+pub use kv_cache::KvCache;
+pub use rope::RopeStyle;
+pub use transformer::{Linear, Logits, Model, State};

@@ -1,0 +1,235 @@
+//! The resolved model configuration: read once from GGUF metadata or a Hugging
+//! Face config.json, then plain numbers for everything above.
+
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use crate::rope::RopeStyle;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Architectures srl runs natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Llama, SmolLM, TinyLlama...
+    Llama,
+    /// Qwen2 / Qwen2.5: Llama with q/k/v biases.
+    Qwen2,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Arch> {
+        match s {
+            "llama" => Some(Arch::Llama),
+            "qwen2" => Some(Arch::Qwen2),
+            _ => None,
+        }
+    }
+    /// Whether the attention projections carry biases.
+    pub fn has_qkv_bias(self) -> bool {
+        matches!(self, Arch::Qwen2)
+    }
+}
+
+/// Sizes and constants of a decoder-only transformer (letters of the crate docs:
+/// C channels, H heads, D head dim, V vocab, L layers, F feed-forward width).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// L
+    pub n_layer: usize,
+    /// C
+    pub n_embd: usize,
+    /// H
+    pub n_head: usize,
+    /// query heads share key/value heads in groups of H / n_head_kv
+    pub n_head_kv: usize,
+    /// D
+    pub head_dim: usize,
+    /// F
+    pub n_ff: usize,
+    /// V
+    pub vocab_size: usize,
+    /// Context length the model was trained for.
+    pub context_length: usize,
+    pub rope_theta: f32,
+    pub rope_style: RopeStyle,
+    pub rms_eps: f32,
+    /// The output head is the token embedding (no separate `output.weight`).
+    pub tied_embeddings: bool,
+}
+
+impl ModelConfig {
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    pub(crate) fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |msg: String| Err(ModelError::config(path, msg));
+        let limits = [
+            ("block count", self.n_layer, 1, 1024),
+            ("embedding length", self.n_embd, 1, 1 << 16),
+            ("head count", self.n_head, 1, 1024),
+            ("kv head count", self.n_head_kv, 1, 1024),
+            ("feed-forward length", self.n_ff, 1, 1 << 18),
+            ("vocab size", self.vocab_size, 1, 1 << 22),
+            ("context length", self.context_length, 1, 1 << 24),
+        ];
+        for (what, v, lo, hi) in limits {
+            if v < lo || v > hi {
+                return bad(format!("{what} {v} is out of range ({lo}..={hi})"));
+            }
+        }
+        if self.n_head % self.n_head_kv != 0 {
+            return bad(format!(
+                "head count {} is not a multiple of the kv head count {}",
+                self.n_head, self.n_head_kv
+            ));
+        }
+        if self.head_dim == 0 || self.head_dim % 2 != 0 || self.head_dim > 1024 {
+            return bad(format!(
+                "head dimension {} must be even and at most 1024",
+                self.head_dim
+            ));
+        }
+        if !(self.rms_eps > 0.0 && self.rms_eps < 1.0) || !(self.rope_theta > 0.0) {
+            return bad(format!(
+                "rms epsilon {} or rope theta {} out of range",
+                self.rms_eps, self.rope_theta
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads `<arch>.*` keys of a GGUF file.
+    pub fn from_gguf(g: &GgufFile) -> Result<ModelConfig> {
+        let path = g.path();
+        let arch_name = g.architecture().ok_or_else(|| {
+            ModelError::config(path, "metadata key 'general.architecture' is missing")
+        })?;
+        let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch {
+            path: path.to_path_buf(),
+            arch: arch_name.to_string(),
+        })?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let need = |k: &str| -> Result<usize> {
+            g.get_u64(&key(k)).map(|v| v as usize).ok_or_else(|| {
+                ModelError::config(
+                    path,
+                    format!("metadata key '{}' is missing or not an integer", key(k)),
+                )
+            })
+        };
+        let n_embd = need("embedding_length")?;
+        let n_head = need("attention.head_count")?;
+        let n_head_kv = g
+            .get_u64(&key("attention.head_count_kv"))
+            .map(|v| v as usize)
+            .unwrap_or(n_head);
+        let head_dim = match g.get_u64(&key("attention.key_length")) {
+            Some(v) => v as usize,
+            None if n_head > 0 => n_embd / n_head,
+            None => 0,
+        };
+        let vocab_size = match g.get_u64(&key("vocab_size")) {
+            Some(v) => v as usize,
+            None => g
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .map(|a| a.len())
+                .ok_or_else(|| {
+                    ModelError::config(
+                        path,
+                        "neither the vocab size nor tokenizer.ggml.tokens is present",
+                    )
+                })?,
+        };
+        let cfg = ModelConfig {
+            arch,
+            n_layer: need("block_count")?,
+            n_embd,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff: need("feed_forward_length")?,
+            vocab_size,
+            context_length: need("context_length")?,
+            rope_theta: g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0),
+            // GGUF stores llama-arch Q/K rows permuted for interleaved-pair rotation;
+            // Qwen2 keeps Hugging Face's layout (rotate halves).
+            rope_style: match arch {
+                Arch::Llama => RopeStyle::Interleaved,
+                Arch::Qwen2 => RopeStyle::Halves,
+            },
+            rms_eps: g
+                .get_f32(&key("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5),
+            tied_embeddings: g.tensor_info("output.weight").is_none(),
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Reads a Hugging Face `config.json`. Tensors keep HF's Q/K layout, so the
+    /// rotation style is always "halves".
+    pub fn from_hf_config(path: &Path, has_lm_head: bool) -> Result<ModelConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let c: HfConfig = serde_json::from_str(&text)
+            .map_err(|e| ModelError::config(path, format!("invalid config.json: {e}")))?;
+        let arch = match c.model_type.as_str() {
+            "llama" | "mistral" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            other => {
+                return Err(ModelError::UnsupportedArch {
+                    path: path.to_path_buf(),
+                    arch: other.to_string(),
+                })
+            }
+        };
+        let n_head_kv = c.num_key_value_heads.unwrap_or(c.num_attention_heads);
+        let cfg = ModelConfig {
+            arch,
+            n_layer: c.num_hidden_layers,
+            n_embd: c.hidden_size,
+            n_head: c.num_attention_heads,
+            n_head_kv,
+            head_dim: c
+                .head_dim
+                .unwrap_or(c.hidden_size / c.num_attention_heads.max(1)),
+            n_ff: c.intermediate_size,
+            vocab_size: c.vocab_size,
+            context_length: c.max_position_embeddings.unwrap_or(2048),
+            rope_theta: c.rope_theta.unwrap_or(10000.0) as f32,
+            rope_style: RopeStyle::Halves,
+            rms_eps: c.rms_norm_eps.unwrap_or(1e-6) as f32,
+            tied_embeddings: c.tie_word_embeddings.unwrap_or(false) || !has_lm_head,
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+}
+
+/// The fields of config.json srl uses.
+#[derive(Deserialize)]
+struct HfConfig {
+    model_type: String,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    vocab_size: usize,
+    max_position_embeddings: Option<usize>,
+    rope_theta: Option<f64>,
+    rms_norm_eps: Option<f64>,
+    tie_word_embeddings: Option<bool>,
+}

@@ -1,0 +1,56 @@
+//! The key/value cache of one sequence: per layer, one f16 row of K and of V
+//! (n_head_kv * D values) per position, like llama.cpp's default cache type.
+//! Pages are zeroed lazily by the OS, so a large context costs memory only as
+//! it fills.
+
+use crate::config::ModelConfig;
+use half::f16;
+
+pub struct KvCache {
+    /// [L][capacity, kv_dim]
+    pub(crate) k: Vec<Vec<f16>>,
+    pub(crate) v: Vec<Vec<f16>>,
+    kv_dim: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(config: &ModelConfig, capacity: usize) -> KvCache {
+        let kv_dim = config.kv_dim();
+        let layer = || vec![f16::ZERO; capacity * kv_dim];
+        KvCache {
+            k: (0..config.n_layer).map(|_| layer()).collect(),
+            v: (0..config.n_layer).map(|_| layer()).collect(),
+            kv_dim,
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Maximum positions (the context size).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// Forgets everything after `len` positions (e.g. to reuse a shared prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+    /// Bytes the cache holds when full.
+    pub fn size_bytes(&self) -> usize {
+        2 * self.k.len() * self.capacity * self.kv_dim * 2
+    }
+}

@@ -1,0 +1,139 @@
+//! Rotary position embedding, and the one place that knows how GGUF and
+//! Hugging Face lay out llama's Q/K rows.
+//!
+//! llama.cpp's converter permutes llama-arch `attn_q`/`attn_k` rows so that
+//! rotation pairs are adjacent (`x[2i], x[2i+1]`, ggml's "normal" rope);
+//! Hugging Face keeps pairs half a head apart (`x[i], x[i + D/2]`, "neox").
+//! Attention scores are invariant under the same permutation of q and k, so
+//! srl runs each file in its own layout ([`RopeStyle`]) without copying
+//! weights, and converts rows only when writing files or adapters.
+
+/// Which elements of a head form a rotation pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs `(2i, 2i+1)`: llama-arch GGUF files.
+    Interleaved,
+    /// Pairs `(i, i + D/2)`: Hugging Face checkpoints, Qwen2 GGUF files.
+    Halves,
+}
+
+/// cos/sin of every rotation angle for positions `pos0..pos0+T`, computed the
+/// way ggml does (angle advanced by repeated multiplication in f32, so values
+/// match llama.cpp bit for bit). `out` is [T, D/2] pairs of (cos, sin).
+pub fn rope_table(
+    pos0: usize,
+    n_tokens: usize,
+    head_dim: usize,
+    theta_base: f32,
+    out: &mut Vec<(f32, f32)>,
+) {
+    let half = head_dim / 2;
+    out.clear();
+    let theta_scale = theta_base.powf(-2.0 / head_dim as f32);
+    for t in 0..n_tokens {
+        let mut theta = (pos0 + t) as f32;
+        for _ in 0..half {
+            out.push((theta.cos(), theta.sin()));
+            theta *= theta_scale;
+        }
+    }
+}
+
+/// Rotates every head of `x` ([T, n_heads * D]) in place.
+pub fn apply_rope(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+) {
+    let half = head_dim / 2;
+    let row = n_heads * head_dim;
+    for (t, xt) in x.chunks_exact_mut(row).enumerate() {
+        let cs = &table[t * half..(t + 1) * half];
+        for head in xt.chunks_exact_mut(head_dim) {
+            for (i, &(c, s)) in cs.iter().enumerate() {
+                let (a, b) = match style {
+                    RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * c - x1 * s;
+                head[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// The Hugging Face row that GGUF's llama-arch row `r` of a Q or K weight
+/// (or bias) came from. Rows are grouped by head of `head_dim` rows.
+pub fn hf_row_of_gguf_row(r: usize, head_dim: usize) -> usize {
+    let (head, j) = (r / head_dim, r % head_dim);
+    let half = head_dim / 2;
+    head * head_dim + (j % 2) * half + j / 2
+}
+
+/// The GGUF llama-arch row that Hugging Face row `r` becomes.
+pub fn gguf_row_of_hf_row(r: usize, head_dim: usize) -> usize {
+    let (head, j) = (r / head_dim, r % head_dim);
+    let half = head_dim / 2;
+    head * head_dim + 2 * (j % half) + j / half
+}
+
+/// Reorders the rows of a row-major matrix (`row_len` elements per row) from
+/// GGUF llama-arch layout to Hugging Face layout.
+pub fn gguf_rows_to_hf<T: Copy>(src: &[T], row_len: usize, head_dim: usize) -> Vec<T> {
+    let mut out = src.to_vec();
+    for (r, row) in src.chunks_exact(row_len).enumerate() {
+        let dst = hf_row_of_gguf_row(r, head_dim);
+        out[dst * row_len..(dst + 1) * row_len].copy_from_slice(row);
+    }
+    out
+}
+
+/// Inverse of [`gguf_rows_to_hf`].
+pub fn hf_rows_to_gguf<T: Copy>(src: &[T], row_len: usize, head_dim: usize) -> Vec<T> {
+    let mut out = src.to_vec();
+    for (r, row) in src.chunks_exact(row_len).enumerate() {
+        let dst = gguf_row_of_hf_row(r, head_dim);
+        out[dst * row_len..(dst + 1) * row_len].copy_from_slice(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_maps_are_inverse() {
+        for r in 0..3 * 64 {
+            assert_eq!(gguf_row_of_hf_row(hf_row_of_gguf_row(r, 64), 64), r);
+        }
+        // convert_hf_to_gguf: reshape(n_head, 2, D/2).swapaxes(1, 2): gguf row 1 is hf row D/2.
+        assert_eq!(hf_row_of_gguf_row(1, 64), 32);
+        assert_eq!(hf_row_of_gguf_row(2, 64), 1);
+    }
+
+    /// Rotating GGUF-layout q/k and HF-layout q/k gives the same dot products.
+    #[test]
+    fn styles_agree_under_permutation() {
+        let d = 8;
+        let q_hf: Vec<f32> = (0..d).map(|i| (i as f32 * 0.7).sin()).collect();
+        let k_hf: Vec<f32> = (0..d).map(|i| (i as f32 * 1.3).cos()).collect();
+        let mut q_gg = hf_rows_to_gguf(&q_hf, 1, d);
+        let mut k_gg = hf_rows_to_gguf(&k_hf, 1, d);
+        let (mut q_hf, mut k_hf) = (q_hf, k_hf);
+        let mut tq = Vec::new();
+        let mut tk = Vec::new();
+        rope_table(5, 1, d, 10000.0, &mut tq);
+        rope_table(2, 1, d, 10000.0, &mut tk);
+        apply_rope(&mut q_hf, 1, d, &tq, RopeStyle::Halves);
+        apply_rope(&mut k_hf, 1, d, &tk, RopeStyle::Halves);
+        apply_rope(&mut q_gg, 1, d, &tq, RopeStyle::Interleaved);
+        apply_rope(&mut k_gg, 1, d, &tk, RopeStyle::Interleaved);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        assert!((dot(&q_hf, &k_hf) - dot(&q_gg, &k_gg)).abs() < 1e-5);
+        assert_eq!(gguf_rows_to_hf(&q_gg, 1, d), q_hf);
+    }
+}

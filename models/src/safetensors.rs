@@ -1,0 +1,234 @@
+//! Hugging Face safetensors folders (config.json + model.safetensors, or
+//! shards listed by model.safetensors.index.json), memory-mapped: a tensor is
+//! a view into its shard's map. Tensor names are translated to GGUF's names
+//! here, so the architectures see one naming scheme.
+
+use crate::error::{ModelError, Result};
+use memmap2::Mmap;
+use srl_quant::GgmlType;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Where a tensor lives: which shard, and its bytes within that shard's map.
+#[derive(Debug, Clone)]
+pub struct SafetensorsEntry {
+    pub shard: usize,
+    pub offset: usize,
+    pub size: usize,
+    pub ty: GgmlType,
+    /// ggml order (innermost first), i.e. the safetensors shape reversed.
+    pub dims: Vec<usize>,
+    /// The name in the file (Hugging Face naming).
+    pub hf_name: String,
+}
+
+pub struct SafetensorsDir {
+    pub dir: PathBuf,
+    shards: Vec<(PathBuf, Mmap)>,
+    /// Keyed by GGUF-style name (`blk.0.attn_q.weight`); unknown names keep theirs.
+    pub tensors: HashMap<String, SafetensorsEntry>,
+}
+
+/// Translates a Hugging Face llama/qwen2 tensor name to its GGUF name.
+pub fn gguf_name_of_hf(name: &str) -> Option<String> {
+    let fixed = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = tail.rsplit_once('.')?;
+    let gg = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gg}.{kind}"))
+}
+
+/// Inverse of [`gguf_name_of_hf`].
+pub fn hf_name_of_gguf(name: &str) -> Option<String> {
+    let fixed = match name {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = name.strip_prefix("blk.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let (module, kind) = tail.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}
+
+impl SafetensorsDir {
+    /// Opens a folder holding config.json and one or more .safetensors files.
+    pub fn open(dir: &Path) -> Result<SafetensorsDir> {
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.exists() {
+            let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| ModelError::format(&index, format!("invalid JSON: {e}")))?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| ModelError::format(&index, "no 'weight_map' object"))?;
+            let mut names: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            names.dedup();
+            for n in &names {
+                if n.contains('/') || n.contains("..") {
+                    return Err(ModelError::format(
+                        &index,
+                        format!("shard name '{n}' leaves the folder"),
+                    ));
+                }
+            }
+            names.into_iter().map(|n| dir.join(n)).collect()
+        } else {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| ModelError::io(dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect();
+            v.sort();
+            v
+        };
+        if files.is_empty() {
+            return Err(ModelError::format(
+                dir,
+                "no .safetensors files in this folder",
+            ));
+        }
+        let mut shards = Vec::new();
+        let mut tensors = HashMap::new();
+        for (si, path) in files.into_iter().enumerate() {
+            let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
+            // SAFETY: read-only map; see GgufFile::open.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
+            let (header_len, meta) =
+                safetensors::SafeTensors::read_metadata(&map).map_err(|e| {
+                    ModelError::format(&path, format!("not a valid safetensors file: {e}"))
+                })?;
+            let base = 8 + header_len;
+            for (name, info) in meta.tensors() {
+                let ty =
+                    match info.dtype {
+                        safetensors::Dtype::F32 => GgmlType::F32,
+                        safetensors::Dtype::F16 => GgmlType::F16,
+                        safetensors::Dtype::BF16 => GgmlType::BF16,
+                        other => return Err(ModelError::format(
+                            &path,
+                            format!(
+                                "tensor '{name}' has dtype {other:?}; srl reads F32, F16 and BF16"
+                            ),
+                        )),
+                    };
+                let (start, end) = info.data_offsets;
+                let size = end - start;
+                let n: usize = info.shape.iter().product();
+                if n * ty.block_bytes() != size || base + end > map.len() {
+                    return Err(ModelError::format(
+                        &path,
+                        format!(
+                            "tensor '{name}' data does not match its shape {:?}",
+                            info.shape
+                        ),
+                    ));
+                }
+                let mut dims: Vec<usize> = info.shape.iter().rev().copied().collect();
+                if dims.is_empty() {
+                    dims.push(1);
+                }
+                let key = gguf_name_of_hf(&name).unwrap_or_else(|| name.clone());
+                tensors.insert(
+                    key,
+                    SafetensorsEntry {
+                        shard: si,
+                        offset: base + start,
+                        size,
+                        ty,
+                        dims,
+                        hf_name: name,
+                    },
+                );
+            }
+            shards.push((path, map));
+        }
+        Ok(SafetensorsDir {
+            dir: dir.to_path_buf(),
+            shards,
+            tensors,
+        })
+    }
+
+    pub fn tensor_data(&self, e: &SafetensorsEntry) -> &[u8] {
+        self.bytes_at(e.shard, e.offset, e.size)
+    }
+
+    pub(crate) fn bytes_at(&self, shard: usize, offset: usize, size: usize) -> &[u8] {
+        &self.shards[shard].1[offset..offset + size]
+    }
+
+    pub fn shard_paths(&self) -> impl Iterator<Item = &Path> {
+        self.shards.iter().map(|(p, _)| p.as_path())
+    }
+
+    /// Total bytes of all shards.
+    pub fn total_size(&self) -> usize {
+        self.shards.iter().map(|(_, m)| m.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for n in [
+            "model.embed_tokens.weight",
+            "lm_head.weight",
+            "model.layers.7.self_attn.q_proj.bias",
+            "model.layers.0.mlp.down_proj.weight",
+            "model.layers.12.post_attention_layernorm.weight",
+        ] {
+            let g = gguf_name_of_hf(n).unwrap();
+            assert_eq!(hf_name_of_gguf(&g).unwrap(), n);
+        }
+        assert_eq!(
+            gguf_name_of_hf("model.layers.3.self_attn.k_proj.weight").unwrap(),
+            "blk.3.attn_k.weight"
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! The decoder-only transformer shared by Llama and Qwen2: weights (views into
+//! the model files), per-call scratch state, and the forward pass.
+//!
+//! Shapes use the crate letters: T tokens in this call, C channels, H heads,
+//! D head dim, F feed-forward width, V vocab.
+
+use crate::attention::{attention, AttentionShape};
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::files::{ModelFiles, TensorRef};
+use crate::kv_cache::KvCache;
+use crate::mlp::swiglu;
+use crate::norm::rms_norm;
+use crate::rope::{apply_rope, rope_table};
+use half::f16;
+use srl_quant::{matmul, GgmlType, QuantizedActivations, WeightMatrix};
+use std::path::Path;
+
+/// A linear layer `y = x W^T (+ b)` whose weight stays in the file.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: TensorRef,
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    fn load(
+        files: &ModelFiles,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        bias: bool,
+    ) -> Result<Linear> {
+        let weight = files.expect(&format!("{name}.weight"), &[cols, rows])?;
+        check_quantizable(files, &weight)?;
+        let bias = if bias {
+            let b = files.expect(&format!("{name}.bias"), &[rows])?;
+            Some(files.read_f32(&b)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            rows,
+            cols,
+            bias,
+        })
+    }
+
+    pub fn matrix<'a>(&self, files: &'a ModelFiles) -> WeightMatrix<'a> {
+        WeightMatrix {
+            ty: self.weight.ty,
+            rows: self.rows,
+            cols: self.cols,
+            data: files.bytes(&self.weight),
+        }
+    }
+}
+
+fn check_quantizable(files: &ModelFiles, t: &TensorRef) -> Result<()> {
+    if t.ty.row_bytes(t.dims[0]).is_none() {
+        return Err(ModelError::format(
+            files.path(),
+            format!(
+                "tensor '{}' rows of {} do not fit {} blocks",
+                t.name,
+                t.dims[0],
+                t.ty.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub attn_norm: Vec<f32>,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub ffn_norm: Vec<f32>,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+#[derive(Debug, Clone)]
+pub struct Weights {
+    /// [V, C] rows looked up by token id.
+    pub token_embd: TensorRef,
+    pub layers: Vec<LayerWeights>,
+    pub output_norm: Vec<f32>,
+    /// The output head: `output.weight`, or the token embedding when tied.
+    pub output: Linear,
+}
+
+/// A loaded model: its files (mapped), resolved config and weight views.
+pub struct Model {
+    pub config: ModelConfig,
+    pub files: ModelFiles,
+    pub weights: Weights,
+}
+
+/// Which positions of a forward call produce logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token (generation).
+    Last,
+    /// Every token (scoring, training).
+    All,
+    /// None (prefilling a prefix).
+    None,
+}
+
+/// Scratch buffers of the forward pass, reused across calls so decoding
+/// allocates nothing per token.
+#[derive(Default)]
+pub struct State {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    rope: Vec<(f32, f32)>,
+    act: QuantizedActivations,
+    act_ty: Option<GgmlType>,
+    embd_row: Vec<f32>,
+    /// [T', V] logits of the last call (T' = 1 for `Logits::Last`).
+    pub logits: Vec<f32>,
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.resize(n, 0.0);
+    }
+}
+
+impl Model {
+    /// Opens a GGUF file or a safetensors folder and resolves its weights.
+    pub fn open(path: &Path) -> Result<Model> {
+        let files = ModelFiles::open(path)?;
+        let config = match &files {
+            ModelFiles::Gguf(g) => ModelConfig::from_gguf(g)?,
+            ModelFiles::Safetensors(s) => {
+                let has_head = s.tensors.contains_key("output.weight");
+                ModelConfig::from_hf_config(&s.dir.join("config.json"), has_head)?
+            }
+        };
+        let weights = Self::load_weights(&files, &config)?;
+        Ok(Model {
+            config,
+            files,
+            weights,
+        })
+    }
+
+    fn load_weights(files: &ModelFiles, c: &ModelConfig) -> Result<Weights> {
+        let norm = |name: &str| -> Result<Vec<f32>> {
+            let t = files.expect(name, &[c.n_embd])?;
+            files.read_f32(&t)
+        };
+        let bias = c.arch.has_qkv_bias();
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for l in 0..c.n_layer {
+            let p = format!("blk.{l}");
+            layers.push(LayerWeights {
+                attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
+                q: Linear::load(files, &format!("{p}.attn_q"), c.n_embd, c.q_dim(), bias)?,
+                k: Linear::load(files, &format!("{p}.attn_k"), c.n_embd, c.kv_dim(), bias)?,
+                v: Linear::load(files, &format!("{p}.attn_v"), c.n_embd, c.kv_dim(), bias)?,
+                o: Linear::load(
+                    files,
+                    &format!("{p}.attn_output"),
+                    c.q_dim(),
+                    c.n_embd,
+                    false,
+                )?,
+                ffn_norm: norm(&format!("{p}.ffn_norm.weight"))?,
+                gate: Linear::load(files, &format!("{p}.ffn_gate"), c.n_embd, c.n_ff, false)?,
+                up: Linear::load(files, &format!("{p}.ffn_up"), c.n_embd, c.n_ff, false)?,
+                down: Linear::load(files, &format!("{p}.ffn_down"), c.n_ff, c.n_embd, false)?,
+            });
+        }
+        let token_embd = files.expect("token_embd.weight", &[c.n_embd, c.vocab_size])?;
+        check_quantizable(files, &token_embd)?;
+        let output = if c.tied_embeddings {
+            Linear {
+                weight: token_embd.clone(),
+                rows: c.vocab_size,
+                cols: c.n_embd,
+                bias: None,
+            }
+        } else {
+            Linear::load(files, "output", c.n_embd, c.vocab_size, false)?
+        };
+        Ok(Weights {
+            token_embd,
+            layers,
+            output_norm: norm("output_norm.weight")?,
+            output,
+        })
+    }
+
+    /// A KV cache for up to `n_ctx` positions (at most the trained context).
+    pub fn new_cache(&self, n_ctx: usize) -> KvCache {
+        KvCache::new(&self.config, n_ctx.clamp(1, self.config.context_length))
+    }
+
+    /// Runs `tokens` (T) through the model at positions `kv.len()..kv.len()+T`,
+    /// appending their keys and values to `kv`. Logits land in `state.logits`
+    /// ([T', V], see [`Logits`]). Errors (and changes nothing) if a token id is
+    /// out of range or the cache would overflow.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        state: &mut State,
+        logits: Logits,
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
+        let c = &self.config;
+        let t_n = tokens.len();
+        if t_n == 0 {
+            return Ok(());
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(ModelError::config(
+                self.files.path(),
+                format!(
+                    "token id {bad} is outside the vocabulary ({} tokens)",
+                    c.vocab_size
+                ),
+            ));
+        }
+        if kv.len() + t_n > kv.capacity() {
+            return Err(ModelError::config(
+                self.files.path(),
+                format!(
+                    "context full: {} cached + {t_n} new tokens exceed the context size {}",
+                    kv.len(),
+                    kv.capacity()
+                ),
+            ));
+        }
+        let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let s = state;
+        resize(&mut s.x, t_n * ce);
+        resize(&mut s.xb, t_n * ce);
+        resize(&mut s.q, t_n * qd);
+        resize(&mut s.k, t_n * kvd);
+        resize(&mut s.v, t_n * kvd);
+        resize(&mut s.att, t_n * qd);
+        resize(&mut s.gate, t_n * ff);
+        resize(&mut s.up, t_n * ff);
+
+        // Embedding lookup: dequantize each token's row.
+        let embd = &self.weights.token_embd;
+        let row_bytes = embd.ty.row_bytes(ce).expect("checked at load");
+        let data = self.files.bytes(embd);
+        for (t, &tok) in tokens.iter().enumerate() {
+            let off = tok as usize * row_bytes;
+            srl_quant::dequantize_row(
+                embd.ty,
+                &data[off..off + row_bytes],
+                &mut s.x[t * ce..(t + 1) * ce],
+            )?;
+        }
+
+        let pos0 = kv.len();
+        rope_table(pos0, t_n, c.head_dim, c.rope_theta, &mut s.rope);
+        let shape = AttentionShape {
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            pos0,
+        };
+        let files = &self.files;
+        for (l, w) in self.weights.layers.iter().enumerate() {
+            // Attention block.
+            rms_norm(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb);
+            s.act_ty = None;
+            linear(
+                files,
+                &w.q,
+                &s.xb,
+                t_n,
+                &mut s.q,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            linear(
+                files,
+                &w.k,
+                &s.xb,
+                t_n,
+                &mut s.k,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            linear(
+                files,
+                &w.v,
+                &s.xb,
+                t_n,
+                &mut s.v,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            apply_rope(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style);
+            apply_rope(&mut s.k, c.n_head_kv, c.head_dim, &s.rope, c.rope_style);
+            let kc = &mut kv.k[l][pos0 * kvd..(pos0 + t_n) * kvd];
+            for (dst, &src) in kc.iter_mut().zip(&s.k) {
+                *dst = f16::from_f32(src);
+            }
+            let vc = &mut kv.v[l][pos0 * kvd..(pos0 + t_n) * kvd];
+            for (dst, &src) in vc.iter_mut().zip(&s.v) {
+                *dst = f16::from_f32(src);
+            }
+            let n_pos = pos0 + t_n;
+            attention(
+                &shape,
+                &s.q,
+                &kv.k[l][..n_pos * kvd],
+                &kv.v[l][..n_pos * kvd],
+                &mut s.att,
+                pool,
+            );
+            s.act_ty = None;
+            linear(
+                files,
+                &w.o,
+                &s.att,
+                t_n,
+                &mut s.xb,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            add_assign(&mut s.x, &s.xb);
+
+            // Feed-forward block.
+            rms_norm(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb);
+            s.act_ty = None;
+            linear(
+                files,
+                &w.gate,
+                &s.xb,
+                t_n,
+                &mut s.gate,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            linear(
+                files,
+                &w.up,
+                &s.xb,
+                t_n,
+                &mut s.up,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            swiglu(&mut s.gate, &s.up);
+            s.act_ty = None;
+            linear(
+                files,
+                &w.down,
+                &s.gate,
+                t_n,
+                &mut s.xb,
+                &mut s.act,
+                &mut s.act_ty,
+                pool,
+            );
+            add_assign(&mut s.x, &s.xb);
+        }
+        kv.advance(t_n);
+
+        // Output head on the rows that need logits.
+        let (first, n_out) = match logits {
+            Logits::None => return Ok(()),
+            Logits::Last => (t_n - 1, 1),
+            Logits::All => (0, t_n),
+        };
+        let xs = &s.x[first * ce..(first + n_out) * ce];
+        resize(&mut s.embd_row, n_out * ce);
+        rms_norm(xs, &self.weights.output_norm, c.rms_eps, &mut s.embd_row);
+        resize(&mut s.logits, n_out * c.vocab_size);
+        s.act_ty = None;
+        linear(
+            files,
+            &self.weights.output,
+            &s.embd_row,
+            n_out,
+            &mut s.logits,
+            &mut s.act,
+            &mut s.act_ty,
+            pool,
+        );
+        Ok(())
+    }
+}
+
+/// y = x W^T (+ b), quantizing x only when the activation type changes
+/// (q/k/v and gate/up share one quantized input).
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    files: &ModelFiles,
+    lin: &Linear,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+    act: &mut QuantizedActivations,
+    act_ty: &mut Option<GgmlType>,
+    pool: &rayon::ThreadPool,
+) {
+    let w = lin.matrix(files);
+    let want = w.ty.vec_dot_type();
+    if *act_ty != Some(want) {
+        act.quantize(want, x, n_tokens, lin.cols, pool);
+        *act_ty = Some(want);
+    }
+    matmul(&w, act, y, pool);
+    if let Some(b) = &lin.bias {
+        for row in y.chunks_exact_mut(lin.rows) {
+            add_assign(row, b);
+        }
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

@@ -1,0 +1,118 @@
+//! The forward pass on tiny random models of both architectures and every
+//! weight type, against a plain f32 reference; GGUF and safetensors files of
+//! the same weights give the same logits.
+
+use srl_models::testing::{TinySpec, TinyWeights};
+use srl_models::{Arch, Logits, Model, State};
+use srl_quant::GgmlType;
+
+fn pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+}
+
+const TOKENS: [u32; 7] = [3, 17, 250, 9, 9, 111, 42];
+
+fn srl_logits(path: &std::path::Path, tokens: &[u32], split: usize) -> Vec<f32> {
+    let model = Model::open(path).unwrap();
+    let mut kv = model.new_cache(64);
+    let mut st = State::new();
+    let p = pool();
+    let mut out = Vec::new();
+    // Feed in two calls to exercise the cache: a prompt batch, then the rest.
+    model
+        .forward(&tokens[..split], &mut kv, &mut st, Logits::All, &p)
+        .unwrap();
+    out.extend_from_slice(&st.logits);
+    for &t in &tokens[split..] {
+        model
+            .forward(&[t], &mut kv, &mut st, Logits::Last, &p)
+            .unwrap();
+        out.extend_from_slice(&st.logits);
+    }
+    out
+}
+
+/// max |a - b| / max |b|
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+/// Tolerances: activations are quantized to 8 bits per block (as llama.cpp
+/// does) and K/V are stored in f16, so quantized types sit near 1e-2.
+fn tolerance(ty: GgmlType) -> f32 {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 5e-3,
+        _ => 3e-2,
+    }
+}
+
+#[test]
+fn forward_matches_reference_for_every_type_and_arch() {
+    let dir = std::env::temp_dir().join(format!("srl-tiny-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let types = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    let mut report = Vec::new();
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        for ty in types {
+            let spec = TinySpec::new(arch);
+            let mut w = TinyWeights::random(&spec);
+            w.round_trip(ty);
+            let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
+            w.write_gguf(&path, ty);
+            let got = srl_logits(&path, &TOKENS, 4);
+            let want = w.reference_logits(&TOKENS);
+            let err = rel_err(&got, &want);
+            report.push(format!("{} {}: {err:.2e}", arch.name(), ty.name()));
+            assert!(
+                err < tolerance(ty),
+                "{} {}: relative error {err}",
+                arch.name(),
+                ty.name()
+            );
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn safetensors_and_gguf_give_the_same_logits() {
+    let dir = std::env::temp_dir().join(format!("srl-tiny-st-{}", std::process::id()));
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let w = TinyWeights::random(&TinySpec::new(arch));
+        let gguf = dir.join(format!("{}.gguf", arch.name()));
+        let st = dir.join(format!("{}-hf", arch.name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        w.write_gguf(&gguf, GgmlType::F32);
+        w.write_safetensors(&st);
+        let a = srl_logits(&gguf, &TOKENS, 7);
+        let b = srl_logits(&st, &TOKENS, 7);
+        let err = rel_err(&a, &b);
+        assert!(
+            err < 1e-5,
+            "{}: gguf vs safetensors relative error {err}",
+            arch.name()
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
