@@ -88,19 +88,20 @@ impl ModelConfig {
                 return bad(format!("{what} {v} is out of range ({lo}..={hi})"));
             }
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!(
                 "head count {} is not a multiple of the kv head count {}",
                 self.n_head, self.n_head_kv
             ));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 || self.head_dim > 1024 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) || self.head_dim > 1024 {
             return bad(format!(
                 "head dimension {} must be even and at most 1024",
                 self.head_dim
             ));
         }
-        if !(self.rms_eps > 0.0 && self.rms_eps < 1.0) || !(self.rope_theta > 0.0) {
+        let in_range = self.rms_eps > 0.0 && self.rms_eps < 1.0 && self.rope_theta > 0.0;
+        if !in_range {
             return bad(format!(
                 "rms epsilon {} or rope theta {} out of range",
                 self.rms_eps, self.rope_theta

@@ -142,18 +142,19 @@ impl SafetensorsDir {
                 })?;
             let base = 8 + header_len;
             for (name, info) in meta.tensors() {
-                let ty =
-                    match info.dtype {
-                        safetensors::Dtype::F32 => GgmlType::F32,
-                        safetensors::Dtype::F16 => GgmlType::F16,
-                        safetensors::Dtype::BF16 => GgmlType::BF16,
-                        other => return Err(ModelError::format(
+                let ty = match info.dtype {
+                    safetensors::Dtype::F32 => GgmlType::F32,
+                    safetensors::Dtype::F16 => GgmlType::F16,
+                    safetensors::Dtype::BF16 => GgmlType::BF16,
+                    other => {
+                        return Err(ModelError::format(
                             &path,
                             format!(
                                 "tensor '{name}' has dtype {other:?}; srl reads F32, F16 and BF16"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let (start, end) = info.data_offsets;
                 let size = end - start;
                 let n: usize = info.shape.iter().product();

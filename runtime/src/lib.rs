@@ -1,1 +1,15 @@
-//! Everything needed to run a model for a user.
+//! Everything needed to run a model for a user: tokenizers, chat templates,
+//! sampling, stop strings, generation sessions and the model cache.
+
+pub mod chat_template;
+pub mod error;
+pub mod generate;
+pub mod model_cache;
+pub mod sampler;
+pub mod stop;
+pub mod tokenizer;
+
+pub use chat_template::{ChatTemplate, Message};
+pub use error::RuntimeError;
+pub use generate::{Completion, Engine, GenerateParams, Session, StopReason, Timings};
+pub use sampler::{Sampler, SamplerConfig};

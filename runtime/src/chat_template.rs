@@ -1,0 +1,130 @@
+//! Chat templates: the model's own Jinja template (from GGUF metadata or
+//! tokenizer_config.json) rendered with minijinja, Python string methods
+//! included. Undefined variables are errors, except in `if` tests, so a
+//! template that needs something srl does not provide says so.
+
+use minijinja::{context, Environment, ErrorKind, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Message {
+        Message {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum TemplateError {
+    #[error("the model has no chat template (tokenizer.chat_template); use a raw prompt instead")]
+    Missing,
+    #[error("chat template error: {0}")]
+    Render(String),
+}
+
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    pub source: String,
+    bos: String,
+    eos: String,
+}
+
+fn render_error(e: minijinja::Error) -> TemplateError {
+    let mut msg = e.to_string();
+    if e.kind() == ErrorKind::UndefinedError {
+        msg.push_str(" (the template uses a variable srl does not provide)");
+    }
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    TemplateError::Render(msg)
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; `bos`/`eos` are the token texts templates may print.
+    pub fn new(source: &str, bos: &str, eos: &str) -> Result<ChatTemplate, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template_owned("chat", source.to_string())
+            .map_err(render_error)?;
+        Ok(ChatTemplate {
+            env,
+            source: source.to_string(),
+            bos: bos.to_string(),
+            eos: eos.to_string(),
+        })
+    }
+
+    /// Renders the conversation; with `add_generation_prompt` the text ends
+    /// where the assistant's reply begins.
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, TemplateError> {
+        let tmpl = self.env.get_template("chat").map_err(render_error)?;
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos,
+            eos_token => self.eos,
+        })
+        .map_err(render_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] | trim + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    #[test]
+    fn renders_chatml() {
+        let t = ChatTemplate::new(CHATML, "", "").unwrap();
+        let s = t.render(&[Message::new("user", " hi ")], true).unwrap();
+        assert_eq!(s, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    }
+
+    #[test]
+    fn python_methods_and_exceptions() {
+        let t = ChatTemplate::new("{{ messages[0].content.strip().upper() }}{% if messages|length > 1 %}{{ raise_exception('one only') }}{% endif %}", "", "").unwrap();
+        assert_eq!(
+            t.render(&[Message::new("user", " a ")], false).unwrap(),
+            "A"
+        );
+        let e = t
+            .render(
+                &[Message::new("user", "a"), Message::new("user", "b")],
+                false,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("one only"), "{e}");
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error() {
+        let t = ChatTemplate::new("{{ nonexistent_thing }}", "", "").unwrap();
+        let e = t.render(&[], false).unwrap_err().to_string();
+        assert!(e.contains("undefined"), "{e}");
+        // ...but testing it in an `if` is fine.
+        let t = ChatTemplate::new("{% if tools %}x{% endif %}ok", "", "").unwrap();
+        assert_eq!(t.render(&[], false).unwrap(), "ok");
+    }
+}

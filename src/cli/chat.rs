@@ -1,0 +1,139 @@
+//! `srl chat`: an interactive conversation in the terminal, using the model's
+//! own chat template, streaming tokens and keeping the conversation (the KV
+//! cache of earlier turns is reused, not recomputed).
+
+use super::common::{ModelArgs, SamplingArgs};
+use srl_runtime::{GenerateParams, Message};
+use std::io::{BufRead, IsTerminal, Write};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// System message
+    #[arg(long)]
+    system: Option<String>,
+    /// Maximum tokens per reply
+    #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
+    n_predict: usize,
+    /// Context size in tokens
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
+}
+
+const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system message and reset), /quit";
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let engine = a.model.load()?;
+    if engine.template.is_none() {
+        anyhow::bail!("this model has no chat template; use `srl generate` with a raw prompt");
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let mut system = a.system.clone();
+    let mut messages: Vec<Message> = Vec::new();
+    let mut session = engine.session(a.ctx);
+    let params = GenerateParams {
+        max_tokens: a.n_predict,
+        sampler: a.sampling.config(),
+        ..Default::default()
+    };
+    if interactive {
+        eprintln!(
+            "srl chat — {} ({} threads). {HELP}",
+            engine.model.files.path().display(),
+            engine.threads()
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("\x1b[1m> \x1b[0m");
+            std::io::stderr().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let input = line.trim();
+        if input.is_empty() {
+            continue;
+        }
+        match input
+            .split_once(' ')
+            .map(|(c, r)| (c, r.trim()))
+            .unwrap_or((input, ""))
+        {
+            ("/quit" | "/exit", _) => break,
+            ("/reset", _) => {
+                messages.clear();
+                session.reset();
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            ("/system", text) => {
+                system = if text.is_empty() {
+                    None
+                } else {
+                    Some(text.to_string())
+                };
+                messages.clear();
+                session.reset();
+                eprintln!(
+                    "(system message {}; conversation reset)",
+                    if system.is_some() { "set" } else { "cleared" }
+                );
+                continue;
+            }
+            ("/help", _) => {
+                eprintln!("{HELP}");
+                continue;
+            }
+            (cmd, _)
+                if cmd.starts_with('/')
+                    && !cmd.contains(char::is_whitespace)
+                    && cmd.len() > 1
+                    && cmd[1..].chars().all(|c| c.is_ascii_alphabetic()) =>
+            {
+                eprintln!("unknown command {cmd}; {HELP}");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(Message::new("user", input));
+        let mut convo = Vec::new();
+        if let Some(s) = &system {
+            convo.push(Message::new("system", s));
+        }
+        convo.extend(messages.iter().cloned());
+        let prompt = engine.render_chat(&convo, true)?;
+        let ids = engine.tokenize_prompt(&prompt);
+        let mut out = std::io::stdout().lock();
+        let result = session.generate(&ids, &params, |piece| {
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+            true
+        });
+        match result {
+            Ok(done) => {
+                writeln!(out)?;
+                if interactive {
+                    let t = &done.timings;
+                    eprintln!(
+                        "\x1b[2m[{} tokens, {:.1} tok/s; prompt {} tokens, {:.1} tok/s]\x1b[0m",
+                        t.generated_tokens,
+                        t.generate_tokens_per_s,
+                        t.prompt_tokens,
+                        t.prompt_tokens_per_s
+                    );
+                }
+                messages.push(Message::new("assistant", done.text.trim()));
+            }
+            Err(e) => {
+                messages.pop();
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Arguments shared by several subcommands, and how they resolve.
+
+use anyhow::Context;
+use srl_runtime::model_cache;
+use srl_runtime::{Engine, SamplerConfig};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file or a safetensors folder [default: SmolLM2-135M-Instruct Q4_1, fetched on first use]
+    #[arg(short, long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Worker threads [default: all cores]
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl ModelArgs {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        resolve_model(self.model.as_ref())
+    }
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        let path = self.path()?;
+        Engine::load(&path, self.threads)
+            .with_context(|| format!("cannot load model {}", path.display()))
+    }
+}
+
+/// The given path, or the default model (fetched on first use).
+pub fn resolve_model(model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match model {
+        Some(p) => Ok(p.clone()),
+        None => Ok(model_cache::ensure_default_model(&mut |line| {
+            eprintln!("{line}")
+        })?),
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature; 0 is greedy
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = all)
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1 = off)
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than p times the most likely one (0 = off)
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise tokens seen in the last --repeat-last-n (1 = off)
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed [default: from the clock]
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    pub fn config(&self) -> SamplerConfig {
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+        SamplerConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed,
+        }
+    }
+}

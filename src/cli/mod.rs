@@ -1,0 +1,50 @@
+//! The command line: argument definitions and dispatch. Each subcommand lives
+//! in its own file and is a thin layer over one library call.
+
+mod bench;
+mod chat;
+mod common;
+mod generate;
+mod info;
+mod pull;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "srl",
+    version,
+    about = "Run small reasoning models on ordinary machines and teach them new skills there."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch the default model (SmolLM2-135M-Instruct, Q4_1) into the cache.
+    Pull(pull::Args),
+    /// Describe a model: architecture, sizes, tokenizer, chat template, tensors.
+    Info(info::Args),
+    /// Generate a completion for a prompt.
+    Generate(generate::Args),
+    /// Chat interactively in the terminal (/reset, /system TEXT, /quit).
+    Chat(chat::Args),
+    /// Print the token ids (and pieces) of a text.
+    Tokenize(tokenize::Args),
+    /// Measure prompt and generation speed and peak memory.
+    Bench(bench::Args),
+}
+
+pub fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Pull(a) => pull::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}

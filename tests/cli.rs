@@ -1,0 +1,267 @@
+//! End-to-end tests of the `srl` command on the real default model.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The default model: `$SRL_TEST_MODEL`, else the cache `srl pull` fills.
+fn model() -> PathBuf {
+    if let Some(p) = std::env::var_os("SRL_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("SRL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/srl")
+        });
+    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.exists(),
+        "the default model is missing: run `cargo run --release -- pull` (or set SRL_TEST_MODEL) — looked at {}",
+        p.display()
+    );
+    p
+}
+
+fn srl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args(args)
+        .output()
+        .expect("run srl")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "srl failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success");
+    assert!(!err.contains("panicked"), "srl panicked: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+}
+
+#[test]
+fn generate_json_is_greedy_and_deterministic() {
+    let m = model();
+    let m = m.to_str().unwrap();
+    let args = [
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "The capital of France is",
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--json",
+        "-t",
+        "2",
+    ];
+    let a: serde_json::Value = serde_json::from_str(&ok(&srl(&args))).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&ok(&srl(&args))).unwrap();
+    assert_eq!(a["ids"], b["ids"]);
+    assert_eq!(a["ids"].as_array().unwrap().len(), 12);
+    assert!(a["text"].as_str().unwrap().contains("Paris"), "{a}");
+    assert!(a["prompt_ids"].as_array().unwrap().len() >= 5);
+    assert!(a["timings"]["generate_tokens_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn generate_chat_uses_the_template() {
+    let m = model();
+    let out = ok(&srl(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--chat",
+        "--prompt",
+        "What is the capital of France?",
+        "-n",
+        "24",
+        "--temp",
+        "0",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("<|im_start|>system\n"),
+        "{v}"
+    );
+    assert!(v["prompt"]
+        .as_str()
+        .unwrap()
+        .ends_with("<|im_start|>assistant\n"));
+    assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
+}
+
+#[test]
+fn tokenize_prints_ids_and_pieces() {
+    let m = model();
+    let out = ok(&srl(&[
+        "tokenize",
+        "--model",
+        m.to_str().unwrap(),
+        "--json",
+        "<|im_start|>user\nHello world<|im_end|>",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<u64> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids[0], 1, "<|im_start|> is one special token: {v}");
+    assert_eq!(
+        *ids.last().unwrap(),
+        2,
+        "<|im_end|> is one special token: {v}"
+    );
+    assert_eq!(v["pieces"][0], "<|im_start|>");
+    let plain = ok(&srl(&[
+        "tokenize",
+        "--model",
+        m.to_str().unwrap(),
+        "Hello world",
+    ]));
+    assert!(plain.contains("-> 'Hello'"), "{plain}");
+}
+
+#[test]
+fn info_lists_architecture_and_tensors() {
+    let m = model();
+    let out = ok(&srl(&["info", m.to_str().unwrap()]));
+    for needle in [
+        "architecture:   llama",
+        "layers:         30",
+        "byte-level BPE",
+        "<|im_start|>",
+        "token_embd.weight",
+        "blk.29.ffn_down.weight",
+        "q4_1",
+    ] {
+        assert!(out.contains(needle), "missing '{needle}' in:\n{out}");
+    }
+}
+
+#[test]
+fn bench_json_reports_speeds_and_memory() {
+    let m = model();
+    let out = ok(&srl(&[
+        "bench",
+        "--model",
+        m.to_str().unwrap(),
+        "-p",
+        "32",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--json",
+        "-t",
+        "2",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in ["pp_tokens_per_s", "tg_tokens_per_s", "peak_rss_mib"] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k} in {v}");
+    }
+}
+
+#[test]
+fn chat_keeps_the_conversation_and_handles_commands() {
+    let m = model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args([
+            "chat",
+            "--model",
+            m.to_str().unwrap(),
+            "--temp",
+            "0",
+            "-n",
+            "16",
+            "-t",
+            "2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is the capital of France?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Paris"), "{stdout}");
+    assert!(stderr.contains("system message set"), "{stderr}");
+    assert!(stderr.contains("unknown command /bogus"), "{stderr}");
+    assert!(stderr.contains("conversation reset"), "{stderr}");
+    // Two replies: one before and one after /system.
+    assert_eq!(
+        stdout.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        true,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("srl-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A truncated copy of the real model.
+    let m = model();
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = dir.join("truncated.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(
+        &srl(&[
+            "generate",
+            "--model",
+            cut.to_str().unwrap(),
+            "--prompt",
+            "hi",
+        ]),
+        "truncated.gguf",
+    );
+    fails_with(
+        &srl(&["info", cut.to_str().unwrap()]),
+        "runs past the end of the file",
+    );
+    // Not a GGUF file at all.
+    let junk = dir.join("junk.gguf");
+    std::fs::write(&junk, b"this is not a model file, just some text").unwrap();
+    fails_with(&srl(&["info", junk.to_str().unwrap()]), "not a GGUF file");
+    // A missing file.
+    fails_with(
+        &srl(&["info", dir.join("nope.gguf").to_str().unwrap()]),
+        "nope.gguf",
+    );
+    // An empty prompt and an oversized prompt.
+    let ms = m.to_str().unwrap();
+    fails_with(
+        &srl(&["generate", "--model", ms, "--prompt", ""]),
+        "prompt is empty",
+    );
+    let long = "word ".repeat(300);
+    fails_with(
+        &srl(&["generate", "--model", ms, "--prompt", &long, "--ctx", "128"]),
+        "context holds 128",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
