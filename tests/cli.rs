@@ -82,7 +82,7 @@ fn generate_chat_uses_the_template() {
         m.to_str().unwrap(),
         "--chat",
         "--prompt",
-        "What is the capital of France?",
+        "What is 2+2?",
         "-n",
         "24",
         "--temp",
@@ -101,7 +101,9 @@ fn generate_chat_uses_the_template() {
         .as_str()
         .unwrap()
         .ends_with("<|im_start|>assistant\n"));
-    assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
+    // llama.cpp's greedy answer on this prompt: "The answer to this classic math problem is 4."
+    assert!(v["text"].as_str().unwrap().contains("is 4"), "{v}");
+    assert_eq!(v["stop_reason"], "eog", "{v}");
 }
 
 #[test]
@@ -202,13 +204,13 @@ fn chat_keeps_the_conversation_and_handles_commands() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"What is the capital of France?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n")
+        .write_all(b"What is 2+2?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("Paris"), "{stdout}");
+    assert!(stdout.contains("is 4"), "{stdout}");
     assert!(stderr.contains("system message set"), "{stderr}");
     assert!(stderr.contains("unknown command /bogus"), "{stderr}");
     assert!(stderr.contains("conversation reset"), "{stderr}");

@@ -173,8 +173,8 @@ pub fn matmul_at(
         pool.current_num_threads()
     };
     match gemm {
-        Some(gemm) if n_tokens > 1 => problem.run_gemm(gemm, threads, pool),
-        _ => problem.run_vec_dot(vec_dot, threads, pool),
+        Some(gemm) => problem.run_gemm(gemm, threads, pool),
+        None => problem.run_vec_dot(vec_dot, threads, pool),
     }
 }
 
@@ -226,11 +226,22 @@ impl Problem<'_> {
         }
     }
 
-    /// Chunks of `GEMM_ROWS` rows by `GEMM_TOKENS` tokens, each computed by
-    /// the tiled kernel.
+    /// Chunks of rows by tokens, each computed by the tiled kernel. With one
+    /// token (decoding) the chunks are row ranges, a few per thread; the
+    /// kernel then still computes several rows per activation block load.
     fn run_gemm(&self, gemm: GemmFn, threads: usize, pool: &ThreadPool) {
-        let row_chunks = self.rows.div_ceil(GEMM_ROWS);
-        let tok_chunks = self.n_tokens.div_ceil(GEMM_TOKENS);
+        let chunk_rows = if self.n_tokens >= GEMM_TOKENS / 2 {
+            GEMM_ROWS
+        } else if threads == 1 {
+            self.rows
+        } else {
+            (self.rows / (4 * threads))
+                .clamp(GEMM_ROWS, 1024)
+                .next_multiple_of(GEMM_ROWS)
+        };
+        let chunk_tokens = GEMM_TOKENS.min(self.n_tokens);
+        let row_chunks = self.rows.div_ceil(chunk_rows);
+        let tok_chunks = self.n_tokens.div_ceil(chunk_tokens);
         let n_chunks = row_chunks * tok_chunks;
         let next = AtomicUsize::new(0);
         let work = || loop {
@@ -239,10 +250,10 @@ impl Problem<'_> {
                 break;
             }
             let (tc, rc) = (c / row_chunks, c % row_chunks);
-            let r0 = rc * GEMM_ROWS;
-            let t0 = tc * GEMM_TOKENS;
-            let nr = GEMM_ROWS.min(self.rows - r0);
-            let nt = GEMM_TOKENS.min(self.n_tokens - t0);
+            let r0 = rc * chunk_rows;
+            let t0 = tc * chunk_tokens;
+            let nr = chunk_rows.min(self.rows - r0);
+            let nt = chunk_tokens.min(self.n_tokens - t0);
             // SAFETY: this chunk's outputs (rows r0.., tokens t0..) are
             // written by this thread only and lie inside y.
             unsafe {

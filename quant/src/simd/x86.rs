@@ -179,7 +179,7 @@ unsafe fn tile<K: TileKernel, const RM: usize, const RN: usize>(
 /// [`crate::types::GemmFn`]), in `RM x RN` tiles with 1-wide edges.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize>(
+pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize, const RM1: usize>(
     n: usize,
     w: &[u8],
     ws: usize,
@@ -197,6 +197,20 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
     assert!(w.len() >= (nr - 1) * ws + nb * K::W_BYTES);
     assert!(x.len() >= (nt - 1) * xs + nb * K::X_BYTES);
     let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y);
+    if nt == 1 {
+        // Decoding: RM1 rows per tile share each activation block load.
+        let r_full = nr - nr % RM1;
+        let mut r = 0;
+        while r < r_full {
+            tile::<K, RM1, 1>(nb, wp.add(r * ws), ws, xp, xs, yp.add(r), ys);
+            r += RM1;
+        }
+        while r < nr {
+            tile::<K, 1, 1>(nb, wp.add(r * ws), ws, xp, xs, yp.add(r), ys);
+            r += 1;
+        }
+        return;
+    }
     let r_full = nr - nr % RM;
     let t_full = nt - nt % RN;
     let mut r = 0;
@@ -262,7 +276,7 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
 /// type from its [`TileKernel`] and tile shape. The entries are only
 /// reachable through a [`crate::Kernel`], which checks the CPU first.
 macro_rules! block32_entries {
-    ($k:ty, $rm:literal, $rn:literal) => {
+    ($k:ty, $rm:literal, $rn:literal, $rm1:literal) => {
         pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn inner(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -299,7 +313,7 @@ macro_rules! block32_entries {
                 y: *mut f32,
                 ys: usize,
             ) {
-                $crate::simd::x86::gemm_blocks::<$k, $rm, $rn>(n, w, ws, nr, x, xs, nt, y, ys)
+                $crate::simd::x86::gemm_blocks::<$k, $rm, $rn, $rm1>(n, w, ws, nr, x, xs, nt, y, ys)
             }
             inner(n, w, ws, nr, x, xs, nt, y, ys)
         }

@@ -112,5 +112,5 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q4_0, 4, 2);
+    block32_entries!(Q4_0, 4, 2, 4);
 }

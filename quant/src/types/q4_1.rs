@@ -117,5 +117,5 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q4_1, 4, 2);
+    block32_entries!(Q4_1, 4, 2, 8);
 }

@@ -126,7 +126,7 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q8_0, 4, 2);
+    block32_entries!(Q8_0, 4, 2, 8);
 
     pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
         // SAFETY: reachable only through `Kernel`, which checked the CPU.
