@@ -133,21 +133,39 @@ fn tokenizer_ids_and_pieces_equal_llama_cpp() {
     check_against_llama_cpp(&load());
 }
 
+/// Llama-3's and Qwen2's pre-tokenizer regexes as their tokenizer.json spell them.
+const HF_LLAMA3: &str = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const HF_QWEN2: &str = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 /// The tokenizer.json path: write the model's vocabulary out as a Hugging
-/// Face folder (SmolLM2's layout: Digits + ByteLevel, control tokens as
-/// special added tokens) and hold it to the same llama.cpp cases.
+/// Face folder in its family's layout (SmolLM: Digits + ByteLevel; Llama-3,
+/// Qwen2: Split + ByteLevel; control tokens as special added tokens) and hold
+/// it to the same llama.cpp cases.
 #[test]
 fn tokenizer_from_hf_json_equals_llama_cpp() {
     let path = model_path();
     let g = srl_models::gguf::GgufFile::open(&path).expect("open model");
     let gguf_tok = Tokenizer::from_gguf(&g).expect("tokenizer");
-    if gguf_tok.pre() != Some("smollm") {
-        eprintln!(
-            "skipping the tokenizer.json check: it writes SmolLM's layout and this model is {}",
-            gguf_tok.describe()
-        );
-        return;
-    }
+    let byte_level = |use_regex: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+    let split = |regex: &str| serde_json::json!({"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false});
+    let (steps, clean) = match gguf_tok.pre() {
+        Some("smollm") => (
+            vec![
+                serde_json::json!({"type": "Digits", "individual_digits": true}),
+                byte_level(true),
+            ],
+            false,
+        ),
+        Some("llama-bpe" | "llama3") => (vec![split(HF_LLAMA3), byte_level(false)], true),
+        Some("qwen2") => (vec![split(HF_QWEN2), byte_level(false)], false),
+        _ => {
+            eprintln!(
+                "skipping the tokenizer.json check: no layout written for {}",
+                gguf_tok.describe()
+            );
+            return;
+        }
+    };
     let tokens = g.get_str_array("tokenizer.ggml.tokens").expect("tokens");
     let merges = g.get_str_array("tokenizer.ggml.merges").expect("merges");
     let types = g
@@ -156,26 +174,35 @@ fn tokenizer_from_hf_json_equals_llama_cpp() {
     let mut vocab = serde_json::Map::new();
     let mut added = Vec::new();
     for (i, (t, ty)) in tokens.iter().zip(&types).enumerate() {
-        if *ty == 3 {
-            added.push(serde_json::json!({"id": i, "content": t, "special": true}));
-        } else {
-            vocab.insert(t.to_string(), i.into());
+        match ty {
+            3 => added.push(serde_json::json!({"id": i, "content": t, "special": true})),
+            4 => added.push(serde_json::json!({"id": i, "content": t, "special": false})),
+            _ => {
+                vocab.insert(t.to_string(), i.into());
+            }
         }
     }
+    let text = |id: Option<u32>| gguf_tok.token_text(id.expect("bos/eos")).to_string();
+    // add_bos comes from the post-processor template here, as in Llama-3's files.
+    let single = if gguf_tok.add_bos() {
+        serde_json::json!([{"SpecialToken": {"id": text(gguf_tok.bos()), "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}])
+    } else {
+        serde_json::json!([{"Sequence": {"id": "A", "type_id": 0}}])
+    };
     let tj = serde_json::json!({
         "added_tokens": added,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": steps},
+        "post_processor": {"type": "Sequence", "processors": [
+            byte_level(false),
+            {"type": "TemplateProcessing", "single": single, "pair": []},
         ]},
         "decoder": {"type": "ByteLevel"},
         "model": {"type": "BPE", "vocab": vocab, "merges": merges},
     });
-    let text = |id: Option<u32>| gguf_tok.token_text(id.expect("bos/eos")).to_string();
     let config = serde_json::json!({
         "bos_token": text(gguf_tok.bos()),
         "eos_token": text(gguf_tok.eos()),
-        "clean_up_tokenization_spaces": false,
+        "clean_up_tokenization_spaces": clean,
     });
     let dir = std::env::temp_dir().join(format!("srl-tokenizer-hf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -189,6 +216,10 @@ fn tokenizer_from_hf_json_equals_llama_cpp() {
     assert_eq!(
         (hf.bos(), hf.eos(), hf.add_bos()),
         (gguf_tok.bos(), gguf_tok.eos(), gguf_tok.add_bos())
+    );
+    assert_eq!(
+        hf.eog_ids().collect::<Vec<_>>(),
+        gguf_tok.eog_ids().collect::<Vec<_>>()
     );
     check_against_llama_cpp(&hf);
 }
