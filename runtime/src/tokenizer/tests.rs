@@ -287,3 +287,10 @@ fn hf_json_folder_loads() {
 }
 
 use std::path::Path;
+
+#[test]
+fn tokenizer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tokenizer>();
+    check::<StreamDecoder>();
+}
