@@ -1,6 +1,7 @@
 //! Chat templates: the model's own Jinja template (from GGUF metadata or
 //! tokenizer_config.json) rendered with minijinja, Python string methods
-//! included. Undefined variables are errors, except in `if` tests, so a
+//! included, with Hugging Face's whitespace settings (trim_blocks,
+//! lstrip_blocks). Undefined variables are errors, except in `if` tests, so a
 //! template that needs something srl does not provide says so.
 
 use minijinja::{context, Environment, ErrorKind, UndefinedBehavior};
@@ -54,6 +55,10 @@ impl ChatTemplate {
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<ChatTemplate, TemplateError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // As transformers' apply_chat_template renders: block tags do not
+        // leave their own newlines and indentation behind.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -116,6 +121,19 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("one only"), "{e}");
+    }
+
+    /// Block tags swallow their newline and leading indentation, as in transformers.
+    #[test]
+    fn trims_blocks_like_transformers() {
+        let t = ChatTemplate::new("{% for m in messages %}\n  {% if true %}\n{{ m.content }}\n  {% endif %}\n{% endfor %}", "", "").unwrap();
+        let s = t
+            .render(
+                &[Message::new("user", "a"), Message::new("user", "b")],
+                false,
+            )
+            .unwrap();
+        assert_eq!(s, "a\nb\n");
     }
 
     #[test]
