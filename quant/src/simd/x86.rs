@@ -135,10 +135,45 @@ pub(crate) unsafe fn vec_dot_blocks<K: TileKernel>(n: usize, w: &[u8], x: &[u8])
     hsum_float_8(acc) + summs
 }
 
+/// Software prefetch of the weights the next tile will read, spread over
+/// the blocks of this one: when decoding, a tile reads several rows at once
+/// and the hardware prefetcher alone keeps fewer bytes in flight than one
+/// sequential stream would.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    ptr: *const u8,
+    lines_per_block: usize,
+}
+
+impl Prefetch {
+    const NONE: Prefetch = Prefetch {
+        ptr: std::ptr::null(),
+        lines_per_block: 0,
+    };
+
+    /// Prefetch `bytes` from `ptr` over `nb` block steps.
+    fn new(ptr: *const u8, bytes: usize, nb: usize) -> Prefetch {
+        Prefetch {
+            ptr,
+            lines_per_block: bytes.div_ceil(64).div_ceil(nb.max(1)),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn step(self, k: usize) {
+        for i in 0..self.lines_per_block {
+            // Prefetching never faults, so the address may lie past the end.
+            let p = self.ptr.wrapping_add((k * self.lines_per_block + i) * 64);
+            _mm_prefetch(p as *const i8, _MM_HINT_T0);
+        }
+    }
+}
+
 /// One `RM x RN` tile: `y[t*ys + r] = dot(w row r, x row t)`, each weight
 /// block loaded once and used for `RN` tokens. Per (r, t) the operations are
 /// exactly those of [`vec_dot_blocks`], so results are bit-identical.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<K: TileKernel, const RM: usize, const RN: usize>(
     nb: usize,
     w: *const u8,
@@ -147,10 +182,12 @@ unsafe fn tile<K: TileKernel, const RM: usize, const RN: usize>(
     xs: usize,
     y: *mut f32,
     ys: usize,
+    prefetch: Prefetch,
 ) {
     let mut acc = [[_mm256_setzero_ps(); RN]; RM];
     let mut summs = [[0.0f32; RN]; RM];
     for k in 0..nb {
+        prefetch.step(k);
         let mut qw = [_mm256_setzero_si256(); RM];
         let mut dw = [0.0f32; RM];
         let mut mw = [0.0f32; RM];
@@ -179,7 +216,12 @@ unsafe fn tile<K: TileKernel, const RM: usize, const RN: usize>(
 /// [`crate::types::GemmFn`]), in `RM x RN` tiles with 1-wide edges.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize, const RM1: usize>(
+pub(crate) unsafe fn gemm_blocks<
+    K: TileKernel,
+    const RM: usize,
+    const RN: usize,
+    const RM1: usize,
+>(
     n: usize,
     w: &[u8],
     ws: usize,
@@ -202,14 +244,27 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
         let r_full = nr - nr % RM1;
         let mut r = 0;
         while r < r_full {
-            tile::<K, RM1, 1>(nb, wp.add(r * ws), ws, xp, xs, yp.add(r), ys);
+            let pf = Prefetch::new(wp.wrapping_add((r + RM1) * ws), RM1 * ws, nb);
+            tile::<K, RM1, 1>(nb, wp.add(r * ws), ws, xp, xs, yp.add(r), ys, pf);
             r += RM1;
         }
         while r < nr {
-            tile::<K, 1, 1>(nb, wp.add(r * ws), ws, xp, xs, yp.add(r), ys);
+            tile::<K, 1, 1>(
+                nb,
+                wp.add(r * ws),
+                ws,
+                xp,
+                xs,
+                yp.add(r),
+                ys,
+                Prefetch::NONE,
+            );
             r += 1;
         }
         return;
+    }
+    if nt >= RN {
+        return gemm_packed::<K, RM, RN>(nb, wp, ws, nr, xp, xs, nt, yp, ys);
     }
     let r_full = nr - nr % RM;
     let t_full = nt - nt % RN;
@@ -225,6 +280,7 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
                 xs,
                 yp.add(t * ys + r),
                 ys,
+                Prefetch::NONE,
             );
             t += RN;
         }
@@ -237,6 +293,7 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
                 xs,
                 yp.add(t * ys + r),
                 ys,
+                Prefetch::NONE,
             );
             t += 1;
         }
@@ -253,6 +310,7 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
                 xs,
                 yp.add(t * ys + r),
                 ys,
+                Prefetch::NONE,
             );
             t += RN;
         }
@@ -265,10 +323,163 @@ pub(crate) unsafe fn gemm_blocks<K: TileKernel, const RM: usize, const RN: usize
                 xs,
                 yp.add(t * ys + r),
                 ys,
+                Prefetch::NONE,
             );
             t += 1;
         }
         r += 1;
+    }
+}
+
+/// A weight block unpacked once per job for all the job's tokens: the 32
+/// quants as bytes (what [`TileKernel::load_w`] returns), d and m as f32.
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+struct Unpacked {
+    q: __m256i,
+    d: f32,
+    m: f32,
+}
+
+/// Per-thread buffers of the packed path, kept between calls so that
+/// prompt processing does not allocate per matrix product.
+#[derive(Default)]
+struct Scratch {
+    w: Vec<Unpacked>,
+    s: Vec<f32>,
+    summs: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Batched product (T > 1) of `nr` rows by `nt >= RN` tokens: unpack the
+/// rows' blocks once, compute the `m_w * s_x` sums for all pairs in one
+/// vectorised pass (lane t repeats the scalar FMA chain of token t), then
+/// `RM x RN` tiles that only load, multiply and accumulate. Per (r, t) the
+/// arithmetic is that of [`vec_dot_blocks`], so results are bit-identical.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
+    nb: usize,
+    wp: *const u8,
+    ws: usize,
+    nr: usize,
+    xp: *const u8,
+    xs: usize,
+    nt: usize,
+    yp: *mut f32,
+    ys: usize,
+) {
+    // The work runs outside `with`'s closure: closures do not inherit
+    // `#[target_feature]`, and the intrinsics would not inline there. The
+    // thread-local outlives this call, so the pointer stays valid.
+    let cell: *const std::cell::RefCell<Scratch> = SCRATCH.with(|c| c as *const _);
+    let mut local = None;
+    // Not re-entrant in practice (no rayon calls below); fall back to a fresh
+    // buffer rather than panic if it ever is.
+    let mut guard = (*cell).try_borrow_mut().ok();
+    let scratch = match guard.as_deref_mut() {
+        Some(s) => s,
+        None => local.insert(Scratch::default()),
+    };
+    {
+        let ntp = nt.next_multiple_of(8);
+        let zero = Unpacked {
+            q: _mm256_setzero_si256(),
+            d: 0.0,
+            m: 0.0,
+        };
+        scratch.w.clear();
+        scratch.w.resize(nr * nb, zero);
+        for r in 0..nr {
+            for k in 0..nb {
+                let (q, d, m) = K::load_w(wp.add(r * ws + k * K::W_BYTES));
+                scratch.w[r * nb + k] = Unpacked { q, d, m };
+            }
+        }
+        scratch.summs.clear();
+        scratch.summs.resize(nr * ntp, 0.0);
+        if K::HAS_MIN {
+            scratch.s.clear();
+            scratch.s.resize(nb * ntp, 0.0);
+            for t in 0..nt {
+                for k in 0..nb {
+                    scratch.s[k * ntp + t] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).2;
+                }
+            }
+            let (sp, up) = (scratch.s.as_ptr(), scratch.w.as_ptr());
+            for r in 0..nr {
+                for t0 in (0..ntp).step_by(8) {
+                    let mut acc = _mm256_setzero_ps();
+                    for k in 0..nb {
+                        let m = _mm256_set1_ps((*up.add(r * nb + k)).m);
+                        acc = _mm256_fmadd_ps(m, _mm256_loadu_ps(sp.add(k * ntp + t0)), acc);
+                    }
+                    _mm256_storeu_ps(scratch.summs.as_mut_ptr().add(r * ntp + t0), acc);
+                }
+            }
+        }
+        let up = scratch.w.as_ptr();
+        let sm = scratch.summs.as_ptr();
+        let r_full = nr - nr % RM;
+        let t_full = nt - nt % RN;
+        let mut r = 0;
+        while r < nr {
+            let mut t = 0;
+            while t < nt {
+                let (w, x, y, s) = (
+                    up.add(r * nb),
+                    xp.add(t * xs),
+                    yp.add(t * ys + r),
+                    sm.add(r * ntp + t),
+                );
+                match (r < r_full, t < t_full) {
+                    (true, true) => tile_packed::<K, RM, RN>(nb, w, x, xs, y, ys, s, ntp),
+                    (true, false) => tile_packed::<K, RM, 1>(nb, w, x, xs, y, ys, s, ntp),
+                    (false, true) => tile_packed::<K, 1, RN>(nb, w, x, xs, y, ys, s, ntp),
+                    (false, false) => tile_packed::<K, 1, 1>(nb, w, x, xs, y, ys, s, ntp),
+                }
+                t += if t < t_full { RN } else { 1 };
+            }
+            r += if r < r_full { RM } else { 1 };
+        }
+    }
+}
+
+/// One `RM x RN` tile over unpacked weights `w` (row r at `w + r * nb`);
+/// `summs` holds the precomputed min terms (row r, token t at
+/// `summs[r * ss + t]`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_packed<K: TileKernel, const RM: usize, const RN: usize>(
+    nb: usize,
+    w: *const Unpacked,
+    x: *const u8,
+    xs: usize,
+    y: *mut f32,
+    ys: usize,
+    summs: *const f32,
+    ss: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); RN]; RM];
+    for k in 0..nb {
+        for t in 0..RN {
+            let (qx, dx, _) = K::load_x(x.add(t * xs + k * K::X_BYTES));
+            let dx = _mm256_set1_ps(dx);
+            for r in 0..RM {
+                let u = &*w.add(r * nb + k);
+                let q = K::dot(u.q, qx);
+                let d = _mm256_mul_ps(_mm256_set1_ps(u.d), dx);
+                acc[r][t] = _mm256_fmadd_ps(d, q, acc[r][t]);
+            }
+        }
+    }
+    for r in 0..RM {
+        for t in 0..RN {
+            *y.add(t * ys + r) = hsum_float_8(acc[r][t]) + *summs.add(r * ss + t);
+        }
     }
 }
 

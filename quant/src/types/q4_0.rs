@@ -112,5 +112,5 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q4_0, 4, 2, 4);
+    block32_entries!(Q4_0, 4, 2, 8);
 }

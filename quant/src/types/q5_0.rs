@@ -140,5 +140,5 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q5_0, 4, 2, 4);
+    block32_entries!(Q5_0, 4, 2, 8);
 }

@@ -129,5 +129,5 @@ mod x86 {
         }
     }
 
-    block32_entries!(Q5_1, 4, 2, 4);
+    block32_entries!(Q5_1, 4, 2, 8);
 }
