@@ -83,7 +83,7 @@ fn main() {
     );
 
     let shapes = [(576usize, 576usize), (1536, 576), (49152, 576)];
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
         for &(rows, cols) in &shapes {
             for n_tokens in [1usize, 512] {
                 let name = format!("{} {rows}x{cols} T={n_tokens}", ty.name());

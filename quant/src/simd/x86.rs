@@ -643,3 +643,119 @@ pub(crate) unsafe fn dot_lanes(
     }
     (reduce4(sum), np)
 }
+
+/// A float element type (F32 or F16) as the float tile kernels read it.
+pub(crate) trait FloatKernel {
+    /// Bytes per element.
+    const BYTES: usize;
+    /// Elements `i..i + 8` of the row at `p`, widened to f32.
+    unsafe fn load8(p: *const u8, i: usize) -> __m256;
+}
+
+/// F32 rows.
+pub(crate) struct F32Rows;
+impl FloatKernel for F32Rows {
+    const BYTES: usize = 4;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        _mm256_loadu_ps((p as *const f32).add(i))
+    }
+}
+
+/// F16 rows, widened with F16C.
+pub(crate) struct F16Rows;
+impl FloatKernel for F16Rows {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
+    }
+}
+
+/// Float dot product with llamafile's tinyBLAS numerics (what llama.cpp
+/// uses for F32/F16 matrix products on AVX2 when `n % 8 == 0`): one 8-lane
+/// FMA accumulator, then [`hsum_float_8`].
+#[inline(always)]
+pub(crate) unsafe fn dot8<F: FloatKernel>(n: usize, w: *const u8, x: *const u8) -> f32 {
+    debug_assert!(n.is_multiple_of(8));
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        acc = _mm256_fmadd_ps(F::load8(w, i), F::load8(x, i), acc);
+        i += 8;
+    }
+    hsum_float_8(acc)
+}
+
+/// One `RM x RN` tile of [`dot8`] products.
+#[inline(always)]
+unsafe fn float_tile<F: FloatKernel, const RM: usize, const RN: usize>(
+    n: usize,
+    w: *const u8,
+    ws: usize,
+    x: *const u8,
+    xs: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); RN]; RM];
+    let mut i = 0;
+    while i < n {
+        let mut wv = [_mm256_setzero_ps(); RM];
+        for r in 0..RM {
+            wv[r] = F::load8(w.add(r * ws), i);
+        }
+        for t in 0..RN {
+            let xv = F::load8(x.add(t * xs), i);
+            for r in 0..RM {
+                acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+            }
+        }
+        i += 8;
+    }
+    for r in 0..RM {
+        for t in 0..RN {
+            *y.add(t * ys + r) = hsum_float_8(acc[r][t]);
+        }
+    }
+}
+
+/// Tiled float product (see [`crate::types::GemmFn`]) with [`dot8`]
+/// numerics; requires `n % 8 == 0`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn float_gemm<F: FloatKernel, const RM: usize, const RN: usize>(
+    n: usize,
+    w: &[u8],
+    ws: usize,
+    nr: usize,
+    x: &[u8],
+    xs: usize,
+    nt: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    assert!(n.is_multiple_of(8));
+    if nr == 0 || nt == 0 {
+        return;
+    }
+    assert!(w.len() >= (nr - 1) * ws + n * F::BYTES);
+    assert!(x.len() >= (nt - 1) * xs + n * F::BYTES);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let (r_full, t_full) = (nr - nr % RM, nt - nt % RN);
+    let mut r = 0;
+    while r < nr {
+        let mut t = 0;
+        while t < nt {
+            let (wr, xt, yo) = (wp.add(r * ws), xp.add(t * xs), y.add(t * ys + r));
+            match (r < r_full, t < t_full) {
+                (true, true) => float_tile::<F, RM, RN>(n, wr, ws, xt, xs, yo, ys),
+                (true, false) => float_tile::<F, RM, 1>(n, wr, ws, xt, xs, yo, ys),
+                (false, true) => float_tile::<F, 1, RN>(n, wr, ws, xt, xs, yo, ys),
+                (false, false) => float_tile::<F, 1, 1>(n, wr, ws, xt, xs, yo, ys),
+            }
+            t += if t < t_full { RN } else { 1 };
+        }
+        r += if r < r_full { RM } else { 1 };
+    }
+}

@@ -1,7 +1,7 @@
 //! F16: IEEE half floats. As a weight type it pairs with f16 activations
 //! (ggml-cpu converts the input to f16 first, rounding to nearest even).
 
-use super::{x86_entry, GemmFn, Kernel, QuantizeFn, VecDotFn};
+use super::{scalar_gemm, x86_entry, GemmFn, Kernel, QuantizeFn, VecDotFn};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// f16 bytes to f32 (exact).
@@ -29,6 +29,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 x86_entry!(AVX2_FROM_FLOAT: QuantizeFn = x86::from_float);
 
 /// Dot product kernels.
@@ -43,13 +44,18 @@ pub const FROM_FLOAT: Kernel<QuantizeFn> = Kernel {
     avx2: AVX2_FROM_FLOAT,
 };
 
-/// No tiled kernel yet: matmul calls `vec_dot` per (row, token).
-pub const GEMM: Option<Kernel<GemmFn>> = None;
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+});
+
+scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::fp::f16_to_f32;
-    use crate::simd::x86::dot_lanes;
+    use crate::simd::x86::{dot8, dot_lanes, float_gemm, F16Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -57,15 +63,56 @@ mod x86 {
         unsafe { vec_dot_avx2(n, w, x) }
     }
 
+    /// # Safety
+    /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm(
+        n: usize,
+        w: &[u8],
+        ws: usize,
+        nr: usize,
+        x: &[u8],
+        xs: usize,
+        nt: usize,
+        y: *mut f32,
+        ys: usize,
+    ) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn inner(
+            n: usize,
+            w: &[u8],
+            ws: usize,
+            nr: usize,
+            x: &[u8],
+            xs: usize,
+            nt: usize,
+            y: *mut f32,
+            ys: usize,
+        ) {
+            float_gemm::<F16Rows, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
+        }
+        if n.is_multiple_of(8) {
+            inner(n, w, ws, nr, x, xs, nt, y, ys)
+        } else {
+            crate::types::gemm_with(vec_dot, n, w, ws, nr, x, xs, nt, y, ys)
+        }
+    }
+
     pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
         // SAFETY: as above.
         unsafe { from_float_avx2(src, dst) }
     }
 
-    /// ggml `ggml_vec_dot_f16` (F16C): 4x8 FMA lanes, then f64 leftovers.
+    /// llamafile tinyBLAS numerics when `n % 8 == 0` (what llama.cpp runs
+    /// for F16 products), else ggml `ggml_vec_dot_f16` (F16C): 4x8 FMA
+    /// lanes, then f64 leftovers.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
         assert!(w.len() >= n * 2 && x.len() >= n * 2);
+        if n.is_multiple_of(8) {
+            return dot8::<F16Rows>(n, w.as_ptr(), x.as_ptr());
+        }
         let load = |p: *const u8, i: usize| {
             _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
         };

@@ -1,7 +1,7 @@
 //! F32: plain little-endian floats. As a weight type it pairs with f32
 //! activations.
 
-use super::{x86_entry, GemmFn, Kernel, VecDotFn};
+use super::{scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn};
 use crate::fp::read_f32;
 
 /// Little-endian bytes to f32.
@@ -28,6 +28,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -35,12 +36,17 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     avx2: AVX2_VEC_DOT,
 };
 
-/// No tiled kernel yet: matmul calls `vec_dot` per (row, token).
-pub const GEMM: Option<Kernel<GemmFn>> = None;
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+});
+
+scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::simd::x86::dot_lanes;
+    use crate::simd::x86::{dot8, dot_lanes, float_gemm, F32Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -48,10 +54,51 @@ mod x86 {
         unsafe { vec_dot_avx2(n, w, x) }
     }
 
-    /// ggml `ggml_vec_dot_f32` (AVX2): 4x8 FMA lanes, leftovers in f32.
+    /// # Safety
+    /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm(
+        n: usize,
+        w: &[u8],
+        ws: usize,
+        nr: usize,
+        x: &[u8],
+        xs: usize,
+        nt: usize,
+        y: *mut f32,
+        ys: usize,
+    ) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn inner(
+            n: usize,
+            w: &[u8],
+            ws: usize,
+            nr: usize,
+            x: &[u8],
+            xs: usize,
+            nt: usize,
+            y: *mut f32,
+            ys: usize,
+        ) {
+            float_gemm::<F32Rows, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
+        }
+        if n.is_multiple_of(8) {
+            inner(n, w, ws, nr, x, xs, nt, y, ys)
+        } else {
+            crate::types::gemm_with(vec_dot, n, w, ws, nr, x, xs, nt, y, ys)
+        }
+    }
+
+    /// llamafile tinyBLAS numerics when `n % 8 == 0` (what llama.cpp runs
+    /// for F32 products), else ggml `ggml_vec_dot_f32` (AVX2): 4x8 FMA lanes,
+    /// leftovers in f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
         assert!(w.len() >= n * 4 && x.len() >= n * 4);
+        if n.is_multiple_of(8) {
+            return dot8::<F32Rows>(n, w.as_ptr(), x.as_ptr());
+        }
         let load = |p: *const u8, i: usize| _mm256_loadu_ps((p as *const f32).add(i));
         let (mut sum, done) = dot_lanes(n, w.as_ptr(), x.as_ptr(), load);
         let (wp, xp) = (w.as_ptr() as *const f32, x.as_ptr() as *const f32);
