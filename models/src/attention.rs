@@ -6,7 +6,8 @@
 //!   prompts): the query is rounded to f16, each score is an f16 dot product
 //!   accumulated in ggml's lane order, softmax is online, and the weighted sum
 //!   of V is accumulated *in f16* (rounded after every position);
-//! - longer prompts: f32 queries and an f32 accumulator (ggml's tiled path).
+//! - longer prompts: f32 queries, scores and accumulator, softmax online per
+//!   tile of 64 cache positions (ggml's tiled path).
 
 use half::f16;
 use rayon::prelude::*;
@@ -61,6 +62,9 @@ pub fn attention(
                 } else {
                     attend_f16_acc(&head, qh, k, v, o)
                 }
+            } else if fast {
+                // SAFETY: as above.
+                unsafe { attend_f32_fma(&head, qh, k, v, o) }
             } else {
                 attend_f32(&head, qh, k, v, o)
             }
@@ -157,7 +161,8 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32])
         for (a, &x) in acc.iter_mut().zip(&v[row..row + d]) {
             *a = f16::from_f32(x.to_f32().mul_add(vs, a.to_f32()));
         }
-        sum = sum * ms + vs;
+        // GCC contracts ggml's `S = S*ms + vs` into one fused multiply-add.
+        sum = sum.mul_add(ms, vs);
     }
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for (x, a) in o.iter_mut().zip(acc.iter()) {
@@ -181,41 +186,83 @@ unsafe fn attend_f16_acc_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut 
     attend_f16_acc_body(h, q, k, v, o)
 }
 
-/// f32 queries and accumulator, online softmax (llama.cpp's tiled path for
-/// long prompts).
-fn attend_f32(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+/// KV positions per tile of llama.cpp's tiled path (GGML_FA_TILE_KV).
+const KV_TILE: usize = 64;
+
+/// llama.cpp's tiled flash attention for long prompts, one query row: f32
+/// query, scores as sequential fused dot products, softmax online per tile
+/// of 64 cache positions (tile sums in f64, exp by ggml's polynomial), V
+/// accumulated in f32 by sequential fused multiply-adds.
+#[inline(always)]
+fn attend_tiled_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+    use crate::mlp::ggml_expf;
     let d = h.d;
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f32;
     o.fill(0.0);
-    for p in 0..h.n_pos {
-        let row = p * h.kvdim + h.off;
-        let mut dot = 0.0f32;
-        for (a, b) in q.iter().zip(&k[row..row + d]) {
-            dot += a * b.to_f32();
+    let mut kq = [0.0f32; KV_TILE];
+    let mut tile0 = 0;
+    while tile0 < h.n_pos {
+        let n = (h.n_pos - tile0).min(KV_TILE);
+        for (j, s) in kq.iter_mut().enumerate() {
+            if j < n {
+                let row = (tile0 + j) * h.kvdim + h.off;
+                let mut acc = 0.0f32;
+                for (a, b) in q.iter().zip(&k[row..row + d]) {
+                    acc = b.to_f32().mul_add(*a, acc);
+                }
+                *s = acc * h.scale;
+            } else {
+                *s = f32::NEG_INFINITY;
+            }
         }
-        let sc = dot * h.scale;
-        let (ms, vs) = if sc > m {
-            let ms = (m - sc).exp();
-            m = sc;
-            (ms, 1.0)
-        } else {
-            (1.0, (sc - m).exp())
-        };
-        if ms != 1.0 {
+        let tile_max = kq.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let m_new = m.max(tile_max);
+        if m_new > m {
+            let ms = (m - m_new).exp();
             for x in o.iter_mut() {
                 *x *= ms;
             }
+            sum *= ms;
         }
-        for (x, y) in o.iter_mut().zip(&v[row..row + d]) {
-            *x += y.to_f32() * vs;
+        m = m_new;
+        // ggml_vec_soft_max_f32: exp in groups of 8, each group summed as a tree.
+        let mut tile_sum = 0.0f64;
+        for g in kq.chunks_exact_mut(8) {
+            for x in g.iter_mut() {
+                *x = ggml_expf(*x - m);
+            }
+            let l: [f32; 4] = std::array::from_fn(|i| g[i] + g[i + 4]);
+            tile_sum += ((l[0] + l[2]) + (l[1] + l[3])) as f64;
         }
-        sum = sum * ms + vs;
+        sum = (sum as f64 + tile_sum) as f32;
+        for (j, &p) in kq.iter().enumerate().take(n) {
+            let row = (tile0 + j) * h.kvdim + h.off;
+            for (x, y) in o.iter_mut().zip(&v[row..row + d]) {
+                *x = y.to_f32().mul_add(p, *x);
+            }
+        }
+        tile0 += KV_TILE;
     }
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for x in o.iter_mut() {
         *x *= inv;
     }
+}
+
+fn attend_f32(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+    attend_tiled_body(h, q, k, v, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_f32_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+    attend_tiled_body(h, q, k, v, o)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn attend_f32_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+    attend_tiled_body(h, q, k, v, o)
 }
 
 #[cfg(test)]

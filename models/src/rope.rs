@@ -58,8 +58,11 @@ pub fn apply_rope(
                     RopeStyle::Halves => (i, i + half),
                 };
                 let (x0, x1) = (head[a], head[b]);
-                head[a] = x0 * c - x1 * s;
-                head[b] = x0 * s + x1 * c;
+                // ggml computes `x0*cos - x1*sin` and `x0*sin + x1*cos`; GCC
+                // contracts each into one fused multiply-add of the first
+                // product (bit-exactness with llama.cpp depends on it).
+                head[a] = x0.mul_add(c, -(x1 * s));
+                head[b] = x0.mul_add(s, x1 * c);
             }
         }
     }

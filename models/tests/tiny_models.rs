@@ -108,8 +108,10 @@ fn safetensors_and_gguf_give_the_same_logits() {
         let a = srl_logits(&gguf, &TOKENS, 7);
         let b = srl_logits(&st, &TOKENS, 7);
         let err = rel_err(&a, &b);
+        // Only the element order inside q.k differs (the two Q/K layouts),
+        // seen through attention's f16 accumulator.
         assert!(
-            err < 1e-5,
+            err < 1e-4,
             "{}: gguf vs safetensors relative error {err}",
             arch.name()
         );

@@ -23,12 +23,14 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Largest tolerated |srl - llama.cpp| on any first-token logit. llama.cpp
-/// disagrees with itself by up to 1.07 on these prompts when only its
-/// flash-attention switch changes (greedy.json, flash_attn_off_check): this
-/// model amplifies last-bit differences, so logits are compared at that scale
-/// and tokens are compared exactly below.
-const MAX_LOGIT_DIFF: f32 = 1.5;
+/// Largest tolerated |srl - llama.cpp| on any first-token logit. srl follows
+/// llama.cpp's CPU numerics (activation quantization, flash attention's f16
+/// accumulator, ggml's exp, GCC's fused multiply-adds) and is bit-exact on
+/// this reference (0.0 measured on an AVX2+FMA machine); this model amplifies
+/// last-bit differences (llama.cpp's own flash-attention switch moves these
+/// logits by up to 1.07), so anything above this bound means the numerics
+/// drifted.
+const MAX_LOGIT_DIFF: f32 = 1e-3;
 
 struct Case {
     index: usize,
@@ -125,7 +127,11 @@ fn first_token_logits_are_close_to_llamacpp() {
             c.index
         ));
         worst = worst.max(diff);
-        assert!(same_top, "prompt {}: the most likely first token differs from llama.cpp's", c.index);
+        assert!(
+            same_top,
+            "prompt {}: the most likely first token differs from llama.cpp's",
+            c.index
+        );
     }
     eprintln!("{}", report.join("\n"));
     assert!(
@@ -136,13 +142,7 @@ fn first_token_logits_are_close_to_llamacpp() {
 }
 
 /// Greedy decoding gives llama.cpp's 64 tokens on every prompt.
-///
-/// Not yet achieved: srl is bit-exact with llama.cpp on some prompts but
-/// not all (see the issue note), so this test is ignored until the remaining
-/// numerics differences are found. Run it with `--ignored` to see where each
-/// prompt diverges.
 #[test]
-#[ignore]
 fn greedy_tokens_match_llamacpp() {
     let engine = Engine::load(&model(), 2).unwrap();
     let (cases, n_new) = cases();
