@@ -334,7 +334,22 @@ impl GgufFile {
         let mut tensor_index = HashMap::new();
         for r in raw {
             let name = r.name;
-            let n: u128 = r.dims.iter().map(|&d| d as u128).product();
+            // Checked: four dimensions of up to 2^40 overflow even u128.
+            let too_big = || {
+                ModelError::format(
+                    path,
+                    format!(
+                        "corrupt GGUF: tensor '{name}' has absurd dimensions {:?}",
+                        r.dims
+                    ),
+                )
+            };
+            let n = r
+                .dims
+                .iter()
+                .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128))
+                .filter(|&n| n <= 1u128 << 48)
+                .ok_or_else(too_big)?;
             let row = r.ty.row_bytes(r.dims[0]).ok_or_else(|| {
                 ModelError::format(
                     path,
@@ -346,7 +361,7 @@ impl GgufFile {
                     ),
                 )
             })? as u128;
-            let n_rows: u128 = r.dims[1..].iter().map(|&d| d as u128).product();
+            let n_rows = n / r.dims[0].max(1) as u128;
             let size = row * n_rows;
             if r.rel % alignment != 0 {
                 return Err(ModelError::format(
@@ -358,7 +373,7 @@ impl GgufFile {
                 ));
             }
             let start = data_offset as u128 + r.rel as u128;
-            if start + size > file_len as u128 || n > (1u128 << 48) {
+            if start + size > file_len as u128 {
                 return Err(ModelError::format(
                     path,
                     format!(

@@ -155,3 +155,21 @@ fn hostile_tensor_table() {
     b[pos + 16..pos + 24].copy_from_slice(&3u64.to_le_bytes());
     assert!(err(&b).contains("not aligned"));
 }
+
+/// Inputs the fuzzer (fuzz/fuzz_targets/gguf_reader.rs) found crashing the
+/// reader, kept as regression tests: each must give an error, not a panic.
+#[test]
+fn fuzz_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let r = std::panic::catch_unwind(|| parse(&bytes).map(|_| ()));
+        let err = r.unwrap_or_else(|_| panic!("{} panics the reader", path.display()));
+        let msg = err.expect_err("a corrupt file must be refused").to_string();
+        assert!(msg.contains("corrupt GGUF"), "{}: {msg}", path.display());
+        n += 1;
+    }
+    assert!(n >= 1);
+}
