@@ -204,7 +204,9 @@ fn chat_keeps_the_conversation_and_handles_commands() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"What is 2+2?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n")
+        .write_all(
+            b"What is 2+2?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n",
+        )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
