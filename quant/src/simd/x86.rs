@@ -85,6 +85,10 @@ pub(crate) trait TileKernel {
     const X_BYTES: usize;
     /// Whether blocks carry a min (`_1` types): adds `m_w * s_x` per block.
     const HAS_MIN: bool;
+    /// Whether the weight bytes are signed ([`Self::dot`] is then
+    /// [`mul_sum_i8_pairs_float`], which the packed path splits so that
+    /// `|w|` is computed once per block).
+    const SIGNED: bool;
     /// Weight block at `p`: 32 quants as bytes, scale d, min m (or 0).
     unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32);
     /// Activation block at `p`: 32 signed bytes, scale d, s = d*sum (or 0).
@@ -333,11 +337,17 @@ pub(crate) unsafe fn gemm_blocks<
 
 /// A weight block unpacked once per job for all the job's tokens: the 32
 /// quants as bytes (what [`TileKernel::load_w`] returns), d and m as f32.
+///
+/// `d` is stored broadcast to all 8 lanes so that the tile multiplies it by
+/// the activation scale with one vector op reading memory (a scalar field
+/// invites the compiler to multiply scalars and broadcast, one op more).
 #[repr(C, align(32))]
 #[derive(Clone, Copy)]
 struct Unpacked {
     q: __m256i,
-    d: f32,
+    /// `|q|` for signed types.
+    a: __m256i,
+    d: __m256,
     m: f32,
 }
 
@@ -388,7 +398,8 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
         let ntp = nt.next_multiple_of(8);
         let zero = Unpacked {
             q: _mm256_setzero_si256(),
-            d: 0.0,
+            a: _mm256_setzero_si256(),
+            d: _mm256_setzero_ps(),
             m: 0.0,
         };
         scratch.w.clear();
@@ -396,7 +407,9 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
         for r in 0..nr {
             for k in 0..nb {
                 let (q, d, m) = K::load_w(wp.add(r * ws + k * K::W_BYTES));
-                scratch.w[r * nb + k] = Unpacked { q, d, m };
+                let d = _mm256_set1_ps(d);
+                let a = _mm256_sign_epi8(q, q);
+                scratch.w[r * nb + k] = Unpacked { q, a, d, m };
             }
         }
         scratch.summs.clear();
@@ -470,8 +483,12 @@ unsafe fn tile_packed<K: TileKernel, const RM: usize, const RN: usize>(
             let dx = _mm256_set1_ps(dx);
             for r in 0..RM {
                 let u = &*w.add(r * nb + k);
-                let q = K::dot(u.q, qx);
-                let d = _mm256_mul_ps(_mm256_set1_ps(u.d), dx);
+                let q = if K::SIGNED {
+                    mul_sum_us8_pairs_float(u.a, _mm256_sign_epi8(qx, u.q))
+                } else {
+                    K::dot(u.q, qx)
+                };
+                let d = _mm256_mul_ps(u.d, dx);
                 acc[r][t] = _mm256_fmadd_ps(d, q, acc[r][t]);
             }
         }

@@ -97,6 +97,7 @@ mod x86 {
         const W_BYTES: usize = 18;
         const X_BYTES: usize = 34;
         const HAS_MIN: bool = false;
+        const SIGNED: bool = true;
         #[inline(always)]
         unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
             let q = _mm256_sub_epi8(nibbles32(p.add(2)), _mm256_set1_epi8(8));

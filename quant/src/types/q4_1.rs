@@ -103,6 +103,7 @@ mod x86 {
         const W_BYTES: usize = 20;
         const X_BYTES: usize = 36;
         const HAS_MIN: bool = true;
+        const SIGNED: bool = false;
         #[inline(always)]
         unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
             (nibbles32(p.add(4)), f16_at(p), f16_at(p.add(2)))

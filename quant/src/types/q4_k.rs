@@ -145,12 +145,9 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     for (bw, bx) in w.iter().zip(x).take(n / QK_K) {
-        let mut scales = [0i32; 8];
-        let mut mins = [0i32; 8];
-        for j in 0..8 {
-            let (s, m) = get_scale_min_k4(j, &bw.scales);
-            (scales[j], mins[j]) = (s as i32, m as i32);
-        }
+        let (sc, mn) = scales_mins(&bw.scales);
+        let scales = sc.map(|s| s as i32);
+        let mins = mn.map(|m| m as i32);
         let mut aux32 = [0i32; 8];
         for j in 0..QK_K / 32 {
             let c = j / 2;

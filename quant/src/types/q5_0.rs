@@ -123,6 +123,7 @@ mod x86 {
         const W_BYTES: usize = 22;
         const X_BYTES: usize = 34;
         const HAS_MIN: bool = false;
+        const SIGNED: bool = true;
         #[inline(always)]
         unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
             let lo = nibbles32(p.add(6));

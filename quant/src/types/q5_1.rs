@@ -113,6 +113,7 @@ mod x86 {
         const W_BYTES: usize = 24;
         const X_BYTES: usize = 36;
         const HAS_MIN: bool = true;
+        const SIGNED: bool = false;
         #[inline(always)]
         unsafe fn load_w(p: *const u8) -> (__m256i, f32, f32) {
             let lo = nibbles32(p.add(8));
