@@ -151,6 +151,9 @@ pub fn matmul_at(
         w.data.len() >= ws * w.rows,
         "weight data shorter than its shape"
     );
+    if w.rows == 0 || n_tokens == 0 {
+        return;
+    }
     let vec_dot_kernel = traits
         .vec_dot
         .unwrap_or_else(|| panic!("{} has no dot product", w.ty));

@@ -320,3 +320,17 @@ fn large_activation_batches_quantize_in_parallel_identically() {
         assert_eq!(a.data(), b.data(), "{ty} from inside the pool");
     }
 }
+
+#[test]
+fn empty_shapes_are_fine() {
+    let pool = pool(2);
+    let mut acts = QuantizedActivations::new();
+    for ty in [GgmlType::Q4_1, GgmlType::F32] {
+        let w = WeightMatrix::new(ty, 0, 64, &[]).unwrap();
+        acts.quantize(ty.vec_dot_type(), &[], 0, 64, &pool);
+        matmul(&w, &acts, &mut [], &pool);
+        let data = random_matrix(ty, 3, 64, 1);
+        let w = WeightMatrix::new(ty, 3, 64, &data).unwrap();
+        matmul(&w, &acts, &mut [], &pool);
+    }
+}
