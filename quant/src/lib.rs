@@ -20,7 +20,12 @@
 //!
 //! SIMD: every kernel has a scalar reference; x86-64 AVX2/FMA/F16C paths are
 //! chosen once at run time ([`SimdLevel::detect`]) and tested against the
-//! scalar ones.
+//! scalar ones. On aarch64, NEON kernels for the 32-element block types
+//! repeat the AVX2 arithmetic lane for lane, so they give the same bits.
+//! The tests run on aarch64 under qemu: set
+//! `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc` and
+//! `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"`,
+//! then `cargo test -p srl-quant --target aarch64-unknown-linux-gnu`.
 
 // Kernels index several arrays with one counter, as the ggml code they
 // mirror does; iterator chains would hide that correspondence.

@@ -101,7 +101,7 @@ fn activation_quantizers_match_ggml_cpu() {
 const SCALAR_VS_GGML_AVX2: f32 = 1e-5;
 
 /// Dot products equal ggml-cpu's AVX2 `ggml_vec_dot_*` bit for bit where
-/// srl has an AVX2 kernel, and closely for the scalar reference.
+/// srl has an AVX2 or NEON kernel, and closely for the scalar reference.
 #[test]
 fn dot_products_match_ggml_cpu() {
     let data = load_json("ggml_vectors.json");
@@ -120,13 +120,16 @@ fn dot_products_match_ggml_cpu() {
             (scalar - want).abs() <= tol,
             "{ty} n={n}: scalar {scalar} vs ggml {want}"
         );
-        if let Some(avx2) = kernel.at(SimdLevel::Avx2) {
-            let got = avx2(n, &w, &x);
-            assert_eq!(
-                got.to_bits(),
-                want.to_bits(),
-                "{ty} n={n}: avx2 {got} vs ggml {want}"
-            );
+        // The NEON kernels repeat the AVX2 arithmetic, so they match too.
+        for level in [SimdLevel::Avx2, SimdLevel::Neon] {
+            if let Some(f) = kernel.at(level) {
+                let got = f(n, &w, &x);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{ty} n={n}: {level:?} {got} vs ggml {want}"
+                );
+            }
         }
     }
 }

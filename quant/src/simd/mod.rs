@@ -2,7 +2,7 @@
 //!
 //! Kernels are compiled for several levels (`#[target_feature]`) and the
 //! best one is chosen at run time; the binary never assumes more than the
-//! x86-64 (or aarch64) baseline.
+//! x86-64 (or aarch64) baseline. NEON is part of the aarch64 baseline.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -14,14 +14,16 @@ pub enum SimdLevel {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// aarch64 NEON (always present there).
+    Neon,
 }
 
 const UNKNOWN: u8 = u8::MAX;
 static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 impl SimdLevel {
-    /// All levels, slowest first.
-    pub const ALL: [SimdLevel; 2] = [SimdLevel::Scalar, SimdLevel::Avx2];
+    /// All levels.
+    pub const ALL: [SimdLevel; 3] = [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Neon];
 
     /// The best level this CPU supports (detected on first call, then cached).
     #[inline]
@@ -37,7 +39,7 @@ impl SimdLevel {
 
     /// Whether this CPU can run kernels of `self`.
     pub fn available(self) -> bool {
-        self <= Self::detect()
+        self == SimdLevel::Scalar || self == Self::detect()
     }
 
     fn probe() -> SimdLevel {
@@ -50,12 +52,18 @@ impl SimdLevel {
                 return SimdLevel::Avx2;
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        {
+            return SimdLevel::Neon;
+        }
+        #[allow(unreachable_code)]
         SimdLevel::Scalar
     }
 
     fn from_u8(v: u8) -> SimdLevel {
         match v {
             1 => SimdLevel::Avx2,
+            2 => SimdLevel::Neon,
             _ => SimdLevel::Scalar,
         }
     }
@@ -63,3 +71,6 @@ impl SimdLevel {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;

@@ -36,18 +36,21 @@ x86_entry!(AVX2_FROM_FLOAT: QuantizeFn = x86::from_float);
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: None,
 };
 
 /// Activation conversion kernels.
 pub const FROM_FLOAT: Kernel<QuantizeFn> = Kernel {
     scalar: quantize,
     avx2: AVX2_FROM_FLOAT,
+    neon: None,
 };
 
 /// Tiled matrix product kernels.
 pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
     scalar: gemm,
     avx2: AVX2_GEMM,
+    neon: None,
 });
 
 scalar_gemm!(vec_dot);

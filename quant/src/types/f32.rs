@@ -34,12 +34,14 @@ x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: None,
 };
 
 /// Tiled matrix product kernels.
 pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
     scalar: gemm,
     avx2: AVX2_GEMM,
+    neon: None,
 });
 
 scalar_gemm!(vec_dot);

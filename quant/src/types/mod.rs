@@ -73,6 +73,7 @@ pub type GemmFn = unsafe fn(usize, &[u8], usize, usize, &[u8], usize, usize, *mu
 pub struct Kernel<F: Copy> {
     pub scalar: F,
     pub avx2: Option<F>,
+    pub neon: Option<F>,
 }
 
 impl<F: Copy> Kernel<F> {
@@ -90,12 +91,17 @@ impl<F: Copy> Kernel<F> {
         match level {
             SimdLevel::Scalar => Some(self.scalar),
             SimdLevel::Avx2 => self.avx2,
+            SimdLevel::Neon => self.neon,
         }
     }
 }
 
 const fn scalar_only<F: Copy>(scalar: F) -> Kernel<F> {
-    Kernel { scalar, avx2: None }
+    Kernel {
+        scalar,
+        avx2: None,
+        neon: None,
+    }
 }
 
 /// Everything srl knows about one element type (ggml's `type_traits` and
@@ -522,6 +528,17 @@ macro_rules! x86_entry {
     };
 }
 pub(crate) use x86_entry;
+
+/// `neon_entry!(NAME: Type = path)`: as [`x86_entry!`] for aarch64.
+macro_rules! neon_entry {
+    ($name:ident : $t:ty = $path:path) => {
+        #[cfg(target_arch = "aarch64")]
+        const $name: Option<$t> = Some($path);
+        #[cfg(not(target_arch = "aarch64"))]
+        const $name: Option<$t> = None;
+    };
+}
+pub(crate) use neon_entry;
 
 #[cfg(test)]
 mod tests {

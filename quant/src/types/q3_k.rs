@@ -153,4 +153,5 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: None,
+    neon: None,
 };

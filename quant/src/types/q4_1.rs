@@ -2,7 +2,9 @@
 //! f16 min: `w = d * q + m`. Pairs with Q8_1 activations.
 
 use super::q8_1::BlockQ8_1;
-use super::{as_blocks, as_blocks_mut, block, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// Elements per block.
@@ -76,18 +78,21 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: NEON_VEC_DOT,
 };
 
 /// Tiled matrix product kernels.
 pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
     scalar: gemm,
     avx2: AVX2_GEMM,
+    neon: None,
 });
 
 scalar_gemm!(vec_dot);
@@ -119,4 +124,33 @@ mod x86 {
     }
 
     block32_entries!(Q4_1, 4, 2, 8);
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use crate::simd::neon::*;
+    use std::arch::aarch64::*;
+
+    pub(super) struct Q4_1;
+    impl NeonBlock for Q4_1 {
+        const W_BYTES: usize = 20;
+        const X_BYTES: usize = 36;
+        const HAS_MIN: bool = true;
+        #[inline(always)]
+        unsafe fn load_w(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            let (lo, hi) = nibbles(p.add(4));
+            (
+                vreinterpretq_s8_u8(lo),
+                vreinterpretq_s8_u8(hi),
+                f16_at(p),
+                f16_at(p.add(2)),
+            )
+        }
+        #[inline(always)]
+        unsafe fn load_x(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            load_q8_1(p)
+        }
+    }
+
+    neon_block32_vec_dot!(Q4_1);
 }

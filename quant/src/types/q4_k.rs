@@ -177,6 +177,7 @@ x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: None,
 };
 
 /// Scales and mins of a Q4_K/Q5_K block as two 8-byte arrays.

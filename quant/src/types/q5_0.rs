@@ -2,7 +2,9 @@
 //! `w = d * (q - 16)`. The fifth bits live in a 32-bit mask. Pairs with Q8_0.
 
 use super::q8_0::BlockQ8_0;
-use super::{as_blocks, as_blocks_mut, block, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// Elements per block.
@@ -96,18 +98,21 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: NEON_VEC_DOT,
 };
 
 /// Tiled matrix product kernels.
 pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
     scalar: gemm,
     avx2: AVX2_GEMM,
+    neon: None,
 });
 
 scalar_gemm!(vec_dot);
@@ -142,4 +147,36 @@ mod x86 {
     }
 
     block32_entries!(Q5_0, 4, 2, 8);
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use crate::simd::neon::*;
+    use std::arch::aarch64::*;
+
+    pub(super) struct Q5_0;
+    impl NeonBlock for Q5_0 {
+        const W_BYTES: usize = 22;
+        const X_BYTES: usize = 34;
+        const HAS_MIN: bool = false;
+        #[inline(always)]
+        unsafe fn load_w(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            let (lo, hi) = nibbles(p.add(6));
+            let (b0, b1) = bits(p.add(2));
+            // Where the fifth bit is clear, set the top four: q - 16 as i8.
+            let f0 = vdupq_n_u8(0xf0);
+            (
+                vreinterpretq_s8_u8(vorrq_u8(lo, vbicq_u8(f0, b0))),
+                vreinterpretq_s8_u8(vorrq_u8(hi, vbicq_u8(f0, b1))),
+                f16_at(p),
+                0.0,
+            )
+        }
+        #[inline(always)]
+        unsafe fn load_x(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            load_q8_0(p)
+        }
+    }
+
+    neon_block32_vec_dot!(Q5_0);
 }

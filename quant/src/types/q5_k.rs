@@ -120,6 +120,7 @@ x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: None,
 };
 
 #[cfg(target_arch = "x86_64")]

@@ -3,7 +3,8 @@
 //! Q5_0 and Q8_0 weights.
 
 use super::{
-    as_blocks, as_blocks_mut, block, scalar_gemm, x86_entry, GemmFn, Kernel, QuantizeFn, VecDotFn,
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel,
+    QuantizeFn, VecDotFn,
 };
 use crate::fp::{f16_to_f32, f32_to_f16};
 
@@ -78,25 +79,30 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 x86_entry!(AVX2_FROM_FLOAT: QuantizeFn = x86::from_float);
+neon_entry!(NEON_FROM_FLOAT: QuantizeFn = neon::from_float);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
+    neon: NEON_VEC_DOT,
 };
 
 /// Tiled matrix product kernels.
 pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
     scalar: gemm,
     avx2: AVX2_GEMM,
+    neon: None,
 });
 
 /// Activation quantizers.
 pub const FROM_FLOAT: Kernel<QuantizeFn> = Kernel {
     scalar: from_float,
     avx2: AVX2_FROM_FLOAT,
+    neon: NEON_FROM_FLOAT,
 };
 
 scalar_gemm!(vec_dot);
@@ -132,5 +138,32 @@ mod x86 {
     pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
         // SAFETY: reachable only through `Kernel`, which checked the CPU.
         unsafe { q8_from_float::<false>(src, dst) }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use crate::simd::neon::*;
+    use std::arch::aarch64::*;
+
+    pub(super) struct Q8_0;
+    impl NeonBlock for Q8_0 {
+        const W_BYTES: usize = 34;
+        const X_BYTES: usize = 34;
+        const HAS_MIN: bool = false;
+        #[inline(always)]
+        unsafe fn load_w(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            load_q8_0(p)
+        }
+        #[inline(always)]
+        unsafe fn load_x(p: *const u8) -> (int8x16_t, int8x16_t, f32, f32) {
+            load_q8_0(p)
+        }
+    }
+
+    neon_block32_vec_dot!(Q8_0);
+
+    pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
+        q8_from_float::<false>(src, dst)
     }
 }

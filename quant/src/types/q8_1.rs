@@ -2,7 +2,7 @@
 //! Only an activation type: it pairs with Q4_1 and Q5_1 weights, whose min
 //! term then costs one multiply per block.
 
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, QuantizeFn};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, QuantizeFn};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// Elements per block.
@@ -70,11 +70,13 @@ pub fn from_float(src: &[f32], dst: &mut [u8]) {
 }
 
 x86_entry!(AVX2_FROM_FLOAT: QuantizeFn = x86::from_float);
+neon_entry!(NEON_FROM_FLOAT: QuantizeFn = neon::from_float);
 
 /// Activation quantizers.
 pub const FROM_FLOAT: Kernel<QuantizeFn> = Kernel {
     scalar: from_float,
     avx2: AVX2_FROM_FLOAT,
+    neon: NEON_FROM_FLOAT,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -82,5 +84,12 @@ mod x86 {
     pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
         // SAFETY: reachable only through `Kernel`, which checked the CPU.
         unsafe { crate::simd::x86::q8_from_float::<true>(src, dst) }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    pub(super) fn from_float(src: &[f32], dst: &mut [u8]) {
+        crate::simd::neon::q8_from_float::<true>(src, dst)
     }
 }
