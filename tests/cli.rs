@@ -217,9 +217,8 @@ fn chat_keeps_the_conversation_and_handles_commands() {
     assert!(stderr.contains("unknown command /bogus"), "{stderr}");
     assert!(stderr.contains("conversation reset"), "{stderr}");
     // Two replies: one before and one after /system.
-    assert_eq!(
+    assert!(
         stdout.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
-        true,
         "{stdout}"
     );
 }

@@ -274,7 +274,7 @@ mod tests {
     fn paths_agree_with_naive_softmax() {
         let d = 64;
         let n = 20;
-        let f = |i: usize, s: f32| ((i as f32 * s).sin() * 0.7) as f32;
+        let f = |i: usize, s: f32| (i as f32 * s).sin() * 0.7;
         let q: Vec<f32> = (0..d).map(|i| f(i, 0.37)).collect();
         let k: Vec<f16> = (0..n * d)
             .map(|i| f16::from_f32(f(i, 0.11) * 3.0))

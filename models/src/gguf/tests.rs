@@ -107,7 +107,7 @@ fn every_truncation_is_an_error_not_a_panic() {
 #[test]
 fn hostile_headers() {
     let good = sample();
-    let err = |b: &[u8]| parse(b).err().expect("should fail").to_string();
+    let err = |b: &[u8]| parse(b).expect_err("should fail").to_string();
     let mut b = good.clone();
     b[0] = b'X';
     assert!(err(&b).contains("not a GGUF file"));
@@ -135,7 +135,7 @@ fn hostile_tensor_table() {
     let name = b"t.q8";
     let pos = good.windows(name.len()).rposition(|w| w == name).unwrap() + name.len();
     // n_dims u32, dim u64, type u32, offset u64
-    let err = |b: &[u8]| parse(b).err().expect("should fail").to_string();
+    let err = |b: &[u8]| parse(b).expect_err("should fail").to_string();
     let mut b = good.clone();
     b[pos..pos + 4].copy_from_slice(&9u32.to_le_bytes());
     assert!(err(&b).contains("dimensions"));
