@@ -103,6 +103,12 @@ fn main() {
                     ty.name(),
                     s * 1e6
                 );
+                if n_tokens == 1 && rows == 576 {
+                    // The same call from a thread outside the pool.
+                    let s = time(secs, || matmul_at(level, &w, &acts, &mut y, &pool));
+                    println!("{:<6} {rows:>6} {cols:>5} {n_tokens:>5} {:>12.1} {:>9.1}  (called outside the pool)",
+                        ty.name(), s * 1e6, 2.0 * (rows * cols) as f64 / s / 1e9);
+                }
             }
         }
     }

@@ -9,9 +9,10 @@
 //! thread takes part. For T > 1 the type's tiled kernel (`gemm`) computes a
 //! few rows by a few tokens at once, loading each weight block once per tile.
 //!
-//! Overhead per call is a few microseconds when called from inside
-//! `pool.install(..)` (the chunks are then forked with `rayon::join`, with no
-//! allocation and no blocking when the other threads are busy).
+//! Overhead per call is a few microseconds. From inside `pool.install(..)`
+//! the chunks are forked with `rayon::join` (no allocation); from another
+//! thread, helpers are spawned and only those that already started are
+//! waited for (see [`fork`]). Either way the calling thread works too.
 
 use crate::simd::SimdLevel;
 use crate::types::{GemmFn, VecDotFn};
@@ -281,10 +282,15 @@ impl Problem<'_> {
     }
 }
 
-/// Runs `f` on every thread of `pool`, the calling thread included. From a
-/// worker of `pool` this forks with `rayon::join` (no allocation; a job no
-/// other thread picked up is run, and returns at once, on this thread);
-/// from outside it spawns into the pool and waits.
+/// Runs `f` on every thread of `pool`, the calling thread included; `f`
+/// claims chunks of work from a shared counter, so a thread that starts late
+/// finds nothing left and returns at once.
+///
+/// From a worker of `pool` this forks with `rayon::join` (no allocation; a
+/// job no other thread picked up runs, and returns, on this thread). From
+/// outside the pool it spawns helpers and, once its own loop is done, waits
+/// only for helpers that already started: a helper still asleep must not
+/// cost a wake-up per matrix product.
 pub(crate) fn fork(pool: &ThreadPool, f: &(dyn Fn() + Sync)) {
     let n = pool.current_num_threads();
     if n <= 1 {
@@ -292,12 +298,7 @@ pub(crate) fn fork(pool: &ThreadPool, f: &(dyn Fn() + Sync)) {
     } else if pool.current_thread_index().is_some() {
         join_n(n, f);
     } else {
-        pool.in_place_scope(|s| {
-            for _ in 1..n {
-                s.spawn(|_| f());
-            }
-            f();
-        });
+        fork_from_outside(pool, n, f);
     }
 }
 
@@ -307,6 +308,52 @@ fn join_n(n: usize, f: &(dyn Fn() + Sync)) {
     } else {
         rayon::join(f, || join_n(n - 1, f));
     }
+}
+
+/// Set in [`HelperState`] once the caller no longer accepts helpers.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// Helpers that are running `f` (low bits) and the [`CLOSED`] flag.
+struct HelperState(AtomicUsize);
+
+/// Closes the helper state and waits for running helpers when the caller's
+/// part ends, normally or by a panic: `f` borrows the caller's stack.
+struct CloseOnDrop<'a>(&'a HelperState);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_or(CLOSED, Ordering::AcqRel);
+        let mut spins = 0u32;
+        while self.0 .0.load(Ordering::Acquire) & !CLOSED != 0 {
+            spins += 1;
+            if spins < 1 << 10 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+fn fork_from_outside(pool: &ThreadPool, n: usize, f: &(dyn Fn() + Sync)) {
+    let state = std::sync::Arc::new(HelperState(AtomicUsize::new(0)));
+    // SAFETY: a helper calls `f` only after registering in `state` while it
+    // is open, and `CloseOnDrop` (which runs before this function returns or
+    // unwinds) closes `state` and waits until no registered helper remains.
+    // So every call of `f` ends while the borrow is alive; late helpers touch
+    // only `state`, which they own a share of.
+    let f_static: &'static (dyn Fn() + Sync) = unsafe { std::mem::transmute(f) };
+    for _ in 1..n {
+        let state = state.clone();
+        pool.spawn(move || {
+            if state.0.fetch_add(1, Ordering::AcqRel) & CLOSED == 0 {
+                f_static();
+            }
+            state.0.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    let _close = CloseOnDrop(&state);
+    f();
 }
 
 /// A raw pointer that threads writing disjoint elements may share.
