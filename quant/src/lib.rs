@@ -43,7 +43,9 @@ pub mod types;
 
 pub use activations::QuantizedActivations;
 pub use error::QuantError;
-pub use matmul::{matmul, matmul_at, matmul_f32, matmul_reference, WeightMatrix};
+pub use matmul::{
+    matmul, matmul_at, matmul_f32, matmul_reference, matmul_transposed, WeightMatrix,
+};
 pub use simd::SimdLevel;
 pub use types::{GgmlType, Kernel, TypeTraits};
 

@@ -119,6 +119,81 @@ pub fn matmul_reference(w: &WeightMatrix, x: &[f32], n_tokens: usize, y: &mut [f
     }
 }
 
+/// The transposed product backward needs: `dx[T, cols] += dy[T, rows] · W`
+/// (the gradient of [`matmul`] with respect to its input, `W` read in place).
+///
+/// Columns are split into block-aligned ranges that threads claim; each
+/// range of each weight row is dequantized once into a small buffer and added
+/// to all T rows of `dx` with an f32 multiply-add. Accumulates into `dx`
+/// (zero it first for a plain product).
+///
+/// Panics (programmer errors) if `dy.len() != T * w.rows` or
+/// `dx.len() != T * w.cols`.
+pub fn matmul_transposed(
+    w: &WeightMatrix,
+    dy: &[f32],
+    n_tokens: usize,
+    dx: &mut [f32],
+    pool: &ThreadPool,
+) {
+    assert_eq!(dy.len(), n_tokens * w.rows, "dy is not [T, rows]");
+    assert_eq!(dx.len(), n_tokens * w.cols, "dx is not [T, cols]");
+    let ws = w.row_bytes();
+    assert!(
+        w.data.len() >= ws * w.rows,
+        "weight data shorter than its shape"
+    );
+    if w.rows == 0 || w.cols == 0 || n_tokens == 0 {
+        return;
+    }
+    let dequantize = w.ty.traits().dequantize;
+    let (bs, bb) = (w.ty.block_size(), w.ty.block_bytes());
+    // Columns per chunk: whole blocks, at most TRANSPOSED_COLS.
+    let chunk = (TRANSPOSED_COLS / bs).max(1) * bs;
+    let n_chunks = w.cols.div_ceil(chunk);
+    let macs = w.rows * w.cols * n_tokens;
+    let next = AtomicUsize::new(0);
+    let out = SendPtr(dx.as_mut_ptr());
+    let (rows, cols) = (w.rows, w.cols);
+    let work = || {
+        let mut buf = [0.0f32; TRANSPOSED_COLS];
+        loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= n_chunks {
+                break;
+            }
+            let c0 = c * chunk;
+            let nc = chunk.min(cols - c0);
+            let row = &mut buf[..nc];
+            for r in 0..rows {
+                let src = &w.data[r * ws + c0 / bs * bb..r * ws + (c0 + nc) / bs * bb];
+                dequantize(src, row);
+                for t in 0..n_tokens {
+                    let g = dy[t * rows + r];
+                    if g == 0.0 {
+                        continue;
+                    }
+                    // SAFETY: columns c0..c0+nc of every token row are
+                    // claimed by this thread only and lie inside dx.
+                    let d =
+                        unsafe { std::slice::from_raw_parts_mut(out.get().add(t * cols + c0), nc) };
+                    for (d, &v) in d.iter_mut().zip(row.iter()) {
+                        *d += g * v;
+                    }
+                }
+            }
+        }
+    };
+    if macs < PARALLEL_MIN_MACS || n_chunks == 1 {
+        work();
+    } else {
+        fork(pool, &work);
+    }
+}
+
+/// Columns per chunk of [`matmul_transposed`] (a multiple of every block size).
+const TRANSPOSED_COLS: usize = 512;
+
 /// Products smaller than this many multiply-adds run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 /// Rows per tiled chunk (a multiple of every tile height).

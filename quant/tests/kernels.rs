@@ -5,8 +5,8 @@ mod common;
 
 use common::{pool, random_f32, rng};
 use srl_quant::{
-    dequantize_row, matmul, matmul_at, matmul_reference, quantize_row, GgmlType, QuantError,
-    QuantizedActivations, SimdLevel, WeightMatrix,
+    dequantize_row, matmul, matmul_at, matmul_reference, matmul_transposed, quantize_row, GgmlType,
+    QuantError, QuantizedActivations, SimdLevel, WeightMatrix,
 };
 
 /// Worst allowed RMS round-trip error, relative to the RMS of the input, per
@@ -332,5 +332,49 @@ fn empty_shapes_are_fine() {
         let data = random_matrix(ty, 3, 64, 1);
         let w = WeightMatrix::new(ty, 3, 64, &data).unwrap();
         matmul(&w, &acts, &mut [], &pool);
+    }
+}
+
+/// How far the transposed product may be from an f64 one, relative to
+/// `sum |dy * w|` per output: f32 accumulation over the rows.
+const TRANSPOSED_TOLERANCE: f32 = 1e-5;
+
+#[test]
+fn transposed_product_matches_naive() {
+    let pool = pool(2);
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::F16,
+        GgmlType::F32,
+    ] {
+        for &(rows, cols, n_tokens) in &[(5usize, 256usize, 1usize), (70, 1536, 3), (300, 768, 2)] {
+            let data = random_matrix(ty, rows, cols, 21);
+            let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+            let dy = random_f32(&mut rng(22), n_tokens * rows, 1.0);
+            let mut dx = vec![0.5f32; n_tokens * cols];
+            matmul_transposed(&w, &dy, n_tokens, &mut dx, &pool);
+            let mut wf = vec![0.0f32; rows * cols];
+            for r in 0..rows {
+                w.dequantize_row(r, &mut wf[r * cols..(r + 1) * cols]);
+            }
+            for t in 0..n_tokens {
+                for c in 0..cols {
+                    let (mut want, mut mag) = (0.5f64, 0.5f64);
+                    for r in 0..rows {
+                        let p = dy[t * rows + r] as f64 * wf[r * cols + c] as f64;
+                        want += p;
+                        mag += p.abs();
+                    }
+                    let got = dx[t * cols + c];
+                    let tol = TRANSPOSED_TOLERANCE * mag as f32;
+                    assert!(
+                        (got as f64 - want).abs() <= tol as f64,
+                        "{ty} {rows}x{cols} T={n_tokens} t={t} c={c}: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }
