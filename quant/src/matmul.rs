@@ -197,7 +197,7 @@ const TRANSPOSED_COLS: usize = 512;
 /// Products smaller than this many multiply-adds run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 /// Rows per tiled chunk (a multiple of every tile height).
-const GEMM_ROWS: usize = 16;
+const GEMM_ROWS: usize = 32;
 /// Tokens per tiled chunk.
 const GEMM_TOKENS: usize = 64;
 

@@ -358,6 +358,7 @@ struct Scratch {
     w: Vec<Unpacked>,
     s: Vec<f32>,
     summs: Vec<f32>,
+    dx: Vec<f32>,
 }
 
 thread_local! {
@@ -434,6 +435,15 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
                 }
             }
         }
+        // Activation scales as f32, token t's at dx[t * nb..].
+        scratch.dx.clear();
+        scratch.dx.resize(nt * nb, 0.0);
+        for t in 0..nt {
+            for k in 0..nb {
+                scratch.dx[t * nb + k] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).1;
+            }
+        }
+        let dxp = scratch.dx.as_ptr();
         let up = scratch.w.as_ptr();
         let sm = scratch.summs.as_ptr();
         let r_full = nr - nr % RM;
@@ -444,7 +454,7 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
             while t < nt {
                 let (w, x, y, s) = (
                     up.add(r * nb),
-                    xp.add(t * xs),
+                    (xp.add(t * xs), dxp.add(t * nb)),
                     yp.add(t * ys + r),
                     sm.add(r * ntp + t),
                 );
@@ -469,7 +479,7 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
 unsafe fn tile_packed<K: TileKernel, const RM: usize, const RN: usize>(
     nb: usize,
     w: *const Unpacked,
-    x: *const u8,
+    (x, dx): (*const u8, *const f32),
     xs: usize,
     y: *mut f32,
     ys: usize,
@@ -478,17 +488,21 @@ unsafe fn tile_packed<K: TileKernel, const RM: usize, const RN: usize>(
 ) {
     let mut acc = [[_mm256_setzero_ps(); RN]; RM];
     for k in 0..nb {
+        let mut qx = [_mm256_setzero_si256(); RN];
         for t in 0..RN {
-            let (qx, dx, _) = K::load_x(x.add(t * xs + k * K::X_BYTES));
-            let dx = _mm256_set1_ps(dx);
-            for r in 0..RM {
-                let u = &*w.add(r * nb + k);
+            qx[t] = K::load_x(x.add(t * xs + k * K::X_BYTES)).0;
+        }
+        for r in 0..RM {
+            let u = &*w.add(r * nb + k);
+            for t in 0..RN {
                 let q = if K::SIGNED {
-                    mul_sum_us8_pairs_float(u.a, _mm256_sign_epi8(qx, u.q))
+                    mul_sum_us8_pairs_float(u.a, _mm256_sign_epi8(qx[t], u.q))
                 } else {
-                    K::dot(u.q, qx)
+                    K::dot(u.q, qx[t])
                 };
-                let d = _mm256_mul_ps(u.d, dx);
+                // The activation scale is broadcast from memory per pair:
+                // keeping RN broadcasts in registers would spill accumulators.
+                let d = _mm256_mul_ps(u.d, _mm256_broadcast_ss(&*dx.add(t * nb + k)));
                 acc[r][t] = _mm256_fmadd_ps(d, q, acc[r][t]);
             }
         }
