@@ -772,6 +772,21 @@ pub(crate) unsafe fn float_gemm<F: FloatKernel, const RM: usize, const RN: usize
     }
     assert!(w.len() >= (nr - 1) * ws + n * F::BYTES);
     assert!(x.len() >= (nt - 1) * xs + n * F::BYTES);
+    if F::BYTES == 2 && nt >= RN {
+        // Several tokens: widen this job's rows and tokens to f32 once (the
+        // conversions are exact), so the tiles do loads and FMAs only.
+        let cell: *const std::cell::RefCell<FloatScratch> = FLOAT_SCRATCH.with(|c| c as *const _);
+        let mut local = None;
+        let mut guard = (*cell).try_borrow_mut().ok();
+        let scratch = match guard.as_deref_mut() {
+            Some(s) => s,
+            None => local.insert(FloatScratch::default()),
+        };
+        widen::<F>(n, w.as_ptr(), ws, nr, &mut scratch.w);
+        widen::<F>(n, x.as_ptr(), xs, nt, &mut scratch.x);
+        let (wb, xb) = (bytemuck_f32(&scratch.w), bytemuck_f32(&scratch.x));
+        return float_gemm::<F32Rows, RM, RN>(n, wb, n * 4, nr, xb, n * 4, nt, y, ys);
+    }
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let (r_full, t_full) = (nr - nr % RM, nt - nt % RN);
     let mut r = 0;
@@ -789,4 +804,47 @@ pub(crate) unsafe fn float_gemm<F: FloatKernel, const RM: usize, const RN: usize
         }
         r += if r < r_full { RM } else { 1 };
     }
+}
+
+/// Per-thread buffers of the widened float path.
+#[derive(Default)]
+struct FloatScratch {
+    w: Vec<f32>,
+    x: Vec<f32>,
+}
+
+thread_local! {
+    static FLOAT_SCRATCH: std::cell::RefCell<FloatScratch> =
+        std::cell::RefCell::new(FloatScratch::default());
+}
+
+/// `rows` rows of `n` elements at `p` (stride `stride` bytes) widened into
+/// `out` as `[rows, n]` f32.
+#[inline(always)]
+unsafe fn widen<F: FloatKernel>(
+    n: usize,
+    p: *const u8,
+    stride: usize,
+    rows: usize,
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    out.resize(rows * n, 0.0);
+    for r in 0..rows {
+        let mut i = 0;
+        while i < n {
+            _mm256_storeu_ps(
+                out.as_mut_ptr().add(r * n + i),
+                F::load8(p.add(r * stride), i),
+            );
+            i += 8;
+        }
+    }
+}
+
+/// An f32 slice as its bytes.
+fn bytemuck_f32(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and any byte may be read; the length is
+    // the slice's size in bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
