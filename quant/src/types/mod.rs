@@ -108,7 +108,8 @@ const fn scalar_only<F: Copy>(scalar: F) -> Kernel<F> {
 /// `type_traits_cpu` in one row).
 pub struct TypeTraits {
     pub ty: GgmlType,
-    /// Lowercase name as llama.cpp prints it ("q4_1", "f16").
+    /// Name as llama.cpp prints it: lowercase ("q4_1", "f16"), k-quants
+    /// with a capital K ("q4_K").
     pub name: &'static str,
     /// Elements per block.
     pub block_size: usize,
