@@ -199,7 +199,7 @@ fn attend_f16_acc(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
 unsafe fn attend_f16_acc_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
     use std::arch::x86_64::*;
     let d = h.d;
-    if d % 32 != 0 {
+    if !d.is_multiple_of(32) {
         return attend_f16_acc_body(h, q, k, v, o);
     }
     const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
@@ -357,7 +357,7 @@ unsafe fn attend_tiled_avx2(
     use crate::mlp::ggml_expf;
     use std::arch::x86_64::*;
     let d = h.d;
-    if d % 8 != 0 {
+    if !d.is_multiple_of(8) {
         return attend_tiled_body(h, q, &unpack_kt(kt, stride, d, h), v, o);
     }
     let mut m = f32::NEG_INFINITY;
