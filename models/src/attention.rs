@@ -354,7 +354,6 @@ unsafe fn attend_tiled_avx2(
     v: &[f16],
     o: &mut [f32],
 ) {
-    use crate::mlp::ggml_expf;
     use std::arch::x86_64::*;
     let d = h.d;
     if !d.is_multiple_of(8) {
@@ -368,20 +367,25 @@ unsafe fn attend_tiled_avx2(
     let mut tile0 = 0;
     while tile0 < h.n_pos {
         let n = (h.n_pos - tile0).min(KV_TILE);
-        for j8 in (0..KV_TILE).step_by(8) {
-            if j8 >= n {
-                _mm256_storeu_ps(kq.as_mut_ptr().add(j8), _mm256_set1_ps(f32::NEG_INFINITY));
-                continue;
+        // Scores: eight independent accumulators of 8 positions each, every
+        // one a sequential fused dot product over D (ggml's order).
+        let mut acc = [_mm256_setzero_ps(); KV_TILE / 8];
+        let blocks = n.div_ceil(8);
+        for (dk, &qv) in q.iter().enumerate() {
+            let qb = _mm256_set1_ps(qv);
+            let base = kt.as_ptr().add(dk * stride + tile0);
+            for (b, a) in acc.iter_mut().enumerate().take(blocks) {
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(base.add(b * 8)), qb, *a);
             }
-            let mut acc = _mm256_setzero_ps();
-            for (dk, &qv) in q.iter().enumerate() {
-                let kv = _mm256_loadu_ps(kt.as_ptr().add(dk * stride + tile0 + j8));
-                acc = _mm256_fmadd_ps(kv, _mm256_set1_ps(qv), acc);
-            }
-            _mm256_storeu_ps(
-                kq.as_mut_ptr().add(j8),
-                _mm256_mul_ps(acc, _mm256_set1_ps(h.scale)),
-            );
+        }
+        let sc = _mm256_set1_ps(h.scale);
+        for (b, a) in acc.iter().enumerate() {
+            let v = if b < blocks {
+                _mm256_mul_ps(*a, sc)
+            } else {
+                _mm256_set1_ps(f32::NEG_INFINITY)
+            };
+            _mm256_storeu_ps(kq.as_mut_ptr().add(b * 8), v);
         }
         for s in kq.iter_mut().skip(n) {
             *s = f32::NEG_INFINITY;
@@ -397,21 +401,31 @@ unsafe fn attend_tiled_avx2(
         }
         m = m_new;
         let mut tile_sum = 0.0f64;
+        let mv = _mm256_set1_ps(m);
         for g in kq.chunks_exact_mut(8) {
-            for x in g.iter_mut() {
-                *x = ggml_expf(*x - m);
-            }
+            let e = crate::mlp::ggml_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(g.as_ptr()), mv));
+            _mm256_storeu_ps(g.as_mut_ptr(), e);
             let l: [f32; 4] = std::array::from_fn(|i| g[i] + g[i + 4]);
             tile_sum += ((l[0] + l[2]) + (l[1] + l[3])) as f64;
         }
         sum = (sum as f64 + tile_sum) as f32;
-        for (j, &p) in kq.iter().enumerate().take(n) {
-            let row = (tile0 + j) * h.kvdim + h.off;
-            let pv = _mm256_set1_ps(p);
-            for i in (0..d).step_by(8) {
-                let x = _mm256_cvtph_ps(_mm_loadu_si128(vp.add(row + i) as *const __m128i));
-                let a = _mm256_loadu_ps(o.as_ptr().add(i));
-                _mm256_storeu_ps(o.as_mut_ptr().add(i), _mm256_fmadd_ps(x, pv, a));
+        // V: channels in register blocks of 64, positions in order.
+        for c0 in (0..d).step_by(64) {
+            let nc = ((d - c0) / 8).min(8);
+            let mut ov = [_mm256_setzero_ps(); 8];
+            for (i, r) in ov.iter_mut().enumerate().take(nc) {
+                *r = _mm256_loadu_ps(o.as_ptr().add(c0 + i * 8));
+            }
+            for (j, &p) in kq.iter().enumerate().take(n) {
+                let row = (tile0 + j) * h.kvdim + h.off + c0;
+                let pv = _mm256_set1_ps(p);
+                for (i, r) in ov.iter_mut().enumerate().take(nc) {
+                    let x = _mm256_cvtph_ps(_mm_loadu_si128(vp.add(row + i * 8) as *const __m128i));
+                    *r = _mm256_fmadd_ps(x, pv, *r);
+                }
+            }
+            for (i, r) in ov.iter().enumerate().take(nc) {
+                _mm256_storeu_ps(o.as_mut_ptr().add(c0 + i * 8), *r);
             }
         }
         tile0 += KV_TILE;

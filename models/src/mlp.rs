@@ -48,6 +48,59 @@ pub fn ggml_expf(x: f32) -> f32 {
     }
 }
 
+/// ggml_v_expf on eight lanes: the same operations as [`ggml_expf`], so the
+/// same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn ggml_expf_avx2(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let r = _mm256_set1_ps(c(k::ROUND));
+    let z = _mm256_fmadd_ps(x, _mm256_set1_ps(c(k::LOG2E)), r);
+    let n = _mm256_sub_ps(z, r);
+    let b = _mm256_fnmadd_ps(
+        n,
+        _mm256_set1_ps(c(k::LN2_LO)),
+        _mm256_fnmadd_ps(n, _mm256_set1_ps(c(k::LN2_HI)), x),
+    );
+    let e = _mm256_slli_epi32::<23>(_mm256_castps_si256(z));
+    let kk = _mm256_castsi256_ps(_mm256_add_epi32(
+        e,
+        _mm256_castps_si256(_mm256_set1_ps(1.0)),
+    ));
+    let abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+    let cmask = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, _mm256_set1_ps(126.0));
+    let u = _mm256_mul_ps(b, b);
+    let j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(
+            _mm256_fmadd_ps(_mm256_set1_ps(c(k::C5)), b, _mm256_set1_ps(c(k::C4))),
+            u,
+            _mm256_fmadd_ps(_mm256_set1_ps(c(k::C3)), b, _mm256_set1_ps(c(k::C2))),
+        ),
+        u,
+        _mm256_mul_ps(_mm256_set1_ps(c(k::C1)), b),
+    );
+    if _mm256_movemask_ps(cmask) == 0 {
+        return _mm256_fmadd_ps(j, kk, kk);
+    }
+    let g = _mm256_and_si256(
+        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_setzero_ps())),
+        _mm256_set1_epi32(0x8200_0000u32 as i32),
+    );
+    let s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f00_0000)));
+    let s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    let dmask = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, _mm256_set1_ps(192.0));
+    _mm256_or_ps(
+        _mm256_and_ps(dmask, _mm256_mul_ps(s1, s1)),
+        _mm256_andnot_ps(
+            dmask,
+            _mm256_or_ps(
+                _mm256_and_ps(cmask, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
+                _mm256_andnot_ps(cmask, _mm256_fmadd_ps(kk, j, kk)),
+            ),
+        ),
+    )
+}
+
 /// silu(x) = x / (1 + exp(-x)), as ggml_v_silu.
 #[inline(always)]
 pub fn silu(x: f32) -> f32 {
@@ -98,6 +151,34 @@ mod tests {
         }
         assert_eq!(ggml_expf(-200.0), 0.0);
         assert!(ggml_expf(200.0).is_infinite());
+    }
+
+    #[test]
+    fn ggml_expf_avx2_matches_scalar_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            use std::arch::x86_64::*;
+            let mut x = -210.0f32;
+            while x < 210.0 {
+                let xs: [f32; 8] = std::array::from_fn(|i| x + i as f32 * 0.37);
+                let mut out = [0.0f32; 8];
+                unsafe {
+                    _mm256_storeu_ps(
+                        out.as_mut_ptr(),
+                        ggml_expf_avx2(_mm256_loadu_ps(xs.as_ptr())),
+                    )
+                };
+                for i in 0..8 {
+                    assert_eq!(
+                        out[i].to_bits(),
+                        ggml_expf(xs[i]).to_bits(),
+                        "exp({})",
+                        xs[i]
+                    );
+                }
+                x += 0.731;
+            }
+        }
     }
 
     #[test]
