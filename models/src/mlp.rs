@@ -50,6 +50,9 @@ pub fn ggml_expf(x: f32) -> f32 {
 
 /// ggml_v_expf on eight lanes: the same operations as [`ggml_expf`], so the
 /// same bits.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn ggml_expf_avx2(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
