@@ -118,3 +118,42 @@ fn safetensors_and_gguf_give_the_same_logits() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Files that parse but cannot run: clear errors naming the file and what is wrong.
+#[test]
+fn unknown_architecture_and_missing_tensors_are_refused() {
+    use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
+    let dir = std::env::temp_dir().join(format!("srl-tiny-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.gguf");
+    TinyWeights::random(&TinySpec::new(Arch::Llama)).write_gguf(&good, GgmlType::F32);
+    let src = GgufFile::open(&good).unwrap();
+    let rewrite = |name: &str, arch: &str, skip: &str| {
+        let mut w = GgufWriter::new();
+        for (k, v) in &src.metadata {
+            w.set(k, v.clone());
+        }
+        w.set("general.architecture", GgufValue::String(arch.into()));
+        for t in &src.tensors {
+            if t.name != skip {
+                w.add_tensor(&t.name, t.ty, &t.dims, src.tensor_data(t))
+                    .unwrap();
+            }
+        }
+        let p = dir.join(name);
+        w.write(&p).unwrap();
+        p
+    };
+    let err = |p: &std::path::Path| Model::open(p).err().expect("must be refused").to_string();
+    let e = err(&rewrite("arch.gguf", "gpt5", ""));
+    assert!(
+        e.contains("arch.gguf") && e.contains("unsupported architecture 'gpt5'"),
+        "{e}"
+    );
+    let e = err(&rewrite("missing.gguf", "llama", "blk.1.ffn_up.weight"));
+    assert!(
+        e.contains("missing.gguf") && e.contains("missing tensor 'blk.1.ffn_up.weight'"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
