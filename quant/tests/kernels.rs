@@ -378,3 +378,42 @@ fn transposed_product_matches_naive() {
         }
     }
 }
+
+/// Non-finite and extreme inputs quantize without panicking (the bytes are
+/// whatever the reference arithmetic gives; only finite data is specified).
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        -f32::MAX,
+        1e-45,
+        -0.0,
+        0.0,
+    ];
+    let mut r = rng(31);
+    for ty in GgmlType::all() {
+        let n = 512;
+        let mut x = random_f32(&mut r, n, 1.0);
+        for (i, v) in x.iter_mut().enumerate() {
+            if i % 7 == 0 {
+                *v = specials[(i / 7) % specials.len()];
+            }
+        }
+        let q = quantized(ty, &x);
+        let _ = dequantized(ty, &q, n);
+        if let Some(k) = ty.traits().from_float {
+            for level in SimdLevel::ALL {
+                if let Some(f) = k.at(level) {
+                    let mut out = vec![0u8; q.len()];
+                    f(&x, &mut out);
+                }
+            }
+        }
+        // Random bytes dequantize without panicking too.
+        let bytes: Vec<u8> = (0..q.len()).map(|i| (i * 7919 % 251) as u8).collect();
+        let _ = dequantized(ty, &bytes, n);
+    }
+}
