@@ -18,6 +18,23 @@
 //! `[rows, cols]` (output features, input features), stored row-major as
 //! blocks of its type.
 //!
+//! ```
+//! use srl_quant::{matmul_f32, quantize_row, GgmlType, QuantizedActivations, WeightMatrix};
+//! let (rows, cols, n_tokens) = (4, 64, 2);
+//! let w_f32: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 * 0.1).collect();
+//! let ty = GgmlType::Q4_1;
+//! let mut data = vec![0u8; ty.row_bytes(cols).unwrap() * rows];
+//! quantize_row(ty, &w_f32, &mut data).unwrap(); // rows are contiguous blocks
+//! let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+//! let x = vec![1.0f32; n_tokens * cols]; // [T, cols]
+//! let mut y = vec![0.0f32; n_tokens * rows]; // [T, rows]
+//! let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+//! let mut scratch = QuantizedActivations::new(); // reused across calls
+//! matmul_f32(&w, &x, n_tokens, &mut y, &mut scratch, &pool);
+//! let exact: f32 = w_f32[..cols].iter().sum();
+//! assert!((y[0] - exact).abs() < 0.05 * exact); // 4-bit weights: close, not equal
+//! ```
+//!
 //! SIMD: every kernel has a scalar reference; x86-64 AVX2/FMA/F16C paths are
 //! chosen once at run time ([`SimdLevel::detect`]) and tested against the
 //! scalar ones. On aarch64, NEON kernels for the 32-element block types
