@@ -268,3 +268,20 @@ fn bad_inputs_give_clear_errors() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn info_reads_safetensors_folders() {
+    use srl_models::testing::{TinySpec, TinyWeights};
+    let dir = std::env::temp_dir().join(format!("srl-cli-st-{}", std::process::id()));
+    TinyWeights::random(&TinySpec::new(srl_models::Arch::Qwen2)).write_safetensors(&dir);
+    let out = ok(&srl(&["info", dir.to_str().unwrap()]));
+    std::fs::remove_dir_all(&dir).ok();
+    for needle in [
+        "format:         safetensors (1 shards",
+        "architecture:   qwen2",
+        "blk.1.attn_q.bias",
+        "tokenizer:      unavailable",
+    ] {
+        assert!(out.contains(needle), "missing '{needle}' in:\n{out}");
+    }
+}
