@@ -18,7 +18,7 @@ pub struct KvCache {
 impl KvCache {
     pub fn new(config: &ModelConfig, capacity: usize) -> KvCache {
         let kv_dim = config.kv_dim();
-        let layer = || vec![f16::ZERO; capacity * kv_dim];
+        let layer = || zeroed_f16(capacity * kv_dim);
         KvCache {
             k: (0..config.n_layer).map(|_| layer()).collect(),
             v: (0..config.n_layer).map(|_| layer()).collect(),
@@ -52,5 +52,25 @@ impl KvCache {
     /// Bytes the cache holds when full.
     pub fn size_bytes(&self) -> usize {
         2 * self.k.len() * self.capacity * self.kv_dim * 2
+    }
+}
+
+/// A zero-filled f16 buffer from the allocator's zeroed pages (calloc), so the
+/// memory becomes resident only as the cache fills. `vec![f16::ZERO; n]` would
+/// write every element up front.
+fn zeroed_f16(n: usize) -> Vec<f16> {
+    let mut v = std::mem::ManuallyDrop::new(vec![0u16; n]);
+    // SAFETY: f16 is a transparent wrapper of u16 (same size and alignment),
+    // and the all-zero bit pattern is +0.0; the allocation moves into the new Vec.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut f16, v.len(), v.capacity()) }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zeroed_buffer_is_zero() {
+        let v = super::zeroed_f16(1000);
+        assert_eq!(v.len(), 1000);
+        assert!(v.iter().all(|x| x.to_bits() == 0));
     }
 }

@@ -7,7 +7,7 @@ use crate::chat_template::{ChatTemplate, Message};
 use crate::error::{Result, RuntimeError};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 use srl_models::{KvCache, Logits, Model, State};
 use std::path::Path;
 use std::time::Instant;
@@ -236,7 +236,7 @@ impl Session<'_> {
         let mut history: Vec<u32> = prompt_ids.to_vec();
         let mut ids = Vec::new();
         let mut stop = StopMatcher::new(&params.stop);
-        let mut utf8 = Utf8Stream::default();
+        let mut utf8 = StreamDecoder::new();
         let mut text = String::new();
         let mut reason = StopReason::MaxTokens;
         let t1 = Instant::now();
@@ -248,7 +248,7 @@ impl Session<'_> {
             }
             ids.push(tok);
             history.push(tok);
-            let piece = utf8.push(&e.tokenizer.token_to_piece(tok, false));
+            let piece = utf8.push(&e.tokenizer, tok, false);
             let (emit, hit) = stop.push(&piece);
             text.push_str(&emit);
             if !emit.is_empty() && !on_text(&emit) {
@@ -271,7 +271,7 @@ impl Session<'_> {
             self.cached.push(tok);
         }
         if reason != StopReason::StopString && reason != StopReason::Cancelled {
-            let (rest, _) = stop.push(&utf8.finish());
+            let (rest, _) = stop.push(&utf8.flush());
             let tail = format!("{rest}{}", stop.flush());
             if !tail.is_empty() {
                 text.push_str(&tail);
@@ -297,60 +297,5 @@ fn per_s(n: usize, ms: f64) -> f64 {
         n as f64 * 1e3 / ms
     } else {
         0.0
-    }
-}
-
-/// Turns a stream of token bytes into text, holding back incomplete UTF-8
-/// sequences until their last byte arrives.
-#[derive(Default)]
-pub struct Utf8Stream {
-    pending: Vec<u8>,
-}
-
-impl Utf8Stream {
-    pub fn push(&mut self, bytes: &[u8]) -> String {
-        self.pending.extend_from_slice(bytes);
-        match std::str::from_utf8(&self.pending) {
-            Ok(s) => {
-                let out = s.to_string();
-                self.pending.clear();
-                out
-            }
-            Err(e) if e.error_len().is_none() => {
-                // Incomplete sequence at the end: emit what is complete.
-                let n = e.valid_up_to();
-                let out = String::from_utf8_lossy(&self.pending[..n]).into_owned();
-                self.pending.drain(..n);
-                out
-            }
-            Err(_) => {
-                let out = String::from_utf8_lossy(&self.pending).into_owned();
-                self.pending.clear();
-                out
-            }
-        }
-    }
-
-    /// Whatever is left (invalid bytes become U+FFFD).
-    pub fn finish(&mut self) -> String {
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utf8_stream_holds_partial_characters() {
-        let mut s = Utf8Stream::default();
-        let bytes = "é😀".as_bytes();
-        assert_eq!(s.push(&bytes[..1]), "");
-        assert_eq!(s.push(&bytes[1..3]), "é");
-        assert_eq!(s.push(&bytes[3..5]), "");
-        assert_eq!(s.push(&bytes[5..]), "😀");
-        assert_eq!(s.push(&[0xff]), "\u{fffd}");
     }
 }
