@@ -266,6 +266,17 @@ fn bad_inputs_give_clear_errors() {
         &srl(&["generate", "--model", ms, "--prompt", &long, "--ctx", "128"]),
         "context holds 128",
     );
+    let missing = dir.join("no-prompt.txt");
+    fails_with(
+        &srl(&[
+            "generate",
+            "--model",
+            ms,
+            "--file",
+            missing.to_str().unwrap(),
+        ]),
+        "cannot read the prompt file",
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -12,8 +12,11 @@ pub struct Args {
     #[command(flatten)]
     sampling: SamplingArgs,
     /// The prompt text
-    #[arg(short, long)]
-    prompt: String,
+    #[arg(short, long, required_unless_present = "file", conflicts_with = "file")]
+    prompt: Option<String>,
+    /// Read the prompt from a file
+    #[arg(short, long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
     /// Maximum tokens to generate
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n_predict: usize,
@@ -38,16 +41,22 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    let prompt = match (&a.prompt, &a.file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the prompt file {}", f.display()))?,
+        (None, None) => unreachable!("clap requires one of --prompt and --file"),
+    };
     let engine = a.model.load()?;
     let text = if a.chat {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
             msgs.push(Message::new("system", s));
         }
-        msgs.push(Message::new("user", &a.prompt));
+        msgs.push(Message::new("user", &prompt));
         engine.render_chat(&msgs, true)?
     } else {
-        a.prompt.clone()
+        prompt
     };
     let prompt_ids = engine.tokenize_prompt(&text);
     let params = GenerateParams {
