@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::files::{ModelFiles, TensorRef};
 use crate::kv_cache::KvCache;
+use crate::lora::{ActiveLora, LoraAdapter};
 use crate::mlp::swiglu;
 use crate::norm::rms_norm;
 use crate::rope::{apply_rope, rope_table};
@@ -104,6 +105,8 @@ pub struct Model {
     pub config: ModelConfig,
     pub files: ModelFiles,
     pub weights: Weights,
+    /// LoRA adapters applied on top of the base weights, in order.
+    pub adapters: Vec<ActiveLora>,
 }
 
 /// Which positions of a forward call produce logits.
@@ -130,8 +133,7 @@ pub struct State {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
-    act: QuantizedActivations,
-    act_ty: Option<GgmlType>,
+    lin: LinearScratch,
     embd_row: Vec<f32>,
     /// [T', V] logits of the last call (T' = 1 for `Logits::Last`).
     pub logits: Vec<f32>,
@@ -165,7 +167,16 @@ impl Model {
             config,
             files,
             weights,
+            adapters: Vec::new(),
         })
+    }
+
+    /// Applies a LoRA adapter (after checking it fits this model) with a
+    /// user scale (1.0 = as trained).
+    pub fn add_lora(&mut self, adapter: LoraAdapter, scale: f32) -> Result<()> {
+        adapter.check_base(self)?;
+        self.adapters.push(ActiveLora { adapter, scale });
+        Ok(())
     }
 
     fn load_weights(files: &ModelFiles, c: &ModelConfig) -> Result<Weights> {
@@ -288,41 +299,13 @@ impl Model {
             head_dim: c.head_dim,
             pos0,
         };
-        let files = &self.files;
         for (l, w) in self.weights.layers.iter().enumerate() {
             // Attention block.
             rms_norm(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb);
-            s.act_ty = None;
-            linear(
-                files,
-                &w.q,
-                &s.xb,
-                t_n,
-                &mut s.q,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
-            linear(
-                files,
-                &w.k,
-                &s.xb,
-                t_n,
-                &mut s.k,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
-            linear(
-                files,
-                &w.v,
-                &s.xb,
-                t_n,
-                &mut s.v,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
+            s.lin.new_input();
+            self.linear(&w.q, &s.xb, t_n, &mut s.q, &mut s.lin, pool);
+            self.linear(&w.k, &s.xb, t_n, &mut s.k, &mut s.lin, pool);
+            self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, pool);
             apply_rope(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style);
             apply_rope(&mut s.k, c.n_head_kv, c.head_dim, &s.rope, c.rope_style);
             let kc = &mut kv.k[l][pos0 * kvd..(pos0 + t_n) * kvd];
@@ -342,54 +325,18 @@ impl Model {
                 &mut s.att,
                 pool,
             );
-            s.act_ty = None;
-            linear(
-                files,
-                &w.o,
-                &s.att,
-                t_n,
-                &mut s.xb,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
+            s.lin.new_input();
+            self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, pool);
             add_assign(&mut s.x, &s.xb);
 
             // Feed-forward block.
             rms_norm(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb);
-            s.act_ty = None;
-            linear(
-                files,
-                &w.gate,
-                &s.xb,
-                t_n,
-                &mut s.gate,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
-            linear(
-                files,
-                &w.up,
-                &s.xb,
-                t_n,
-                &mut s.up,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
+            s.lin.new_input();
+            self.linear(&w.gate, &s.xb, t_n, &mut s.gate, &mut s.lin, pool);
+            self.linear(&w.up, &s.xb, t_n, &mut s.up, &mut s.lin, pool);
             swiglu(&mut s.gate, &s.up);
-            s.act_ty = None;
-            linear(
-                files,
-                &w.down,
-                &s.gate,
-                t_n,
-                &mut s.xb,
-                &mut s.act,
-                &mut s.act_ty,
-                pool,
-            );
+            s.lin.new_input();
+            self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, pool);
             add_assign(&mut s.x, &s.xb);
         }
         kv.advance(t_n);
@@ -404,44 +351,78 @@ impl Model {
         resize(&mut s.embd_row, n_out * ce);
         rms_norm(xs, &self.weights.output_norm, c.rms_eps, &mut s.embd_row);
         resize(&mut s.logits, n_out * c.vocab_size);
-        s.act_ty = None;
-        linear(
-            files,
+        s.lin.new_input();
+        self.linear(
             &self.weights.output,
             &s.embd_row,
             n_out,
             &mut s.logits,
-            &mut s.act,
-            &mut s.act_ty,
+            &mut s.lin,
             pool,
         );
         Ok(())
     }
 }
 
-/// y = x W^T (+ b), quantizing x only when the activation type changes
-/// (q/k/v and gate/up share one quantized input).
-#[allow(clippy::too_many_arguments)]
-fn linear(
-    files: &ModelFiles,
-    lin: &Linear,
-    x: &[f32],
-    n_tokens: usize,
-    y: &mut [f32],
-    act: &mut QuantizedActivations,
-    act_ty: &mut Option<GgmlType>,
-    pool: &rayon::ThreadPool,
-) {
-    let w = lin.matrix(files);
-    let want = w.ty.vec_dot_type();
-    if *act_ty != Some(want) {
-        act.quantize(want, x, n_tokens, lin.cols, pool);
-        *act_ty = Some(want);
+/// Scratch of the linear layers: the quantized input, shared by consecutive
+/// layers that read the same input (q/k/v, gate/up), and LoRA buffers.
+#[derive(Default)]
+struct LinearScratch {
+    act: QuantizedActivations,
+    act_ty: Option<GgmlType>,
+    lora_act: QuantizedActivations,
+    lora_mid: Vec<f32>,
+    lora_out: Vec<f32>,
+}
+
+impl LinearScratch {
+    /// The next layers read a new input.
+    fn new_input(&mut self) {
+        self.act_ty = None;
     }
-    matmul(&w, act, y, pool);
-    if let Some(b) = &lin.bias {
-        for row in y.chunks_exact_mut(lin.rows) {
-            add_assign(row, b);
+}
+
+impl Model {
+    /// y = x W^T (+ scale * (x A^T) B^T for each adapter) (+ b), as
+    /// llama.cpp's build_lora_mm orders it.
+    fn linear(
+        &self,
+        lin: &Linear,
+        x: &[f32],
+        n_tokens: usize,
+        y: &mut [f32],
+        sc: &mut LinearScratch,
+        pool: &rayon::ThreadPool,
+    ) {
+        let w = lin.matrix(&self.files);
+        let want = w.ty.vec_dot_type();
+        if sc.act_ty != Some(want) {
+            sc.act.quantize(want, x, n_tokens, lin.cols, pool);
+            sc.act_ty = Some(want);
+        }
+        matmul(&w, &sc.act, y, pool);
+        for lora in &self.adapters {
+            let Some((a, b)) = lora.adapter.matrices(&lin.weight.name) else {
+                continue;
+            };
+            let rank = a.rows;
+            sc.lora_act
+                .quantize(a.ty.vec_dot_type(), x, n_tokens, lin.cols, pool);
+            resize(&mut sc.lora_mid, n_tokens * rank);
+            matmul(&a, &sc.lora_act, &mut sc.lora_mid, pool);
+            sc.lora_act
+                .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n_tokens, rank, pool);
+            resize(&mut sc.lora_out, n_tokens * lin.rows);
+            matmul(&b, &sc.lora_act, &mut sc.lora_out, pool);
+            let scale = lora.effective_scale(rank);
+            for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
+                *o += d * scale;
+            }
+        }
+        if let Some(b) = &lin.bias {
+            for row in y.chunks_exact_mut(lin.rows) {
+                add_assign(row, b);
+            }
         }
     }
 }

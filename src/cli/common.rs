@@ -13,6 +13,12 @@ pub struct ModelArgs {
     /// Worker threads [default: all cores]
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
+    /// Apply a LoRA adapter (llama.cpp GGUF LoRA file) without merging; repeatable
+    #[arg(long, value_name = "PATH")]
+    pub lora: Vec<PathBuf>,
+    /// Scale of the LoRA adapters (1 = as trained)
+    #[arg(long, default_value_t = 1.0)]
+    pub lora_scale: f32,
 }
 
 impl ModelArgs {
@@ -21,8 +27,13 @@ impl ModelArgs {
     }
     pub fn load(&self) -> anyhow::Result<Engine> {
         let path = self.path()?;
-        Engine::load(&path, self.threads)
-            .with_context(|| format!("cannot load model {}", path.display()))
+        let mut engine = Engine::load(&path, self.threads)
+            .with_context(|| format!("cannot load model {}", path.display()))?;
+        for lora in &self.lora {
+            let adapter = srl_models::LoraAdapter::open(lora)?;
+            engine.model.add_lora(adapter, self.lora_scale)?;
+        }
+        Ok(engine)
     }
 }
 
