@@ -111,21 +111,23 @@ impl TinyWeights {
         name.ends_with(".weight") && !name.contains("norm")
     }
 
-    /// Quantizes every matrix to `ty` and back, so the f32 reference sees
-    /// exactly the weights the quantized file holds.
-    pub fn round_trip(&mut self, ty: GgmlType) {
+    /// Replaces every tensor with what the GGUF file at `path` holds
+    /// (dequantized, Hugging Face row order), so the f32 reference sees
+    /// exactly the weights srl runs. (Re-quantizing dequantized k-quants is
+    /// not idempotent, so a round trip in memory would not do.)
+    pub fn reload_from_gguf(&mut self, path: &Path) {
+        let g = crate::gguf::GgufFile::open(path).unwrap();
+        let head_dim = self.spec.head_dim();
+        let arch = self.spec.arch;
         for (name, (data, shape)) in self.tensors.iter_mut() {
-            if Self::is_matrix(name) {
-                let cols = shape[1];
-                let mut q = vec![0u8; ty.row_bytes(cols).unwrap() * shape[0]];
-                let rb = ty.row_bytes(cols).unwrap();
-                for (r, row) in data.chunks(cols).enumerate() {
-                    srl_quant::quantize_row(ty, row, &mut q[r * rb..(r + 1) * rb]).unwrap();
-                }
-                for (r, row) in data.chunks_mut(cols).enumerate() {
-                    srl_quant::dequantize_row(ty, &q[r * rb..(r + 1) * rb], row).unwrap();
-                }
+            let t = g.tensor_info(name).unwrap();
+            let mut x = vec![0.0f32; t.n_elements()];
+            srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut x).unwrap();
+            if arch == Arch::Llama && (name.contains("attn_q.") || name.contains("attn_k.")) {
+                let row_len = if shape.len() == 2 { shape[1] } else { 1 };
+                x = crate::rope::gguf_rows_to_hf(&x, row_len, head_dim);
             }
+            *data = x;
         }
     }
 
