@@ -8,29 +8,68 @@
 //! b = [r, out]). Tensors follow the base's layout (for llama-arch GGUF bases,
 //! Q/K rows permuted as in the base). scale = user scale * alpha / r (or the
 //! user scale alone when alpha is 0).
+//!
+//! Hugging Face PEFT folders (`adapter_config.json` + `adapter_model.safetensors`,
+//! tensors `...q_proj.lora_A.weight` [r, in] and `lora_B.weight` [out, r]) are
+//! read too; their Q/K `lora_B` rows are put into the base's layout when the
+//! adapter is applied (rope.rs is the one place that knows the permutation).
 
 use crate::error::{ModelError, Result};
 use crate::gguf::{GgufFile, TensorInfo};
+use crate::rope::{hf_rows_to_gguf, RopeStyle};
+use crate::safetensors::gguf_name_of_hf;
 use crate::transformer::Model;
-use srl_quant::WeightMatrix;
+use srl_quant::{GgmlType, WeightMatrix};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// One adapted weight: its A and B tensors in the adapter file.
-struct Pair {
-    a: TensorInfo,
-    b: TensorInfo,
+/// A LoRA matrix: in place in a GGUF adapter, or loaded (PEFT files).
+enum Mat {
+    File(TensorInfo),
+    Owned {
+        ty: GgmlType,
+        /// ggml order: [cols, rows]
+        dims: [usize; 2],
+        data: Vec<u8>,
+    },
 }
 
-/// An adapter file, mapped.
+impl Mat {
+    fn dims(&self) -> &[usize] {
+        match self {
+            Mat::File(t) => &t.dims,
+            Mat::Owned { dims, .. } => dims,
+        }
+    }
+}
+
+/// One adapted weight: its A and B matrices.
+struct Pair {
+    a: Mat,
+    b: Mat,
+}
+
+/// A LoRA adapter: a GGUF file (mapped) or a PEFT folder (loaded).
 pub struct LoraAdapter {
-    file: GgufFile,
+    path: PathBuf,
+    file: Option<GgufFile>,
     pub alpha: f32,
     pairs: HashMap<String, Pair>,
+    /// Q/K lora_B rows are in Hugging Face order (PEFT) until fitted to a base.
+    hf_rows: bool,
 }
 
 impl LoraAdapter {
+    /// A GGUF LoRA file, or a PEFT folder (or its adapter_model.safetensors).
     pub fn open(path: &Path) -> Result<LoraAdapter> {
+        if path.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
+            let dir = if path.is_dir() {
+                path
+            } else {
+                path.parent().unwrap_or(Path::new("."))
+            };
+            return Self::open_peft(dir);
+        }
         let file = GgufFile::open(path)?;
         let bad = |msg: String| Err(ModelError::config(path, msg));
         if file.get_str("general.type") != Some("adapter")
@@ -67,7 +106,13 @@ impl LoraAdapter {
                     a.dims, b.dims
                 ));
             }
-            pairs.insert(base, Pair { a, b });
+            pairs.insert(
+                base,
+                Pair {
+                    a: Mat::File(a),
+                    b: Mat::File(b),
+                },
+            );
         }
         if let Some(base) = b_of.keys().next() {
             return bad(format!("'{base}.lora_b' has no matching '{base}.lora_a'"));
@@ -75,11 +120,122 @@ impl LoraAdapter {
         if pairs.is_empty() {
             return bad("the adapter holds no tensors".into());
         }
-        Ok(LoraAdapter { file, alpha, pairs })
+        Ok(LoraAdapter {
+            path: path.to_path_buf(),
+            file: Some(file),
+            alpha,
+            pairs,
+            hf_rows: false,
+        })
+    }
+
+    /// A Hugging Face PEFT folder: adapter_config.json (r, lora_alpha,
+    /// use_rslora) and adapter_model.safetensors (F32, F16 or BF16).
+    pub fn open_peft(dir: &Path) -> Result<LoraAdapter> {
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
+        let cfg: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::config(&cfg_path, format!("invalid JSON: {e}")))?;
+        if cfg
+            .get("peft_type")
+            .and_then(|v| v.as_str())
+            .is_some_and(|t| t != "LORA")
+        {
+            return Err(ModelError::config(&cfg_path, "peft_type is not LORA"));
+        }
+        let r = cfg.get("r").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let mut alpha = cfg
+            .get("lora_alpha")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        if cfg.get("use_rslora").and_then(|v| v.as_bool()) == Some(true) {
+            // rsLoRA scales by alpha / sqrt(r); srl applies alpha / r.
+            alpha *= r.sqrt();
+        }
+        let st_path = dir.join("adapter_model.safetensors");
+        let bytes = std::fs::read(&st_path).map_err(|e| ModelError::io(&st_path, e))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+            ModelError::format(&st_path, format!("not a valid safetensors file: {e}"))
+        })?;
+        let mut a_of = HashMap::new();
+        let mut b_of = HashMap::new();
+        for (name, view) in st.tensors() {
+            let ty = match view.dtype() {
+                safetensors::Dtype::F32 => GgmlType::F32,
+                safetensors::Dtype::F16 => GgmlType::F16,
+                safetensors::Dtype::BF16 => GgmlType::BF16,
+                other => {
+                    return Err(ModelError::format(
+                        &st_path,
+                        format!("tensor '{name}' has dtype {other:?}"),
+                    ));
+                }
+            };
+            let shape = view.shape();
+            let (stem, is_a) = if let Some(s) = name.strip_suffix(".lora_A.weight") {
+                (s, true)
+            } else if let Some(s) = name.strip_suffix(".lora_B.weight") {
+                (s, false)
+            } else {
+                continue;
+            };
+            let hf = stem.strip_prefix("base_model.model.").unwrap_or(stem);
+            let Some(base) = gguf_name_of_hf(&format!("{hf}.weight")) else {
+                return Err(ModelError::format(
+                    &st_path,
+                    format!("cannot map '{name}' to a model weight"),
+                ));
+            };
+            if shape.len() != 2 {
+                return Err(ModelError::format(
+                    &st_path,
+                    format!("'{name}' is not a matrix: {shape:?}"),
+                ));
+            }
+            let mat = Mat::Owned {
+                ty,
+                dims: [shape[1], shape[0]],
+                data: view.data().to_vec(),
+            };
+            if is_a {
+                a_of.insert(base, mat)
+            } else {
+                b_of.insert(base, mat)
+            };
+        }
+        let mut pairs = HashMap::new();
+        for (base, a) in a_of {
+            let Some(b) = b_of.remove(&base) else {
+                return Err(ModelError::format(
+                    &st_path,
+                    format!("'{base}' has lora_A but no lora_B"),
+                ));
+            };
+            if a.dims()[1] != b.dims()[0] {
+                return Err(ModelError::format(
+                    &st_path,
+                    format!("'{base}': lora_A and lora_B do not share a rank"),
+                ));
+            }
+            pairs.insert(base, Pair { a, b });
+        }
+        if pairs.is_empty() || !b_of.is_empty() {
+            return Err(ModelError::format(
+                &st_path,
+                "no complete lora_A / lora_B pairs",
+            ));
+        }
+        Ok(LoraAdapter {
+            path: dir.to_path_buf(),
+            file: None,
+            alpha: alpha as f32,
+            pairs,
+            hf_rows: true,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
     }
 
     /// Number of adapted weights.
@@ -90,56 +246,78 @@ impl LoraAdapter {
         self.pairs.is_empty()
     }
 
-    /// Refuses an adapter made for another base: architecture, tensor names
-    /// and shapes must fit.
-    pub fn check_base(&self, model: &Model) -> Result<()> {
-        let path = self.file.path();
-        let arch = self.file.architecture().unwrap_or("");
-        if arch != model.config.arch.name() {
-            return Err(ModelError::config(
-                path,
-                format!(
-                    "this adapter is for architecture '{arch}', the model is '{}'",
-                    model.config.arch.name()
-                ),
-            ));
-        }
-        for (base, p) in &self.pairs {
-            let Some(w) = model.files.tensor(base) else {
+    /// Checks that the adapter fits `model` (architecture, tensor names and
+    /// shapes) and puts PEFT Q/K rows into the base's layout.
+    pub fn fit(&mut self, model: &Model) -> Result<()> {
+        let path = self.path.clone();
+        if let Some(arch) = self.file.as_ref().map(|f| f.architecture().unwrap_or("")) {
+            if arch != model.config.arch.name() {
                 return Err(ModelError::config(
-                    path,
-                    format!("adapts '{base}', which the model does not have"),
-                ));
-            };
-            if w.dims.len() != 2 || p.a.dims[0] != w.dims[0] || p.b.dims[1] != w.dims[1] {
-                return Err(ModelError::config(
-                    path,
+                    &path,
                     format!(
-                        "adapter for the wrong base: '{base}' is {:?} in the model, but lora_a is {:?} and lora_b {:?}",
-                        w.dims, p.a.dims, p.b.dims
+                        "this adapter is for architecture '{arch}', the model is '{}'",
+                        model.config.arch.name()
                     ),
                 ));
             }
         }
+        for (base, p) in &self.pairs {
+            let Some(w) = model.files.tensor(base) else {
+                return Err(ModelError::config(
+                    &path,
+                    format!("adapts '{base}', which the model does not have"),
+                ));
+            };
+            let (a, b) = (p.a.dims(), p.b.dims());
+            if w.dims.len() != 2 || a[0] != w.dims[0] || b[1] != w.dims[1] {
+                return Err(ModelError::config(
+                    &path,
+                    format!(
+                        "adapter for the wrong base: '{base}' is {:?} in the model, but lora_a is {a:?} and lora_b {b:?}",
+                        w.dims
+                    ),
+                ));
+            }
+        }
+        if self.hf_rows && model.config.rope_style == RopeStyle::Interleaved {
+            for (base, p) in self.pairs.iter_mut() {
+                if base.contains(".attn_q.") || base.contains(".attn_k.") {
+                    if let Mat::Owned { ty, dims, data } = &mut p.b {
+                        let row_bytes = ty.row_bytes(dims[0]).expect("f32/f16/bf16 rows");
+                        *data = hf_rows_to_gguf(data, row_bytes, model.config.head_dim);
+                    }
+                }
+            }
+        }
+        self.hf_rows = false;
         Ok(())
     }
 
-    /// A and B of the adapted weight `base`, and the rank.
+    /// A and B of the adapted weight `base`.
     pub(crate) fn matrices(&self, base: &str) -> Option<(WeightMatrix<'_>, WeightMatrix<'_>)> {
         let p = self.pairs.get(base)?;
-        let a = WeightMatrix {
-            ty: p.a.ty,
-            rows: p.a.dims[1],
-            cols: p.a.dims[0],
-            data: self.file.tensor_data(&p.a),
-        };
-        let b = WeightMatrix {
-            ty: p.b.ty,
-            rows: p.b.dims[1],
-            cols: p.b.dims[0],
-            data: self.file.tensor_data(&p.b),
-        };
-        Some((a, b))
+        Some((self.view(&p.a), self.view(&p.b)))
+    }
+
+    fn view<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
+        match m {
+            Mat::File(t) => WeightMatrix {
+                ty: t.ty,
+                rows: t.dims[1],
+                cols: t.dims[0],
+                data: self
+                    .file
+                    .as_ref()
+                    .expect("file-backed adapter")
+                    .tensor_data(t),
+            },
+            Mat::Owned { ty, dims, data } => WeightMatrix {
+                ty: *ty,
+                rows: dims[1],
+                cols: dims[0],
+                data,
+            },
+        }
     }
 }
 

@@ -173,8 +173,8 @@ impl Model {
 
     /// Applies a LoRA adapter (after checking it fits this model) with a
     /// user scale (1.0 = as trained).
-    pub fn add_lora(&mut self, adapter: LoraAdapter, scale: f32) -> Result<()> {
-        adapter.check_base(self)?;
+    pub fn add_lora(&mut self, mut adapter: LoraAdapter, scale: f32) -> Result<()> {
+        adapter.fit(self)?;
         self.adapters.push(ActiveLora { adapter, scale });
         Ok(())
     }

@@ -36,6 +36,18 @@ fn logits(model: &Model) -> Vec<f32> {
 /// Writes a random rank-`r` adapter for every target of every layer and
 /// returns, per weight, B A in Hugging Face layout ([out, in]).
 fn write_adapter(w: &TinyWeights, path: &Path, r: usize, alpha: f32) -> Vec<(String, Vec<f32>)> {
+    write_adapter_and_peft(w, path, None, r, alpha)
+}
+
+/// Also writes the same adapter as a PEFT folder when `peft` is given.
+fn write_adapter_and_peft(
+    w: &TinyWeights,
+    path: &Path,
+    peft: Option<&Path>,
+    r: usize,
+    alpha: f32,
+) -> Vec<(String, Vec<f32>)> {
+    let mut peft_tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
     let spec = &w.spec;
     let mut seed = 99u64;
     let mut rnd = move || {
@@ -67,6 +79,15 @@ fn write_adapter(w: &TinyWeights, path: &Path, r: usize, alpha: f32) -> Vec<(Str
                 }
             }
             deltas.push((name.clone(), ba));
+            let stem = format!(
+                "base_model.model.{}",
+                srl_models::safetensors::hf_name_of_gguf(&name)
+                    .unwrap()
+                    .trim_end_matches(".weight")
+            );
+            let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            peft_tensors.push((format!("{stem}.lora_A.weight"), le(&a), vec![r, inp]));
+            peft_tensors.push((format!("{stem}.lora_B.weight"), le(&b), vec![out, r]));
             let b_file = if spec.arch == Arch::Llama && (t == "attn_q" || t == "attn_k") {
                 hf_rows_to_gguf(&b, r, spec.head_dim())
             } else {
@@ -90,6 +111,23 @@ fn write_adapter(w: &TinyWeights, path: &Path, r: usize, alpha: f32) -> Vec<(Str
         }
     }
     gw.write(path).unwrap();
+    if let Some(dir) = peft {
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": alpha, "target_modules": ["q_proj"]});
+        std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = peft_tensors
+            .iter()
+            .map(|(n, b, s)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                        .unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, &None, &dir.join("adapter_model.safetensors"))
+            .unwrap();
+    }
     deltas
 }
 
@@ -176,5 +214,27 @@ fn adapters_for_another_base_are_refused() {
     // Not an adapter at all.
     let e = LoraAdapter::open(&llama).err().unwrap().to_string();
     assert!(e.contains("not a LoRA adapter"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PEFT folder holding the same adapter gives the same logits as the GGUF
+/// adapter (Q/K rows moved into llama's GGUF layout on load).
+#[test]
+fn peft_folder_equals_gguf_adapter() {
+    let dir = std::env::temp_dir().join(format!("srl-lora-peft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let w = TinyWeights::random(&TinySpec::new(arch));
+        let base = dir.join(format!("{}-base.gguf", arch.name()));
+        w.write_gguf(&base, GgmlType::F32);
+        let gguf = dir.join(format!("{}-lora.gguf", arch.name()));
+        let peft = dir.join(format!("{}-peft", arch.name()));
+        write_adapter_and_peft(&w, &gguf, Some(&peft), 4, 8.0);
+        let mut a = Model::open(&base).unwrap();
+        a.add_lora(LoraAdapter::open(&gguf).unwrap(), 0.7).unwrap();
+        let mut b = Model::open(&base).unwrap();
+        b.add_lora(LoraAdapter::open(&peft).unwrap(), 0.7).unwrap();
+        assert_eq!(logits(&a), logits(&b), "{}", arch.name());
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
