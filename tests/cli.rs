@@ -430,3 +430,54 @@ fn seeded_sampling_is_reproducible() {
     assert_eq!(a["ids"], b["ids"]);
     assert_ne!(a["ids"], c["ids"]);
 }
+
+/// `srl quantize` writes a model srl (and llama.cpp) can run; bad requests
+/// are refused clearly.
+#[test]
+fn quantize_converts_between_types() {
+    let m = model();
+    let ms = m.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("srl-cli-quant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("q8.gguf");
+    let os = out.to_str().unwrap();
+    let r = srl(&["quantize", ms, os, "--type", "q8_0"]);
+    ok(&r);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("211 quantized"));
+    let info = ok(&srl(&["info", os]));
+    assert!(
+        info.contains("blk.0.attn_q.weight") && info.contains("q8_0"),
+        "{info}"
+    );
+    let g: serde_json::Value = serde_json::from_str(&ok(&srl(&[
+        "generate",
+        "--model",
+        os,
+        "--prompt",
+        "The capital of France is",
+        "-n",
+        "4",
+        "--temp",
+        "0",
+        "--json",
+    ])))
+    .unwrap();
+    assert!(g["text"].as_str().unwrap().contains("Paris"), "{g}");
+    let k = dir.join("q4k.gguf");
+    let r = srl(&["quantize", ms, k.to_str().unwrap(), "--type", "q4_K"]);
+    ok(&r);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("written as q5_0"));
+    fails_with(
+        &srl(&["quantize", ms, os, "--type", "q9_9"]),
+        "unknown type 'q9_9'",
+    );
+    fails_with(
+        &srl(&["quantize", ms, os, "--type", "q8_K"]),
+        "cannot quantize to q8_K",
+    );
+    fails_with(
+        &srl(&["quantize", dir.to_str().unwrap(), os, "--type", "q8_0"]),
+        "not supported yet",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

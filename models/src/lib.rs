@@ -16,6 +16,7 @@ pub mod kv_cache;
 pub mod lora;
 pub mod mlp;
 pub mod norm;
+pub mod quantize;
 pub mod rope;
 pub mod safetensors;
 pub mod testing;

@@ -117,31 +117,13 @@ fn greedy_tokens_match_llamacpp() {
 /// same greedy tokens and first-token logits as llama.cpp on that copy.
 #[test]
 fn q8_0_requantized_model_matches_llamacpp() {
-    use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
-    use srl_quant::GgmlType;
+    use srl_models::gguf::GgufFile;
     let src = GgufFile::open(model()).unwrap();
-    let mut w = GgufWriter::new();
-    for (k, v) in &src.metadata {
-        w.set(k, v.clone());
-    }
-    w.set("general.file_type", GgufValue::U32(7));
-    for t in &src.tensors {
-        if t.dims.len() == 1 {
-            w.add_tensor(&t.name, t.ty, &t.dims, src.tensor_data(t))
-                .unwrap();
-            continue;
-        }
-        let mut x = vec![0.0f32; t.n_elements()];
-        srl_quant::dequantize_row(t.ty, src.tensor_data(t), &mut x).unwrap();
-        let mut q =
-            vec![0u8; GgmlType::Q8_0.row_bytes(t.dims[0]).unwrap() * (t.n_elements() / t.dims[0])];
-        srl_quant::quantize_row(GgmlType::Q8_0, &x, &mut q).unwrap();
-        w.add_tensor(&t.name, GgmlType::Q8_0, &t.dims, q).unwrap();
-    }
     let dir = std::env::temp_dir().join(format!("srl-q8-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("SmolLM2-135M-Instruct.Q8_0.gguf");
-    w.write(&path).unwrap();
+    srl_models::quantize::quantize_gguf(&src, &path, srl_quant::GgmlType::Q8_0, &mut |_| {})
+        .unwrap();
     let engine = Engine::load(&path, 2).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_greedy(&engine, "greedy_q8_0.json")

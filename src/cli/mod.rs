@@ -7,6 +7,7 @@ mod common;
 mod generate;
 mod info;
 mod pull;
+mod quantize;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Measure prompt and generation speed and peak memory.
     Bench(bench::Args),
+    /// Convert a GGUF model to another element type (e.g. q8_0, q4_0, f16).
+    Quantize(quantize::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Chat(a) => chat::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }
