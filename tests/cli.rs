@@ -5,21 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 /// The default model: `$SRL_TEST_MODEL`, else the cache `srl pull` fills.
 fn model() -> PathBuf {
-    if let Some(p) = std::env::var_os("SRL_TEST_MODEL") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("SRL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/srl")
-        });
-    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "the default model is missing: run `cargo run --release -- pull` (or set SRL_TEST_MODEL) — looked at {}",
-        p.display()
-    );
-    p
+    srl_runtime::model_cache::test_model_path()
 }
 
 fn srl(args: &[&str]) -> Output {

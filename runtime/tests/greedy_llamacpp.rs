@@ -9,12 +9,7 @@ use srl_runtime::{Engine, Message, SamplerConfig};
 use std::path::PathBuf;
 
 fn model() -> PathBuf {
-    if let Some(p) = std::env::var_os("SRL_TEST_MODEL") {
-        return PathBuf::from(p);
-    }
-    let p = srl_runtime::model_cache::default_model_path();
-    assert!(p.exists(), "the default model is missing: run `cargo run --release -- pull` (or set SRL_TEST_MODEL); looked at {}", p.display());
-    p
+    srl_runtime::model_cache::test_model_path()
 }
 
 fn data(name: &str) -> PathBuf {

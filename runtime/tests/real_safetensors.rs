@@ -10,18 +10,7 @@ use srl_quant::GgmlType;
 use std::path::PathBuf;
 
 fn model() -> PathBuf {
-    if let Some(p) = std::env::var_os("SRL_TEST_MODEL") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("SRL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/srl"));
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "the default model is missing: run `cargo run --release -- pull` (or set SRL_TEST_MODEL)"
-    );
-    p
+    srl_runtime::model_cache::test_model_path()
 }
 
 fn f16_bytes(x: &[f32]) -> Vec<u8> {
