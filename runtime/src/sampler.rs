@@ -51,7 +51,10 @@ impl SamplerConfig {
 pub struct Sampler {
     pub config: SamplerConfig,
     rng: rand::rngs::StdRng,
+    // Buffers reused across calls: sampling allocates nothing per token.
     candidates: Vec<(u32, f32)>,
+    seen: Vec<u32>,
+    probs: Vec<f32>,
 }
 
 /// Index of the largest value (the first, on ties, as llama.cpp's greedy sampler).
@@ -72,6 +75,8 @@ impl Sampler {
             config,
             rng,
             candidates: Vec::new(),
+            seen: Vec::new(),
+            probs: Vec::new(),
         }
     }
 
@@ -88,10 +93,12 @@ impl Sampler {
         c.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         if penalize {
             let start = history.len().saturating_sub(cfg.repeat_last_n);
-            let mut seen: Vec<u32> = history[start..].to_vec();
+            let seen = &mut self.seen;
+            seen.clear();
+            seen.extend_from_slice(&history[start..]);
             seen.sort_unstable();
             seen.dedup();
-            for &t in &seen {
+            for &t in seen.iter() {
                 if let Some(e) = c.get_mut(t as usize) {
                     e.1 = if e.1 > 0.0 {
                         e.1 / cfg.repeat_penalty
@@ -118,16 +125,9 @@ impl Sampler {
             c.truncate(k);
         }
         c.sort_by(|a, b| b.1.total_cmp(&a.1));
-        // Softmax over the survivors.
-        let softmax = |c: &[(u32, f32)], temp: f32| -> Vec<f32> {
-            let m = c[0].1;
-            let mut p: Vec<f32> = c.iter().map(|&(_, l)| ((l - m) / temp).exp()).collect();
-            let s: f32 = p.iter().sum();
-            p.iter_mut().for_each(|x| *x /= s);
-            p
-        };
+        let p = &mut self.probs;
         if cfg.top_p < 1.0 {
-            let p = softmax(c, 1.0);
+            softmax(c, 1.0, p);
             let mut cum = 0.0;
             let mut keep = c.len();
             for (i, &pi) in p.iter().enumerate() {
@@ -145,7 +145,7 @@ impl Sampler {
             let keep = c.iter().take_while(|&&(_, l)| l >= threshold).count();
             c.truncate(keep.max(1));
         }
-        let p = softmax(c, cfg.temperature);
+        softmax(c, cfg.temperature, p);
         let r: f32 = self.rng.gen();
         let mut cum = 0.0;
         for (i, &pi) in p.iter().enumerate() {
@@ -156,6 +156,15 @@ impl Sampler {
         }
         c[c.len() - 1].0
     }
+}
+
+/// Softmax of the (sorted, descending) candidates' logits at `temp`, into `p`.
+fn softmax(c: &[(u32, f32)], temp: f32, p: &mut Vec<f32>) {
+    let m = c[0].1;
+    p.clear();
+    p.extend(c.iter().map(|&(_, l)| ((l - m) / temp).exp()));
+    let s: f32 = p.iter().sum();
+    p.iter_mut().for_each(|x| *x /= s);
 }
 
 #[cfg(test)]
