@@ -48,7 +48,8 @@ pub fn attention(
     // ggml packs its K tiles; built once per call and shared by all heads.
     let n_total = s.pos0 + n_tokens;
     let stride = n_total.div_ceil(KV_TILE) * KV_TILE;
-    let kt: Vec<f32> = if !f16_path && fast {
+    let tiled_simd = !f16_path && fast && d.is_multiple_of(8);
+    let kt: Vec<f32> = if tiled_simd {
         let kvdim = s.n_head_kv * d;
         let mut kt = vec![0.0f32; s.n_head_kv * d * stride];
         for p in 0..n_total {
@@ -78,7 +79,7 @@ pub fn attention(
                 } else {
                     attend_f16_acc(&head, qh, k, v, o)
                 }
-            } else if fast {
+            } else if tiled_simd {
                 let kth = &kt[head.off * stride..(head.off + d) * stride];
                 // SAFETY: as above.
                 unsafe { attend_tiled_avx2(&head, qh, kth, stride, v, o) }
@@ -340,8 +341,8 @@ fn attend_f32(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
     attend_tiled_body(h, q, k, v, o)
 }
 
-/// The tiled path with AVX2/FMA intrinsics: scores of 8 positions at a time
-/// from K transposed (`kt`: [D][stride] for this head's kv head, zero
+/// The tiled path with AVX2/FMA intrinsics (head dims that are multiples of
+/// 8): scores of 8 positions at a time from K transposed (`kt`: [D][stride] for this head's kv head, zero
 /// beyond the last position), V accumulated 8 channels at a time. The same
 /// operations in the same order as the portable code.
 #[cfg(target_arch = "x86_64")]
@@ -356,9 +357,6 @@ unsafe fn attend_tiled_avx2(
 ) {
     use std::arch::x86_64::*;
     let d = h.d;
-    if !d.is_multiple_of(8) {
-        return attend_tiled_body(h, q, &unpack_kt(kt, stride, d, h), v, o);
-    }
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f32;
     o.fill(0.0);
@@ -434,19 +432,6 @@ unsafe fn attend_tiled_avx2(
     for x in o.iter_mut() {
         *x *= inv;
     }
-}
-
-/// Rebuilds row-major f16 K for one kv head from its transposed copy (the
-/// rare head sizes the AVX2 tiled kernel does not take).
-#[cfg(target_arch = "x86_64")]
-fn unpack_kt(kt: &[f32], stride: usize, d: usize, h: &Head) -> Vec<f16> {
-    let mut k = vec![f16::ZERO; h.n_pos * h.kvdim];
-    for p in 0..h.n_pos {
-        for c in 0..d {
-            k[p * h.kvdim + h.off + c] = f16::from_f32(kt[c * stride + p]);
-        }
-    }
-    k
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -23,9 +23,6 @@ impl TensorRef {
     pub fn n_elements(&self) -> usize {
         self.dims.iter().product()
     }
-    pub fn size_bytes(&self) -> usize {
-        self.size
-    }
 }
 
 pub enum ModelFiles {

@@ -10,7 +10,6 @@ pub struct KvCache {
     /// [L][capacity, kv_dim]
     pub(crate) k: Vec<Vec<f16>>,
     pub(crate) v: Vec<Vec<f16>>,
-    kv_dim: usize,
     capacity: usize,
     len: usize,
 }
@@ -22,7 +21,6 @@ impl KvCache {
         KvCache {
             k: (0..config.n_layer).map(|_| layer()).collect(),
             v: (0..config.n_layer).map(|_| layer()).collect(),
-            kv_dim,
             capacity,
             len: 0,
         }
@@ -48,10 +46,6 @@ impl KvCache {
     }
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
-    }
-    /// Bytes the cache holds when full.
-    pub fn size_bytes(&self) -> usize {
-        2 * self.k.len() * self.capacity * self.kv_dim * 2
     }
 }
 

@@ -238,14 +238,6 @@ impl LoraAdapter {
         &self.path
     }
 
-    /// Number of adapted weights.
-    pub fn len(&self) -> usize {
-        self.pairs.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
-    }
-
     /// Checks that the adapter fits `model` (architecture, tensor names and
     /// shapes) and puts PEFT Q/K rows into the base's layout.
     pub fn fit(&mut self, model: &Model) -> Result<()> {
