@@ -1,0 +1,3 @@
+//! Everything needed to train an adapter: trajectory data, adapter files
+//! (PEFT and GGUF), optimizers and schedules, checkpoints, metrics, and the
+//! trainers. The forward and backward passes live in srl-models.
