@@ -8,6 +8,7 @@
 //! H query heads, D head dim, F feed-forward width, V vocab, L layers.
 
 pub mod attention;
+pub mod causal_attention;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -21,6 +22,7 @@ pub mod quantize;
 pub mod rope;
 pub mod safetensors;
 pub mod testing;
+pub mod training;
 pub mod transformer;
 
 pub use config::{Arch, ModelConfig};
@@ -30,4 +32,5 @@ pub use kv_cache::KvCache;
 pub use lora::{ActiveLora, LoraAdapter};
 pub use lora_params::{LoraConfig, LoraParams, LoraTensor, Target};
 pub use rope::RopeStyle;
+pub use training::WeightedNll;
 pub use transformer::{Linear, Logits, Model, State};

@@ -128,6 +128,23 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     swiglu_body(gate, up)
 }
 
+/// Backward of [`swiglu`]: from the pre-activation `gate` and `up` and the
+/// gradient `dout` of silu(gate) * up, writes the gradients of gate and up.
+pub fn swiglu_backward(gate: &[f32], up: &[f32], dout: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+    for ((((&g, &u), &d), dg), du) in gate
+        .iter()
+        .zip(up)
+        .zip(dout)
+        .zip(dgate.iter_mut())
+        .zip(dup.iter_mut())
+    {
+        let sig = 1.0 / (1.0 + ggml_expf(0.0 - g));
+        let silu = g * sig;
+        *du = d * silu;
+        *dg = d * u * sig * (1.0 + g * (1.0 - sig));
+    }
+}
+
 /// The same loop compiled with hardware FMA (mul_add is exact either way;
 /// this is only faster).
 #[cfg(target_arch = "x86_64")]
@@ -139,6 +156,31 @@ unsafe fn swiglu_fma(gate: &mut [f32], up: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swiglu_backward_matches_finite_differences() {
+        let g: Vec<f32> = (0..9).map(|i| (i as f32 - 4.0) * 0.9).collect();
+        let u: Vec<f32> = (0..9).map(|i| 1.0 - i as f32 * 0.3).collect();
+        let d: Vec<f32> = (0..9).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
+        let (mut dg, mut du) = (vec![0.0; 9], vec![0.0; 9]);
+        swiglu_backward(&g, &u, &d, &mut dg, &mut du);
+        let f = |g: f32, u: f32| silu(g) as f64 * u as f64;
+        for i in 0..9 {
+            let h = 1e-2f32;
+            let fd_g = (f(g[i] + h, u[i]) - f(g[i] - h, u[i])) / (2.0 * h as f64) * d[i] as f64;
+            let fd_u = (f(g[i], u[i] + h) - f(g[i], u[i] - h)) / (2.0 * h as f64) * d[i] as f64;
+            assert!(
+                (fd_g - dg[i] as f64).abs() < 1e-3,
+                "{i}: {fd_g} vs {}",
+                dg[i]
+            );
+            assert!(
+                (fd_u - du[i] as f64).abs() < 1e-3,
+                "{i}: {fd_u} vs {}",
+                du[i]
+            );
+        }
+    }
 
     #[test]
     fn ggml_expf_is_within_two_ulp_of_exp() {

@@ -68,6 +68,33 @@ pub fn apply_rope(
     }
 }
 
+/// Backward of [`apply_rope`]: rotates the gradient by the opposite angle
+/// (a rotation's transpose is its inverse), in place.
+pub fn apply_rope_backward(
+    dx: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+) {
+    let half = head_dim / 2;
+    let row = n_heads * head_dim;
+    for (t, xt) in dx.chunks_exact_mut(row).enumerate() {
+        let cs = &table[t * half..(t + 1) * half];
+        for head in xt.chunks_exact_mut(head_dim) {
+            for (i, &(c, s)) in cs.iter().enumerate() {
+                let (a, b) = match style {
+                    RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (d0, d1) = (head[a], head[b]);
+                head[a] = d0 * c + d1 * s;
+                head[b] = d1 * c - d0 * s;
+            }
+        }
+    }
+}
+
 /// The Hugging Face row that GGUF's llama-arch row `r` of a Q or K weight
 /// (or bias) came from. Rows are grouped by head of `head_dim` rows.
 pub fn hf_row_of_gguf_row(r: usize, head_dim: usize) -> usize {
@@ -107,6 +134,26 @@ pub fn hf_rows_to_gguf<T: Copy>(src: &[T], row_len: usize, head_dim: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rope_backward_is_the_transpose() {
+        // <R x, d> == <x, R^T d> for random x, d, in both layouts.
+        let mut table = Vec::new();
+        rope_table(3, 2, 8, 10000.0, &mut table);
+        for style in [RopeStyle::Interleaved, RopeStyle::Halves] {
+            let x: Vec<f32> = (0..32)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.1)
+                .collect();
+            let d: Vec<f32> = (0..32).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+            let mut rx = x.clone();
+            apply_rope(&mut rx, 2, 8, &table, style);
+            let mut rtd = d.clone();
+            apply_rope_backward(&mut rtd, 2, 8, &table, style);
+            let lhs: f32 = rx.iter().zip(&d).map(|(a, b)| a * b).sum();
+            let rhs: f32 = x.iter().zip(&rtd).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-5, "{style:?}: {lhs} vs {rhs}");
+        }
+    }
 
     #[test]
     fn row_maps_are_inverse() {

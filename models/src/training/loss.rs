@@ -1,0 +1,91 @@
+//! The output head and the weighted cross-entropy: final norm, logits
+//! through the (possibly tied) head read in place, log-softmax in f64, and
+//! the gradient back to the last hidden states. Positions are processed in
+//! chunks so the [T, V] logits never exist at once, and positions whose
+//! weight is 0 are skipped entirely (prompt tokens in SFT).
+
+use super::linear::base_product;
+use super::WeightedNll;
+use crate::norm::{rms_norm, rms_norm_backward};
+use crate::transformer::Model;
+
+/// Positions per chunk of the head.
+const CHUNK: usize = 64;
+
+/// Loss and log-probabilities of `targets[t]` after position t of `x`
+/// ([T, C] final hidden states, T = targets.len() + 1), and with `dx` its
+/// gradient with respect to `x` (added).
+pub(super) fn head_loss(
+    model: &Model,
+    x: &[f32],
+    targets: &[u32],
+    weights: &[f32],
+    mut dx: Option<&mut [f32]>,
+    pool: &rayon::ThreadPool,
+) -> WeightedNll {
+    let c = &model.config;
+    let (ce, vocab) = (c.n_embd, c.vocab_size);
+    let head = &model.weights.output;
+    let norm = &model.weights.output_norm;
+    let positions: Vec<usize> = (0..targets.len()).filter(|&t| weights[t] != 0.0).collect();
+    let mut logprobs = vec![f32::NAN; targets.len()];
+    let mut loss = 0.0f64;
+    let mut xs = Vec::with_capacity(CHUNK * ce);
+    let mut hn = vec![0.0f32; CHUNK * ce];
+    let mut logits = vec![0.0f32; CHUNK * vocab];
+    for chunk in positions.chunks(CHUNK) {
+        let m = chunk.len();
+        xs.clear();
+        for &t in chunk {
+            xs.extend_from_slice(&x[t * ce..(t + 1) * ce]);
+        }
+        rms_norm(&xs, norm, c.rms_eps, &mut hn[..m * ce]);
+        base_product(
+            model,
+            head,
+            &hn[..m * ce],
+            m,
+            &mut logits[..m * vocab],
+            pool,
+        );
+        for (i, &t) in chunk.iter().enumerate() {
+            let z = &mut logits[i * vocab..(i + 1) * vocab];
+            let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let sum: f64 = z.iter().map(|&v| ((v - max) as f64).exp()).sum();
+            let lse = max as f64 + sum.ln();
+            let y = targets[t] as usize;
+            let lp = z[y] as f64 - lse;
+            logprobs[t] = lp as f32;
+            loss -= weights[t] as f64 * lp;
+            if dx.is_some() {
+                // d(-w log softmax(z)_y)/dz = w (softmax(z) - onehot(y))
+                let w = weights[t] as f64;
+                for v in z.iter_mut() {
+                    *v = (w * ((*v as f64) - lse).exp()) as f32;
+                }
+                z[y] -= w as f32;
+            }
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let mut dhn = vec![0.0f32; m * ce];
+            srl_quant::matmul_transposed(
+                &head.matrix(&model.files),
+                &logits[..m * vocab],
+                m,
+                &mut dhn,
+                pool,
+            );
+            let mut dxs = vec![0.0f32; m * ce];
+            rms_norm_backward(&xs, norm, c.rms_eps, &dhn, &mut dxs);
+            for (i, &t) in chunk.iter().enumerate() {
+                for (d, &g) in dx[t * ce..(t + 1) * ce]
+                    .iter_mut()
+                    .zip(&dxs[i * ce..(i + 1) * ce])
+                {
+                    *d += g;
+                }
+            }
+        }
+    }
+    WeightedNll { loss, logprobs }
+}
