@@ -1,4 +1,5 @@
-//! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes.
+//! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes,
+//! and of `matmul_dequantized` (f32 activations, as training runs them).
 //!
 //! `cargo bench -p srl-quant --bench matmul [-- filter]`. Environment:
 //! `SRL_THREADS` (default: all cores), `SRL_BENCH_SECS` per case (default
@@ -9,7 +10,9 @@
 //! layers of q, k, v, o, gate, up, down in Q4_1 plus the Q8_0 output head),
 //! the part of a forward pass this crate owns.
 
-use srl_quant::{matmul_at, GgmlType, QuantizedActivations, SimdLevel, WeightMatrix};
+use srl_quant::{
+    matmul_at, matmul_dequantized_at, GgmlType, QuantizedActivations, SimdLevel, WeightMatrix,
+};
 use std::time::{Duration, Instant};
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -109,6 +112,40 @@ fn main() {
                     println!("{:<6} {rows:>6} {cols:>5} {n_tokens:>5} {:>12.1} {:>9.1}  (called outside the pool)",
                         ty.name(), s * 1e6, 2.0 * (rows * cols) as f64 / s / 1e9);
                 }
+            }
+        }
+    }
+
+    // f32 activations times dequantized weights (training's forward); the
+    // 49152-row output head runs on fewer tokens to keep the case short.
+    let cases: [(usize, usize, &[usize]); 4] = [
+        (576, 576, &[1, 512]),
+        (1536, 576, &[1, 512]),
+        (576, 1536, &[1, 512]),
+        (49152, 576, &[64]),
+    ];
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+        for &(rows, cols, tokens) in &cases {
+            for &n_tokens in tokens {
+                let name = format!("{} {rows}x{cols} T={n_tokens} dequantized", ty.name());
+                if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                    continue;
+                }
+                let data = weights(ty, rows, cols);
+                let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+                let x = random(n_tokens * cols, 7);
+                let mut y = vec![0.0f32; rows * n_tokens];
+                let s = pool.install(|| {
+                    time(secs, || {
+                        matmul_dequantized_at(level, &w, &x, n_tokens, &mut y, &pool)
+                    })
+                });
+                let gflops = 2.0 * (rows * cols * n_tokens) as f64 / s / 1e9;
+                println!(
+                    "{:<6} {rows:>6} {cols:>5} {n_tokens:>5} {:>12.1} {gflops:>9.1}  (f32 x, dequantized)",
+                    ty.name(),
+                    s * 1e6
+                );
             }
         }
     }

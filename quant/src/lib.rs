@@ -52,6 +52,7 @@
 compile_error!("srl-quant reads GGUF data in place and supports little-endian targets only");
 
 mod activations;
+mod dequantized_matmul;
 mod error;
 mod fp;
 mod matmul;
@@ -59,6 +60,7 @@ mod simd;
 pub mod types;
 
 pub use activations::QuantizedActivations;
+pub use dequantized_matmul::{matmul_dequantized, matmul_dequantized_at};
 pub use error::QuantError;
 pub use matmul::{
     matmul, matmul_at, matmul_f32, matmul_reference, matmul_transposed, WeightMatrix,
