@@ -1,3 +1,8 @@
 //! Everything needed to train an adapter: trajectory data, adapter files
 //! (PEFT and GGUF), optimizers and schedules, checkpoints, metrics, and the
 //! trainers. The forward and backward passes live in srl-models.
+
+pub mod metrics;
+pub mod optimizer;
+pub mod plot;
+pub mod schedule;
