@@ -2,6 +2,7 @@
 //! (PEFT and GGUF), optimizers and schedules, checkpoints, metrics, and the
 //! trainers. The forward and backward passes live in srl-models.
 
+pub mod data;
 pub mod metrics;
 pub mod optimizer;
 pub mod plot;
