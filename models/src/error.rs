@@ -35,19 +35,19 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn format(path: &std::path::Path, msg: impl Into<String>) -> Self {
+    pub fn format(path: &std::path::Path, msg: impl Into<String>) -> Self {
         ModelError::Format {
             path: path.to_path_buf(),
             msg: msg.into(),
         }
     }
-    pub(crate) fn config(path: &std::path::Path, msg: impl Into<String>) -> Self {
+    pub fn config(path: &std::path::Path, msg: impl Into<String>) -> Self {
         ModelError::Config {
             path: path.to_path_buf(),
             msg: msg.into(),
         }
     }
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         ModelError::Io {
             path: path.to_path_buf(),
             source,

@@ -90,7 +90,7 @@ fn check_gradients(model: &Model, lora: &LoraParams, dropout_seed: Option<u64>, 
             let g = &grads.tensors[ti];
             let gv = if which == 0 { &g.a } else { &g.b };
             let analytic: f64 = gv.iter().zip(&u).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let h = 1e-2f32 / (n as f32).sqrt();
+            let h = 4e-2f32 / (n as f32).sqrt();
             let shifted = |sign: f32| {
                 let mut p = lora.clone();
                 let m = &mut p.tensors[ti];

@@ -9,6 +9,7 @@ mod info;
 mod pull;
 mod quantize;
 mod tokenize;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,9 @@ enum Command {
     Bench(bench::Args),
     /// Convert a GGUF model to another element type (e.g. q8_0, q4_0, f16).
     Quantize(quantize::Args),
+    /// Train a LoRA adapter (sft)
+    #[command(subcommand)]
+    Train(train::Command),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -50,5 +54,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Train(c) => train::run(c),
     }
 }

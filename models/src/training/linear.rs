@@ -65,8 +65,7 @@ pub(crate) fn base_product(
     pool: &rayon::ThreadPool,
 ) {
     let w = lin.matrix(&model.files);
-    let _ = pool;
-    srl_quant::matmul_reference(&w, x, n_tokens, y);
+    srl_quant::matmul_dequantized(&w, x, n_tokens, y, pool);
 }
 
 /// Forward of one trained linear layer into `y` ([T, rows], overwritten).

@@ -1,0 +1,373 @@
+//! Supervised fine-tuning of a LoRA adapter: next-token loss on the target
+//! tokens of each example (the expert's part), averaged over the target
+//! tokens of an optimizer step, AdamW with warmup and decay, validation,
+//! checkpoints, metrics and a loss plot.
+//!
+//! Examples are processed one sequence at a time (no padding): a step sums
+//! the gradients of its `batch_size * grad_accum` examples, each token
+//! weighted 1 / (target tokens in the step). The order of examples is a
+//! seeded shuffle per epoch and dropout masks derive from (seed, step), so a
+//! resumed run continues exactly as if it had never stopped.
+
+use crate::adapter_files::{read_adapter, write_adapter_folder};
+use crate::checkpoint::{
+    load_latest, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE,
+};
+use crate::data::Example;
+use crate::metrics::{metric_points, read_metrics, MetricsWriter};
+use crate::optimizer::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
+use crate::plot::{write_svg_plot, Series};
+use crate::schedule::{Decay, Schedule};
+use crate::train_config::TrainConfig;
+use serde_json::json;
+use srl_models::lora_params::mix64;
+use srl_models::{LoraParams, Model, ModelError};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Config(String),
+    #[error("the loss became {loss} at step {step}; stopped (the last checkpoint{}) is kept)", .checkpoint.as_ref().map(|p| format!(", {}", p.display())).unwrap_or_default())]
+    NonFinite {
+        step: u64,
+        loss: f64,
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// What the trainer reports as it goes (the command line draws it).
+pub enum Event<'a> {
+    /// Training starts (or resumes) at `step` of `total_steps`.
+    Start {
+        step: u64,
+        total_steps: u64,
+        trainable: usize,
+    },
+    Step(&'a StepReport),
+    Valid {
+        step: u64,
+        loss: f64,
+    },
+    Checkpoint {
+        step: u64,
+        dir: &'a Path,
+    },
+}
+
+/// One optimizer step's numbers.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Steps done after this one (1-based).
+    pub step: u64,
+    pub total_steps: u64,
+    pub epoch: f64,
+    /// Mean next-token loss over the step's target tokens.
+    pub loss: f64,
+    pub lr: f32,
+    /// Gradient norm before clipping.
+    pub grad_norm: f32,
+    pub tokens: usize,
+    pub target_tokens: usize,
+    pub tokens_per_s: f64,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub steps: u64,
+    pub last_loss: Option<f64>,
+    pub first_valid_loss: Option<f64>,
+    pub last_valid_loss: Option<f64>,
+    pub out: PathBuf,
+}
+
+/// The steps a run takes: `max_steps`, or `epochs` over `n` examples
+/// (default one epoch).
+pub fn total_steps(config: &TrainConfig, n: usize) -> u64 {
+    if let Some(s) = config.max_steps {
+        return s;
+    }
+    let per = config.examples_per_step() as f64;
+    ((config.epochs.unwrap_or(1.0) * n as f64) / per)
+        .ceil()
+        .max(1.0) as u64
+}
+
+/// The index into the examples of the k-th example the run consumes.
+fn example_at(k: u64, n: usize, seed: u64) -> usize {
+    let epoch = k / n as u64;
+    let perm = permutation(n, mix64(seed ^ mix64(epoch.wrapping_add(0xE90C))));
+    perm[(k % n as u64) as usize]
+}
+
+/// A seeded Fisher-Yates shuffle of 0..n.
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    let mut s = seed;
+    for i in (1..n).rev() {
+        s = mix64(s.wrapping_add(i as u64));
+        p.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    p
+}
+
+/// Per-position loss weights of one example: 1/`norm` on target positions.
+fn weights_of(e: &Example, norm: f64) -> Vec<f32> {
+    e.target[1..]
+        .iter()
+        .map(|&t| if t { (1.0 / norm) as f32 } else { 0.0 })
+        .collect()
+}
+
+fn target_count(e: &Example) -> usize {
+    e.target[1..].iter().filter(|&&t| t).count()
+}
+
+/// Mean next-token loss over the target tokens of `examples` (no dropout).
+pub fn eval_loss(
+    model: &Model,
+    params: Option<&LoraParams>,
+    examples: &[Example],
+    pool: &rayon::ThreadPool,
+) -> Result<f64, ModelError> {
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for e in examples {
+        let n = target_count(e);
+        if n == 0 {
+            continue;
+        }
+        let w = weights_of(e, 1.0);
+        sum += model
+            .weighted_nll(&e.tokens, &w, params, None, None, pool)?
+            .loss;
+        count += n;
+    }
+    Ok(if count == 0 {
+        f64::NAN
+    } else {
+        sum / count as f64
+    })
+}
+
+/// Trains (or, with `resume`, continues) an SFT run on `train`, validating on
+/// `valid`, writing everything into `config.out`.
+pub fn train_sft(
+    model: &Model,
+    mut config: TrainConfig,
+    train: &[Example],
+    valid: &[Example],
+    resume: bool,
+    pool: &rayon::ThreadPool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Outcome, TrainError> {
+    let out = config.out.clone();
+    let io = |p: &Path, e: std::io::Error| TrainError::Model(ModelError::io(p, e));
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    let train: Vec<&Example> = train.iter().filter(|e| target_count(e) > 0).collect();
+    if train.is_empty() {
+        return Err(TrainError::Config(
+            "no training example has target tokens".into(),
+        ));
+    }
+    let (mut params, mut opt, start) = if resume {
+        let r = load_latest(&out, model)?;
+        // The run continues with its own settings; only the length may grow.
+        let (max_steps, epochs) = (config.max_steps, config.epochs);
+        config = r.state.config.clone();
+        if max_steps.is_some() || epochs.is_some() {
+            config.max_steps = max_steps;
+            config.epochs = epochs;
+        }
+        (r.params, r.optimizer, r.state.step)
+    } else {
+        config
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let lora = config
+            .lora()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let params = match &config.init_adapter {
+            Some(path) => {
+                let mut p = read_adapter(path, model)?;
+                p.config.dropout = lora.dropout;
+                p
+            }
+            None => LoraParams::init(&model.config, lora, config.seed),
+        };
+        let opt = AdamW::new(adamw_config(&config), &params);
+        (params, opt, 0)
+    };
+    let total = total_steps(&config, train.len());
+    let schedule = Schedule {
+        decay: Decay::parse(&config.schedule).unwrap_or(Decay::Cosine),
+        lr: config.lr,
+        min_lr: config.lr * config.min_lr_ratio,
+        warmup: config.warmup_steps,
+        total,
+    };
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = if resume {
+        MetricsWriter::resume(&metrics_path, start)?
+    } else {
+        MetricsWriter::create(&metrics_path)?
+    };
+    on_event(Event::Start {
+        step: start,
+        total_steps: total,
+        trainable: params.len(),
+    });
+
+    let per_step = config.examples_per_step() as u64;
+    let mut grads = params.zeros_like();
+    let mut last_loss = None;
+    let mut first_valid = None;
+    let mut last_valid = None;
+    let mut last_checkpoint = crate::checkpoint::list_checkpoints(&out).pop().map(|c| c.1);
+    if !resume && !valid.is_empty() {
+        let v = eval_loss(model, Some(&params), valid, pool)?;
+        metrics.write(0, &json!({ "valid_loss": v }))?;
+        on_event(Event::Valid { step: 0, loss: v });
+        first_valid = Some(v);
+        last_valid = Some(v);
+    }
+    for step in start..total {
+        let t0 = Instant::now();
+        grads.fill(0.0);
+        let batch: Vec<&Example> = (step * per_step..(step + 1) * per_step)
+            .map(|k| train[example_at(k, train.len(), config.seed)])
+            .collect();
+        let norm: usize = batch.iter().map(|e| target_count(e)).sum();
+        let (mut loss, mut tokens) = (0.0f64, 0usize);
+        for (i, e) in batch.iter().enumerate() {
+            let w = weights_of(e, norm as f64);
+            let seed = mix64(config.seed ^ mix64(step * 1_000_003 + i as u64));
+            let r = model.weighted_nll(
+                &e.tokens,
+                &w,
+                Some(&params),
+                Some(&mut grads),
+                Some(seed),
+                pool,
+            )?;
+            loss += r.loss;
+            tokens += e.tokens.len();
+        }
+        if !loss.is_finite() || grads.slices().any(|s| s.iter().any(|v| !v.is_finite())) {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                loss,
+                checkpoint: last_checkpoint,
+            });
+        }
+        let gnorm = if config.max_grad_norm > 0.0 {
+            clip_grad_norm(&mut grads, config.max_grad_norm)
+        } else {
+            grad_norm(&grads) as f32
+        };
+        let lr = schedule.lr_at(step);
+        opt.step(&mut params, &grads, lr);
+        let done = step + 1;
+        let secs = t0.elapsed().as_secs_f64();
+        let report = StepReport {
+            step: done,
+            total_steps: total,
+            epoch: (done * per_step) as f64 / train.len() as f64,
+            loss,
+            lr,
+            grad_norm: gnorm,
+            tokens,
+            target_tokens: norm,
+            tokens_per_s: tokens as f64 / secs.max(1e-9),
+        };
+        metrics.write(
+            done,
+            &json!({
+                "epoch": report.epoch, "loss": loss, "lr": lr, "grad_norm": gnorm,
+                "tokens": tokens, "target_tokens": norm, "tokens_per_s": report.tokens_per_s,
+            }),
+        )?;
+        on_event(Event::Step(&report));
+        last_loss = Some(loss);
+        let last = done == total;
+        if !valid.is_empty() && (last || (config.eval_every > 0 && done % config.eval_every == 0)) {
+            let v = eval_loss(model, Some(&params), valid, pool)?;
+            metrics.write(done, &json!({ "valid_loss": v }))?;
+            on_event(Event::Valid {
+                step: done,
+                loss: v,
+            });
+            first_valid.get_or_insert(v);
+            last_valid = Some(v);
+        }
+        if last || (config.save_every > 0 && done % config.save_every == 0) {
+            let state = TrainerState {
+                step: done,
+                total_steps: total,
+                epoch: report.epoch,
+                trainer: "sft".into(),
+                last_loss,
+                last_valid_loss: last_valid,
+                base_model: model.files.path().display().to_string(),
+                base_arch: model.config.arch.name().into(),
+                srl_version: env!("CARGO_PKG_VERSION").into(),
+                config: config.clone(),
+            };
+            let dir = save_checkpoint(&out, &state, &params, &opt, model, config.keep_checkpoints)?;
+            publish(&out, &dir, &state, &params, model)?;
+            on_event(Event::Checkpoint {
+                step: done,
+                dir: &dir,
+            });
+            last_checkpoint = Some(dir);
+        }
+    }
+    Ok(Outcome {
+        steps: total,
+        last_loss,
+        first_valid_loss: first_valid,
+        last_valid_loss: last_valid,
+        out,
+    })
+}
+
+fn adamw_config(c: &TrainConfig) -> AdamWConfig {
+    AdamWConfig {
+        beta1: c.beta1,
+        beta2: c.beta2,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+    }
+}
+
+/// Puts the latest checkpoint's adapter at the top of the run folder (PEFT
+/// files and adapter.gguf), with its state, optimizer and the loss plot.
+fn publish(
+    out: &Path,
+    dir: &Path,
+    state: &TrainerState,
+    params: &LoraParams,
+    model: &Model,
+) -> Result<(), ModelError> {
+    write_adapter_folder(out, params, model)?;
+    write_state(&out.join(STATE_FILE), state)?;
+    let opt = std::fs::read(dir.join(OPTIMIZER_FILE)).map_err(|e| ModelError::io(dir, e))?;
+    crate::metrics::write_atomic(&out.join(OPTIMIZER_FILE), &opt)?;
+    let records = read_metrics(&out.join("metrics.jsonl"))?;
+    let series = vec![
+        Series {
+            name: "train loss".into(),
+            points: metric_points(&records, "loss"),
+        },
+        Series {
+            name: "valid loss".into(),
+            points: metric_points(&records, "valid_loss"),
+        },
+    ];
+    write_svg_plot(&out.join("loss.svg"), "SFT loss", &series, "step", "loss")?;
+    Ok(())
+}

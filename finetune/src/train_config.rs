@@ -1,0 +1,244 @@
+//! The settings of a training run, shared by the trainers: the adapter's
+//! shape, the optimizer and schedule, the loop (steps, batches, evaluation,
+//! checkpoints). Read from a TOML or YAML file (`--config run.toml`), then
+//! overridden by command-line flags; saved whole in `trainer_state.json` so a
+//! resumed run continues with exactly the same settings.
+//!
+//! Defaults follow PEFT/MLX-LM practice for small models: rank 16, alpha 32,
+//! all seven projections, lr 2e-4 with cosine decay, AdamW (0.9, 0.999, 1e-8)
+//! without weight decay, gradient clipping at 1.0.
+
+use serde::{Deserialize, Serialize};
+use srl_models::{LoraConfig, Target};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Training data (JSONL).
+    pub data: PathBuf,
+    /// Validation data (JSONL), evaluated every `eval_every` steps.
+    pub valid: Option<PathBuf>,
+    /// The adapter folder written (checkpoints, metrics, plot).
+    pub out: PathBuf,
+    /// Examples longer than this many tokens are truncated (and counted).
+    pub max_len: usize,
+    /// Skip (and count) malformed lines instead of stopping.
+    pub skip_bad: bool,
+    /// prompt/completion lines as raw text, without the chat template.
+    pub raw: bool,
+
+    // The adapter.
+    pub rank: usize,
+    pub alpha: f32,
+    pub dropout: f32,
+    /// q, k, v, o, gate, up, down (or q_proj..., attn_q...).
+    pub targets: Vec<String>,
+    /// Adapt only the last N blocks; all when absent.
+    pub num_layers: Option<usize>,
+    /// Start from this adapter's weights instead of a fresh one.
+    pub init_adapter: Option<PathBuf>,
+
+    // The optimizer and schedule.
+    pub lr: f64,
+    /// "cosine", "linear" or "constant" decay after warmup.
+    pub schedule: String,
+    pub warmup_steps: u64,
+    /// Lowest learning rate of the decay, as a fraction of `lr`.
+    pub min_lr_ratio: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this; 0 turns clipping off.
+    pub max_grad_norm: f32,
+
+    // The loop.
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    pub epochs: Option<f64>,
+    pub max_steps: Option<u64>,
+    pub seed: u64,
+    /// Validation every N steps (and at the end); 0 = only at the end.
+    pub eval_every: u64,
+    /// Checkpoint every N steps (and at the end); 0 = only at the end.
+    pub save_every: u64,
+    /// Checkpoints kept (oldest removed first).
+    pub keep_checkpoints: usize,
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: PathBuf::new(),
+            valid: None,
+            out: PathBuf::new(),
+            max_len: 512,
+            skip_bad: false,
+            raw: false,
+            rank: 16,
+            alpha: 32.0,
+            dropout: 0.0,
+            targets: Target::ALL.iter().map(|t| t.to_string()).collect(),
+            num_layers: None,
+            init_adapter: None,
+            lr: 2e-4,
+            schedule: "cosine".into(),
+            warmup_steps: 0,
+            min_lr_ratio: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            batch_size: 1,
+            grad_accum: 1,
+            epochs: None,
+            max_steps: None,
+            seed: 0,
+            eval_every: 50,
+            save_every: 100,
+            keep_checkpoints: 2,
+            threads: 0,
+        }
+    }
+}
+
+/// A setting that is out of range, or a config file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl TrainConfig {
+    /// Reads a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file; unknown keys
+    /// are errors (a typo must not silently fall back to a default).
+    pub fn from_file(path: &Path) -> Result<TrainConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext {
+            "toml" => {
+                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+            }
+            "yaml" | "yml" => serde_yaml_ng::from_str(&text)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display()))),
+            _ => Err(ConfigError(format!(
+                "{}: a config file must end in .toml, .yaml or .yml",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The adapter's shape, with target names checked.
+    pub fn lora(&self) -> Result<LoraConfig, ConfigError> {
+        let mut targets = Vec::new();
+        for name in &self.targets {
+            let t = Target::parse(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "unknown target module '{name}' (use q, k, v, o, gate, up, down)"
+                ))
+            })?;
+            targets.push(t);
+        }
+        Ok(LoraConfig {
+            rank: self.rank,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            targets,
+            last_layers: self.num_layers,
+        })
+    }
+
+    /// Checks every range, so a bad setting fails before any work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if self.rank == 0 || self.rank > 1024 {
+            return bad(format!("rank must be 1..=1024, not {}", self.rank));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout must be in [0, 1), not {}", self.dropout));
+        }
+        if self.targets.is_empty() {
+            return bad("no target modules".into());
+        }
+        self.lora()?;
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!(
+                "the learning rate must be positive, not {}",
+                self.lr
+            ));
+        }
+        if !["cosine", "linear", "constant"].contains(&self.schedule.as_str()) {
+            return bad(format!(
+                "unknown schedule '{}' (cosine, linear or constant)",
+                self.schedule
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return bad("min_lr_ratio must be in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return bad("AdamW betas must be in [0, 1)".into());
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("batch_size and grad_accum must be at least 1".into());
+        }
+        if self.max_len < 2 {
+            return bad("max_len must be at least 2 tokens".into());
+        }
+        if self.epochs.is_some_and(|e| e.is_nan() || e <= 0.0) || self.max_steps == Some(0) {
+            return bad("epochs and max_steps must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Examples per optimizer step.
+    pub fn examples_per_step(&self) -> usize {
+        self.batch_size * self.grad_accum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_yaml_files() {
+        let dir = std::env::temp_dir().join(format!("srl-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = dir.join("run.toml");
+        std::fs::write(
+            &t,
+            "rank = 8\nalpha = 16.0\ntargets = [\"q\", \"v\"]\nlr = 1e-4\n",
+        )
+        .unwrap();
+        let c = TrainConfig::from_file(&t).unwrap();
+        assert_eq!((c.rank, c.alpha, c.lr), (8, 16.0, 1e-4));
+        assert_eq!(c.lora().unwrap().targets, vec![Target::Q, Target::V]);
+        let y = dir.join("run.yaml");
+        std::fs::write(&y, "rank: 4\nmax_steps: 10\nnum_layers: 2\n").unwrap();
+        let c = TrainConfig::from_file(&y).unwrap();
+        assert_eq!((c.rank, c.max_steps, c.num_layers), (4, Some(10), Some(2)));
+        std::fs::write(&t, "rnak = 8\n").unwrap();
+        let e = TrainConfig::from_file(&t).unwrap_err().to_string();
+        assert!(e.contains("rnak") && e.contains("run.toml"), "{e}");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let c = TrainConfig {
+            targets: vec!["q".into(), "lm_head".into()],
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("lm_head"));
+        let c = TrainConfig {
+            dropout: 1.0,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("dropout"));
+        TrainConfig::default().validate().unwrap();
+    }
+}
