@@ -467,3 +467,223 @@ fn quantize_converts_between_types() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Writes the default model as a Hugging Face folder laid out as its
+/// safetensors release is (Hugging Face's Q/K row order, config.json, and a
+/// tokenizer.json / tokenizer_config.json in SmolLM2's layout built from the
+/// GGUF vocabulary), with the weights in F32 so they are exactly the GGUF's.
+fn write_hf_copy_of_default_model(dir: &std::path::Path) {
+    use serde_json::json;
+    use srl_models::gguf::GgufFile;
+    use srl_quant::GgmlType;
+    let g = GgufFile::open(model()).unwrap();
+    let cfg = srl_models::ModelConfig::from_gguf(&g).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    // model.safetensors, by hand: a JSON header, then the data.
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    for t in &g.tensors {
+        let mut x = vec![0.0f32; t.n_elements()];
+        srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut x).unwrap();
+        if t.name.contains("attn_q.") || t.name.contains("attn_k.") {
+            x = srl_models::rope::gguf_rows_to_hf(&x, t.dims[0], cfg.head_dim);
+        }
+        let ty = GgmlType::F32;
+        let start = data.len();
+        data.resize(start + ty.row_bytes(x.len()).unwrap(), 0);
+        srl_quant::quantize_row(ty, &x, &mut data[start..]).unwrap();
+        let shape: Vec<usize> = t.dims.iter().rev().copied().collect();
+        header.insert(
+            srl_models::safetensors::hf_name_of_gguf(&t.name).unwrap(),
+            json!({"dtype": ty.name().to_uppercase(), "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut head = serde_json::Value::Object(header).to_string().into_bytes();
+    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let mut file = (head.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&head);
+    file.extend_from_slice(&data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+    let config = json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": cfg.n_embd,
+        "intermediate_size": cfg.n_ff,
+        "num_hidden_layers": cfg.n_layer,
+        "num_attention_heads": cfg.n_head,
+        "num_key_value_heads": cfg.n_head_kv,
+        "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": cfg.context_length,
+        "rope_theta": cfg.rope_theta,
+        "rms_norm_eps": cfg.rms_eps,
+        "rope_scaling": null,
+        "tie_word_embeddings": true,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "torch_dtype": "float32",
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let tokens = g.get_str_array("tokenizer.ggml.tokens").unwrap();
+    let types = g.get_i32_array("tokenizer.ggml.token_type").unwrap();
+    let mut vocab = serde_json::Map::new();
+    let mut added = Vec::new();
+    for (i, (t, ty)) in tokens.iter().zip(&types).enumerate() {
+        if *ty == 3 {
+            added.push(
+                json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true}),
+            );
+        }
+        vocab.insert(t.to_string(), i.into());
+    }
+    // Merges in the list-of-pairs form of recent tokenizers releases.
+    let merges: Vec<[&str; 2]> = g
+        .get_str_array("tokenizer.ggml.merges")
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            let (a, b) = m.split_once(' ').unwrap();
+            [a, b]
+        })
+        .collect();
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let tokenizer = json!({
+        "version": "1.0",
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges},
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let tokenizer_config = json!({
+        "add_prefix_space": false,
+        "bos_token": "<|im_start|>",
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|im_end|>",
+        "unk_token": "<|endoftext|>",
+        "clean_up_tokenization_spaces": false,
+        "model_max_length": cfg.context_length,
+        "tokenizer_class": "GPT2Tokenizer",
+        "chat_template": g.get_str("tokenizer.chat_template").unwrap(),
+    });
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        tokenizer_config.to_string(),
+    )
+    .unwrap();
+}
+
+/// `srl quantize FOLDER OUT.gguf` converts a Hugging Face folder: the default
+/// model written as one and converted to q8_0 holds exactly the tensors that
+/// requantizing the GGUF gives, tokenizes like the original, keeps its chat
+/// template and special tokens, and generates the same greedy tokens.
+#[test]
+fn quantize_converts_a_safetensors_folder() {
+    use srl_models::gguf::GgufFile;
+    let m = model();
+    let ms = m.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("srl-cli-convert-{}", std::process::id()));
+    let hf = dir.join("SmolLM2-135M-Instruct");
+    write_hf_copy_of_default_model(&hf);
+    let out = dir.join("converted-q8_0.gguf");
+    let os = out.to_str().unwrap();
+    let r = srl(&["quantize", hf.to_str().unwrap(), os, "--type", "q8_0"]);
+    ok(&r);
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        log.contains(
+            "tokenizer: byte-level BPE (pre: smollm), 49152 tokens, 48900 merges, chat template"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("211 quantized"), "{log}");
+
+    // The same tensors, byte for byte, as `srl quantize` of the GGUF itself
+    // (names, llama's Q/K row order, types, shapes, the tied head left out).
+    let direct = dir.join("direct-q8_0.gguf");
+    let ds = direct.to_str().unwrap();
+    ok(&srl(&["quantize", ms, ds, "--type", "q8_0"]));
+    let (a, b) = (
+        GgufFile::open(&out).unwrap(),
+        GgufFile::open(&direct).unwrap(),
+    );
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for t in &b.tensors {
+        let c = a
+            .tensor_info(&t.name)
+            .unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!((c.ty, &c.dims), (t.ty, &t.dims), "{}", t.name);
+        assert!(a.tensor_data(c) == b.tensor_data(t), "{} differs", t.name);
+    }
+    // The metadata llama.cpp reads, as its converter wrote it for the original.
+    let orig = GgufFile::open(&m).unwrap();
+    for (k, v) in &orig.metadata {
+        let model_key = k.starts_with("llama.") || k.starts_with("tokenizer.");
+        if model_key || k == "general.architecture" {
+            assert_eq!(a.get(k), Some(v), "{k}");
+        }
+    }
+    assert_eq!(a.get_u64("general.file_type"), Some(7));
+    drop((a, b, orig));
+
+    // The tokenizer and template survive: `srl info` reads the same facts.
+    let facts = |path: &str| -> Vec<String> {
+        ok(&srl(&["info", path]))
+            .lines()
+            .take_while(|l| !l.starts_with("tensors:"))
+            .filter(|l| {
+                !["file:", "name:", "size:", "format:"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(facts(os), facts(ms));
+    for text in [
+        "<|im_start|>user\nHello world<|im_end|>",
+        "Numbers 12345 and 3.14, symbols ->> {}; émigré naïve 日本語 🚀!",
+        "  leading spaces\n\n\ttabs and\r\nCRLF",
+    ] {
+        let ids = |path: &str| -> serde_json::Value {
+            let v: serde_json::Value =
+                serde_json::from_str(&ok(&srl(&["tokenize", "--model", path, "--json", text])))
+                    .unwrap();
+            v["ids"].clone()
+        };
+        assert_eq!(ids(os), ids(ms), "{text:?}");
+    }
+    let run = |path: &str, chat: bool| -> serde_json::Value {
+        let mut args = vec![
+            "generate",
+            "--model",
+            path,
+            "--prompt",
+            "What is 2+2?",
+            "-n",
+            "16",
+            "--temp",
+            "0",
+            "--json",
+            "-t",
+            "2",
+        ];
+        if chat {
+            args.push("--chat");
+        }
+        serde_json::from_str(&ok(&srl(&args))).unwrap()
+    };
+    // q8_0 of the q4_1 weights is not the q4_1 weights: on this chat prompt
+    // greedy decoding agrees with the original; elsewhere it may part from it
+    // where `srl quantize` of the GGUF does (compared above byte for byte).
+    let (a, b) = (run(ms, true), run(os, true));
+    assert_eq!(a["prompt"], b["prompt"]);
+    assert_eq!(a["prompt_ids"], b["prompt_ids"]);
+    assert_eq!(a["ids"], b["ids"], "{} vs {}", a["text"], b["text"]);
+    assert_eq!(run(os, false)["ids"], run(ds, false)["ids"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod causal_attention;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod files;
 pub mod gguf;
