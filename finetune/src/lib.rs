@@ -2,7 +2,9 @@
 //! (PEFT and GGUF), optimizers and schedules, checkpoints, metrics, and the
 //! trainers. The forward and backward passes live in srl-models.
 
+pub mod adapter_files;
 pub mod data;
+pub mod merge;
 pub mod metrics;
 pub mod optimizer;
 pub mod plot;

@@ -31,7 +31,7 @@ pub fn file_type_of(ty: GgmlType) -> Option<u32> {
 }
 
 /// The type llama.cpp falls back to when rows do not fit `ty`'s blocks.
-fn fallback(ty: GgmlType) -> GgmlType {
+pub fn fallback(ty: GgmlType) -> GgmlType {
     match ty {
         GgmlType::Q4_K => GgmlType::Q5_0,
         GgmlType::Q5_K => GgmlType::Q5_1,
