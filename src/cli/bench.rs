@@ -7,7 +7,10 @@ use srl_models::{Logits, State};
 use std::time::Instant;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    kind: Option<Kind>,
     #[command(flatten)]
     model: ModelArgs,
     /// Prompt tokens (0 skips the prompt test)
@@ -24,7 +27,16 @@ pub struct Args {
     json: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum Kind {
+    /// LoRA training speed and peak memory (forward + backward + AdamW)
+    Train(super::bench_train::Args),
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(Kind::Train(t)) = a.kind {
+        return super::bench_train::run(t);
+    }
     let engine = a.model.load()?;
     let model = &engine.model;
     let vocab = model.config.vocab_size as u64;
@@ -121,7 +133,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
-fn peak_rss_mib() -> f64 {
+pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
