@@ -3,9 +3,12 @@
 //! trainers. The forward and backward passes live in srl-models.
 
 pub mod adapter_files;
+pub mod checkpoint;
 pub mod data;
 pub mod merge;
 pub mod metrics;
 pub mod optimizer;
 pub mod plot;
 pub mod schedule;
+pub mod sft;
+pub mod train_config;
