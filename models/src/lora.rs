@@ -14,9 +14,10 @@
 //! read too; their Q/K `lora_B` rows are put into the base's layout when the
 //! adapter is applied (rope.rs is the one place that knows the permutation).
 
+use crate::config::Arch;
 use crate::error::{ModelError, Result};
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::rope::{hf_rows_to_gguf, RopeStyle};
+use crate::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
 use crate::safetensors::gguf_name_of_hf;
 use crate::transformer::Model;
 use srl_quant::{GgmlType, WeightMatrix};
@@ -277,6 +278,27 @@ impl LoraAdapter {
                     if let Mat::Owned { ty, dims, data } = &mut p.b {
                         let row_bytes = ty.row_bytes(dims[0]).expect("f32/f16/bf16 rows");
                         *data = hf_rows_to_gguf(data, row_bytes, model.config.head_dim);
+                    }
+                }
+            }
+        }
+        // A GGUF adapter is in GGUF's llama order; a llama base read from a
+        // Hugging Face folder runs in Hugging Face order.
+        if !self.hf_rows
+            && model.config.arch == Arch::Llama
+            && model.config.rope_style == RopeStyle::Halves
+        {
+            let file = self.file.as_ref();
+            for (base, p) in self.pairs.iter_mut() {
+                if base.contains(".attn_q.") || base.contains(".attn_k.") {
+                    if let Mat::File(t) = &p.b {
+                        let data = file.expect("file-backed adapter").tensor_data(t);
+                        let row_bytes = t.ty.row_bytes(t.dims[0]).expect("checked at open");
+                        p.b = Mat::Owned {
+                            ty: t.ty,
+                            dims: [t.dims[0], t.dims[1]],
+                            data: gguf_rows_to_hf(data, row_bytes, model.config.head_dim),
+                        };
                     }
                 }
             }

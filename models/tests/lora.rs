@@ -238,3 +238,42 @@ fn peft_folder_equals_gguf_adapter() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn gguf_adapter_on_a_hugging_face_llama_folder() {
+    // A GGUF adapter holds llama Q/K rows in GGUF order; a llama base read
+    // from a safetensors folder runs in Hugging Face order (this once applied
+    // the rows unpermuted).
+    let dir = std::env::temp_dir().join(format!("srl-lora-hf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = TinyWeights::random(&TinySpec::new(Arch::Llama));
+    let (gguf, hf, adapter) = (dir.join("base.gguf"), dir.join("hf"), dir.join("a.gguf"));
+    w.write_gguf(&gguf, GgmlType::F32);
+    w.write_safetensors(&hf);
+    write_adapter(&w, &adapter, 4, 8.0);
+    let mut on_gguf = Model::open(&gguf).unwrap();
+    on_gguf
+        .add_lora(LoraAdapter::open(&adapter).unwrap(), 1.0)
+        .unwrap();
+    let mut on_hf = Model::open(&hf).unwrap();
+    let plain = logits(&on_hf);
+    on_hf
+        .add_lora(LoraAdapter::open(&adapter).unwrap(), 1.0)
+        .unwrap();
+    let (a, b) = (logits(&on_gguf), logits(&on_hf));
+    let max = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let changed = plain
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff < 1e-3 * max,
+        "GGUF vs HF base with the same adapter: {diff}"
+    );
+    assert!(changed > 20.0 * diff, "the adapter must change the output");
+    std::fs::remove_dir_all(&dir).ok();
+}
