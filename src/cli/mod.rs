@@ -7,6 +7,7 @@ mod chat;
 mod common;
 mod generate;
 mod info;
+mod merge;
 mod pull;
 mod quantize;
 mod tokenize;
@@ -41,6 +42,8 @@ enum Command {
     Bench(bench::Args),
     /// Convert a GGUF model to another element type (e.g. q8_0, q4_0, f16).
     Quantize(quantize::Args),
+    /// Fold a LoRA adapter into its base and write a standalone GGUF model.
+    Merge(merge::Args),
     /// Train a LoRA adapter (sft)
     #[command(subcommand)]
     Train(train::Command),
@@ -56,5 +59,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Train(c) => train::run(c),
+        Command::Merge(a) => merge::run(a),
     }
 }
