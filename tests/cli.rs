@@ -1,36 +1,9 @@
 //! End-to-end tests of the `srl` command on the real default model.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-/// The default model: `$SRL_TEST_MODEL`, else the cache `srl pull` fills.
-fn model() -> PathBuf {
-    srl_runtime::model_cache::test_model_path()
-}
-
-fn srl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_srl"))
-        .args(args)
-        .output()
-        .expect("run srl")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "srl failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails_with(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success");
-    assert!(!err.contains("panicked"), "srl panicked: {err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-}
+use common::{fails_with, model, ok, srl};
+use std::process::{Command, Stdio};
 
 #[test]
 fn generate_json_is_greedy_and_deterministic() {

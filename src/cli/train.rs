@@ -233,6 +233,14 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let tty = std::io::stderr().is_terminal();
+    // indicatif draws nothing (println included) when stderr is not a terminal.
+    let say = |msg: String| {
+        if tty {
+            bar.println(msg)
+        } else {
+            eprintln!("{msg}")
+        }
+    };
     let mut every = 1;
     let outcome = train_sft(
         &engine.model,
@@ -251,7 +259,7 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
                 bar.set_position(step);
                 every = (total_steps / 50).max(1);
                 let what = if step > 0 { "resuming" } else { "training" };
-                bar.println(format!(
+                say(format!(
                     "{what} at step {step} of {total_steps}: {trainable} trainable parameters"
                 ));
             }
@@ -269,11 +277,9 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
                 }
                 bar.set_message(msg);
             }
-            Event::Valid { step, loss } => {
-                bar.println(format!("step {step}: valid loss {loss:.4}"))
-            }
+            Event::Valid { step, loss } => say(format!("step {step}: valid loss {loss:.4}")),
             Event::Checkpoint { step, dir } => {
-                bar.println(format!("step {step}: checkpoint {}", dir.display()))
+                say(format!("step {step}: checkpoint {}", dir.display()))
             }
         },
     );

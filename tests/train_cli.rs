@@ -1,0 +1,222 @@
+//! End-to-end tests of `srl train sft`, `srl merge` and adapters in use, on
+//! the real default model (tiny settings: a few steps on the last blocks).
+
+mod common;
+
+use common::{fails_with, model, ok, srl};
+use std::path::{Path, PathBuf};
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("srl-train-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The first `n` lines of the example set.
+fn sample(dir: &Path, name: &str, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/unit-conversion/train.jsonl"),
+    )
+    .unwrap();
+    let path = dir.join(name);
+    let lines: Vec<&str> = text.lines().take(n).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn metrics_steps(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"loss\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn train_resume_generate_and_merge() {
+    let dir = temp("run");
+    let m = model();
+    let m = m.to_str().unwrap();
+    let data = sample(&dir, "train.jsonl", 6);
+    let valid = sample(&dir, "valid.jsonl", 2);
+    let out = dir.join("adapter");
+    let o = out.to_str().unwrap();
+    let common = [
+        "--model",
+        m,
+        "--rank",
+        "2",
+        "--num-layers",
+        "2",
+        "--max-len",
+        "96",
+        "--threads",
+        "2",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+    ];
+    let mut args = vec!["train", "sft", "--data", data.to_str().unwrap()];
+    args.extend(["--valid", valid.to_str().unwrap(), "--out", o]);
+    args.extend(["--max-steps", "2", "--save-every", "1", "--eval-every", "1"]);
+    args.extend(common);
+    let run = srl(&args);
+    ok(&run);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("6 examples"), "{err}");
+    assert!(err.contains("valid loss"), "{err}");
+    for f in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "adapter.gguf",
+        "trainer_state.json",
+        "optimizer.safetensors",
+        "metrics.jsonl",
+        "loss.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(metrics_steps(&out), vec![1, 2]);
+
+    // Resume for one more step: it continues from step 2.
+    let mut args = vec!["train", "sft", "--resume", o, "--max-steps", "3"];
+    args.extend(["--model", m, "--threads", "2"]);
+    let run = srl(&args);
+    ok(&run);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("resuming at step 2 of 3"));
+    assert_eq!(metrics_steps(&out), vec![1, 2, 3]);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"], 3);
+    assert_eq!(state["config"]["rank"], 2);
+
+    // The folder is an adapter for generate (PEFT files) and so is its GGUF.
+    let gen = |lora: &str| {
+        ok(&srl(&[
+            "generate",
+            "--model",
+            m,
+            "--lora",
+            lora,
+            "--chat",
+            "-p",
+            "Convert 2 weeks to days.",
+            "--temp",
+            "0",
+            "-n",
+            "12",
+            "-t",
+            "2",
+        ]))
+    };
+    let gguf = out.join("adapter.gguf");
+    assert_eq!(gen(o), gen(gguf.to_str().unwrap()));
+
+    // Merge into a standalone model that llama.cpp-style tools can load.
+    let merged = dir.join("merged.gguf");
+    ok(&srl(&[
+        "merge",
+        "--model",
+        m,
+        "--lora",
+        o,
+        "--out",
+        merged.to_str().unwrap(),
+        "--type",
+        "q8_0",
+    ]));
+    let info = ok(&srl(&["info", merged.to_str().unwrap()]));
+    assert!(info.contains("llama"), "{info}");
+}
+
+#[test]
+fn bad_training_input_is_named() {
+    let dir = temp("bad");
+    let m = model();
+    let m = m.to_str().unwrap();
+    let data = sample(&dir, "train.jsonl", 3);
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text = text.replacen('\n', "\n{\"task\": 3\n", 1);
+    std::fs::write(&data, text).unwrap();
+    let d = data.to_str().unwrap();
+    let out = dir.join("a");
+    let o = out.to_str().unwrap();
+    let base = [
+        "train",
+        "sft",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--out",
+        o,
+        "--max-steps",
+        "1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--num-layers",
+        "1",
+        "--rank",
+        "1",
+        "--max-len",
+        "64",
+        "-t",
+        "2",
+    ]);
+    fails_with(&srl(&args), "train.jsonl: line 2");
+    args.push("--skip-bad");
+    let run = srl(&args);
+    ok(&run);
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("skipped"),
+        "summary counts skipped lines"
+    );
+
+    // Settings out of range and unknown modules fail before any work.
+    let mut bad = base.to_vec();
+    bad.extend(["--targets", "q,lm_head"]);
+    fails_with(&srl(&bad), "unknown target module 'lm_head'");
+    let mut bad = base.to_vec();
+    bad.extend(["--dropout", "1.5"]);
+    fails_with(&srl(&bad), "dropout");
+    // Resuming a folder without checkpoints.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails_with(
+        &srl(&[
+            "train",
+            "sft",
+            "--model",
+            m,
+            "--resume",
+            empty.to_str().unwrap(),
+        ]),
+        "no checkpoint",
+    );
+    // An adapter for another base is refused by merge.
+    let other = dir.join("other.gguf");
+    let mut spec = srl_models::testing::TinySpec::new(srl_models::Arch::Llama);
+    spec.n_embd = 64;
+    srl_models::testing::TinyWeights::random(&spec).write_gguf(&other, srl_quant::GgmlType::F32);
+    fails_with(
+        &srl(&[
+            "merge",
+            "--model",
+            other.to_str().unwrap(),
+            "--lora",
+            o,
+            "--out",
+            dir.join("x.gguf").to_str().unwrap(),
+        ]),
+        "wrong base",
+    );
+}
