@@ -6,7 +6,7 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
-use rayon::prelude::*;
+use srl_quant::{gemm_f32_nt as mm_nt, transpose_f32 as transpose};
 
 /// Head counts and size.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,11 @@ impl Heads {
 
 /// out = softmax(q k^T * scale + causal mask) v, per head. Returns the
 /// log-sum-exp of each softmax row ([H, T]), which the backward reuses.
+///
+/// Each head is computed with whole-matrix products (the f32 GEMM of
+/// srl-quant): S = Q K^T, P = softmax(S), O = P V. The masked upper triangle
+/// is computed and discarded; the GEMM is fast enough that this wins over a
+/// triangular loop.
 pub fn causal_attention(
     s: &Heads,
     q: &[f32],
@@ -36,52 +41,27 @@ pub fn causal_attention(
     pool: &rayon::ThreadPool,
 ) -> Vec<f32> {
     let d = s.head_dim;
-    let (qd, kvd) = (s.n_head * d, s.n_head_kv * d);
-    let n = q.len() / qd;
-    let per_head: Vec<(Vec<f32>, Vec<f32>)> = pool.install(|| {
-        (0..s.n_head)
-            .into_par_iter()
-            .map(|h| {
-                let g = s.kv_of(h);
-                let mut o = vec![0.0f32; n * d];
-                let mut lse = vec![0.0f32; n];
-                let mut p = vec![0.0f32; n];
-                for t in 0..n {
-                    let qt = &q[t * qd + h * d..t * qd + (h + 1) * d];
-                    let mut m = f32::NEG_INFINITY;
-                    for j in 0..=t {
-                        let sc = dot(qt, &k[j * kvd + g * d..j * kvd + (g + 1) * d]) * s.scale();
-                        p[j] = sc;
-                        m = m.max(sc);
-                    }
-                    let mut z = 0.0f32;
-                    for pj in &mut p[..=t] {
-                        *pj = (*pj - m).exp();
-                        z += *pj;
-                    }
-                    let ot = &mut o[t * d..(t + 1) * d];
-                    for (j, &pj) in p[..=t].iter().enumerate() {
-                        axpy(pj / z, &v[j * kvd + g * d..j * kvd + (g + 1) * d], ot);
-                    }
-                    lse[t] = m + z.ln();
-                }
-                (o, lse)
-            })
-            .collect()
-    });
-    let mut lse_all = Vec::with_capacity(s.n_head * n);
-    for (h, (o, lse)) in per_head.into_iter().enumerate() {
-        for t in 0..n {
-            out[t * qd + h * d..t * qd + (h + 1) * d].copy_from_slice(&o[t * d..(t + 1) * d]);
-        }
-        lse_all.extend(lse);
+    let n = q.len() / (s.n_head * d);
+    let mut lse = vec![0.0f32; s.n_head * n];
+    let mut p = vec![0.0f32; n * n];
+    let mut vt = vec![0.0f32; d * n];
+    let mut oh = vec![0.0f32; n * d];
+    for h in 0..s.n_head {
+        let g = s.kv_of(h);
+        let (qh, kh) = (gather(q, s.n_head, h, d), gather(k, s.n_head_kv, g, d));
+        softmax_rows(s, &qh, &kh, n, &mut p, &mut lse[h * n..(h + 1) * n], pool);
+        transpose_head(v, s.n_head_kv, g, d, &mut vt);
+        mm_nt(&p, &vt, n, d, n, &mut oh, pool);
+        scatter(&oh, out, s.n_head, h, d);
     }
-    lse_all
+    lse
 }
 
 /// Backward of [`causal_attention`]: from the inputs, the output, its
 /// log-sum-exp rows and the output's gradient, adds the gradients of q, k
-/// and v into `dq`, `dk`, `dv`.
+/// and v into `dq`, `dk`, `dv`. With P recomputed from S and the saved
+/// log-sum-exp: dV = P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)),
+/// dQ = dS K * scale, dK = dS^T Q * scale.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_backward(
     s: &Heads,
@@ -97,53 +77,118 @@ pub fn causal_attention_backward(
     pool: &rayon::ThreadPool,
 ) {
     let d = s.head_dim;
-    let (qd, kvd) = (s.n_head * d, s.n_head_kv * d);
-    let n = q.len() / qd;
+    let n = q.len() / (s.n_head * d);
     let scale = s.scale();
-    let per_head: Vec<[Vec<f32>; 3]> = pool.install(|| {
-        (0..s.n_head)
-            .into_par_iter()
-            .map(|h| {
-                let g = s.kv_of(h);
-                let (mut gq, mut gk, mut gv) = (
-                    vec![0.0f32; n * d],
-                    vec![0.0f32; n * d],
-                    vec![0.0f32; n * d],
-                );
-                for t in 0..n {
-                    let qt = &q[t * qd + h * d..t * qd + (h + 1) * d];
-                    let dot_t = &dout[t * qd + h * d..t * qd + (h + 1) * d];
-                    let delta = dot(dot_t, &out[t * qd + h * d..t * qd + (h + 1) * d]);
-                    let l = lse[h * n + t];
-                    for j in 0..=t {
-                        let kj = &k[j * kvd + g * d..j * kvd + (g + 1) * d];
-                        let vj = &v[j * kvd + g * d..j * kvd + (g + 1) * d];
-                        let p = (dot(qt, kj) * scale - l).exp();
-                        axpy(p, dot_t, &mut gv[j * d..(j + 1) * d]);
-                        let ds = p * (dot(dot_t, vj) - delta) * scale;
-                        axpy(ds, kj, &mut gq[t * d..(t + 1) * d]);
-                        axpy(ds, qt, &mut gk[j * d..(j + 1) * d]);
-                    }
-                }
-                [gq, gk, gv]
-            })
-            .collect()
-    });
-    for (h, [gq, gk, gv]) in per_head.into_iter().enumerate() {
+    let (mut p, mut pt, mut dp) = (
+        vec![0.0f32; n * n],
+        vec![0.0f32; n * n],
+        vec![0.0f32; n * n],
+    );
+    let mut t_buf = vec![0.0f32; d * n];
+    let mut g_buf = vec![0.0f32; n * d];
+    for h in 0..s.n_head {
         let g = s.kv_of(h);
+        let (qh, kh, vh) = (
+            gather(q, s.n_head, h, d),
+            gather(k, s.n_head_kv, g, d),
+            gather(v, s.n_head_kv, g, d),
+        );
+        let (oh, doh) = (gather(out, s.n_head, h, d), gather(dout, s.n_head, h, d));
+        let lse_h = &lse[h * n..(h + 1) * n];
+        // P from S and the saved log-sum-exp.
+        mm_nt(&qh, &kh, n, n, d, &mut p, pool);
+        for (t, row) in p.chunks_exact_mut(n).enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = if j <= t {
+                    (*x * scale - lse_h[t]).exp()
+                } else {
+                    0.0
+                };
+            }
+        }
+        transpose(&p, n, n, &mut pt);
+        // dV = P^T dO
+        transpose(&doh, n, d, &mut t_buf);
+        mm_nt(&pt, &t_buf, n, d, n, &mut g_buf, pool);
+        scatter_add(&g_buf, dv, s.n_head_kv, g, d);
+        // dP = dO V^T, then dS in place.
+        mm_nt(&doh, &vh, n, n, d, &mut dp, pool);
         for t in 0..n {
-            add(
-                &mut dq[t * qd + h * d..t * qd + (h + 1) * d],
-                &gq[t * d..(t + 1) * d],
-            );
-            add(
-                &mut dk[t * kvd + g * d..t * kvd + (g + 1) * d],
-                &gk[t * d..(t + 1) * d],
-            );
-            add(
-                &mut dv[t * kvd + g * d..t * kvd + (g + 1) * d],
-                &gv[t * d..(t + 1) * d],
-            );
+            let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
+            let (pr, dr) = (&p[t * n..(t + 1) * n], &mut dp[t * n..(t + 1) * n]);
+            for (x, &pj) in dr.iter_mut().zip(pr) {
+                *x = pj * (*x - delta) * scale;
+            }
+        }
+        // dQ = dS K
+        transpose(&kh, n, d, &mut t_buf);
+        mm_nt(&dp, &t_buf, n, d, n, &mut g_buf, pool);
+        scatter_add(&g_buf, dq, s.n_head, h, d);
+        // dK = dS^T Q
+        transpose(&dp, n, n, &mut pt);
+        transpose(&qh, n, d, &mut t_buf);
+        mm_nt(&pt, &t_buf, n, d, n, &mut g_buf, pool);
+        scatter_add(&g_buf, dk, s.n_head_kv, g, d);
+    }
+}
+
+/// P = softmax(Q K^T * scale) with the causal mask, row by row; the rows'
+/// log-sum-exp into `lse`.
+fn softmax_rows(
+    s: &Heads,
+    qh: &[f32],
+    kh: &[f32],
+    n: usize,
+    p: &mut [f32],
+    lse: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
+    mm_nt(qh, kh, n, n, s.head_dim, p, pool);
+    let scale = s.scale();
+    for (t, row) in p.chunks_exact_mut(n).enumerate() {
+        let mut m = f32::NEG_INFINITY;
+        for x in &mut row[..=t] {
+            *x *= scale;
+            m = m.max(*x);
+        }
+        let mut z = 0.0f32;
+        for x in &mut row[..=t] {
+            *x = (*x - m).exp();
+            z += *x;
+        }
+        let inv = 1.0 / z;
+        row[..=t].iter_mut().for_each(|x| *x *= inv);
+        row[t + 1..].fill(0.0);
+        lse[t] = m + z.ln();
+    }
+}
+
+/// Head `h`'s columns of x ([T, heads*D]) as a [T, D] matrix.
+fn gather(x: &[f32], heads: usize, h: usize, d: usize) -> Vec<f32> {
+    x.chunks_exact(heads * d)
+        .flat_map(|row| &row[h * d..(h + 1) * d])
+        .copied()
+        .collect()
+}
+
+fn scatter(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
+    for (row, s) in x.chunks_exact_mut(heads * d).zip(src.chunks_exact(d)) {
+        row[h * d..(h + 1) * d].copy_from_slice(s);
+    }
+}
+
+fn scatter_add(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
+    for (row, s) in x.chunks_exact_mut(heads * d).zip(src.chunks_exact(d)) {
+        add(&mut row[h * d..(h + 1) * d], s);
+    }
+}
+
+/// Head `h` of x ([T, heads*D]) transposed to [D, T].
+fn transpose_head(x: &[f32], heads: usize, h: usize, d: usize, out: &mut [f32]) {
+    let n = x.len() / (heads * d);
+    for (t, row) in x.chunks_exact(heads * d).enumerate() {
+        for (c, &v) in row[h * d..(h + 1) * d].iter().enumerate() {
+            out[c * n + t] = v;
         }
     }
 }
@@ -166,15 +211,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-#[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 fn add(y: &mut [f32], x: &[f32]) {
-    axpy(1.0, x, y)
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += x;
+    }
 }
 
 #[cfg(test)]

@@ -430,6 +430,45 @@ mod avx2 {
     }
 }
 
+/// `c[m, n] = a[m, k] · b^T` for plain f32 matrices (`b` is [n, k]), with
+/// the same kernels: the products of attention and LoRA in training.
+pub fn gemm_f32_nt(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    pool: &ThreadPool,
+) {
+    assert_eq!(b.len(), n * k, "b is not [n, k]");
+    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
+    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
+    let w = WeightMatrix {
+        ty: crate::GgmlType::F32,
+        rows: n,
+        cols: k,
+        data: bytes,
+    };
+    matmul_dequantized(&w, a, m, c, pool);
+}
+
+/// `out[c, r] = x[r, c]` for x [rows, cols], in cache-friendly tiles.
+pub fn transpose_f32(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), rows * cols);
+    assert_eq!(out.len(), rows * cols);
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    out[c * rows + r] = x[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::transformer::{Linear, Model};
-use rayon::prelude::*;
+use srl_quant::{gemm_f32_nt, transpose_f32};
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
@@ -132,62 +132,38 @@ pub(crate) fn linear_backward(
     let g = grads
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
-    // dB[o, j] += s * sum_t dy[t, o] mid[t, j]
-    pool.install(|| {
-        g.b.par_chunks_mut(r * 64).enumerate().for_each(|(c, gb)| {
-            let o0 = c * 64;
-            for t in 0..n_tokens {
-                let m = &mid[t * r..(t + 1) * r];
-                for (i, gbo) in gb.chunks_exact_mut(r).enumerate() {
-                    let a = s * dy[t * rows + o0 + i];
-                    if a != 0.0 {
-                        axpy(a, m, gbo);
-                    }
-                }
-            }
-        })
-    });
-    // dmid[t, j] = s * sum_o dy[t, o] B[o, j]
+    let (mut dyt, mut midt) = (vec![0.0f32; n_tokens * rows], vec![0.0f32; n_tokens * r]);
+    transpose_f32(dy, n_tokens, rows, &mut dyt);
+    transpose_f32(&mid, n_tokens, r, &mut midt);
+    // dB += s * dy^T mid
+    let mut tmp = vec![0.0f32; rows * r];
+    gemm_f32_nt(&dyt, &midt, rows, r, n_tokens, &mut tmp, pool);
+    axpy(s, &tmp, &mut g.b);
+    // dmid = s * dy B
+    let mut bt = vec![0.0f32; r * rows];
+    transpose_f32(&t.b, rows, r, &mut bt);
     let mut dmid = vec![0.0f32; n_tokens * r];
-    pool.install(|| {
-        dmid.par_chunks_mut(r).enumerate().for_each(|(tk, dm)| {
-            for (o, bo) in t.b.chunks_exact(r).enumerate() {
-                let a = s * dy[tk * rows + o];
-                if a != 0.0 {
-                    axpy(a, bo, dm);
-                }
-            }
-        })
-    });
-    // dA[j, :] += sum_t dmid[t, j] xd[t, :]
-    pool.install(|| {
-        g.a.par_chunks_mut(cols).enumerate().for_each(|(j, ga)| {
-            for tk in 0..n_tokens {
-                let a = dmid[tk * r + j];
-                if a != 0.0 {
-                    axpy(a, &xd[tk * cols..(tk + 1) * cols], ga);
-                }
-            }
-        })
-    });
+    gemm_f32_nt(dy, &bt, n_tokens, r, rows, &mut dmid, pool);
+    dmid.iter_mut().for_each(|v| *v *= s);
+    // dA += dmid^T drop(x)
+    let (mut dmidt, mut xdt) = (vec![0.0f32; r * n_tokens], vec![0.0f32; n_tokens * cols]);
+    transpose_f32(&dmid, n_tokens, r, &mut dmidt);
+    transpose_f32(&xd, n_tokens, cols, &mut xdt);
+    let mut tmp = vec![0.0f32; r * cols];
+    gemm_f32_nt(&dmidt, &xdt, r, cols, n_tokens, &mut tmp, pool);
+    axpy(1.0, &tmp, &mut g.a);
     if let Some(dx) = dx {
         // d(drop(x)) = dmid A, then through the mask.
+        let mut at = vec![0.0f32; cols * r];
+        transpose_f32(&t.a, r, cols, &mut at);
         let mut dxd = vec![0.0f32; n_tokens * cols];
-        pool.install(|| {
-            dxd.par_chunks_mut(cols).enumerate().for_each(|(tk, d)| {
-                for (j, aj) in t.a.chunks_exact(cols).enumerate() {
-                    axpy(dmid[tk * r + j], aj, d);
-                }
-            })
-        });
+        gemm_f32_nt(&dmid, &at, n_tokens, cols, r, &mut dxd, pool);
         let masked = lora.dropped(layer, target, &dxd);
-        for (d, m) in dx.iter_mut().zip(masked.iter()) {
-            *d += m;
-        }
+        axpy(1.0, &masked, dx);
     }
 }
 
-/// c[T, n] = a[T, k] b^T with b [n, k] (small LoRA products, f32).
+/// c[T, n] = a[T, k] b^T with b [n, k] (the LoRA products, f32).
 fn mul_bt(
     a: &[f32],
     b: &[f32],
@@ -197,36 +173,12 @@ fn mul_bt(
     pool: &rayon::ThreadPool,
 ) -> Vec<f32> {
     let mut c = vec![0.0f32; n_tokens * n];
-    pool.install(|| {
-        c.par_chunks_mut(n).enumerate().for_each(|(t, ct)| {
-            let at = &a[t * k..(t + 1) * k];
-            for (o, bo) in ct.iter_mut().zip(b.chunks_exact(k)) {
-                *o = dot(at, bo);
-            }
-        })
-    });
+    gemm_f32_nt(a, b, n_tokens, n, k, &mut c, pool);
     c
 }
 
 #[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ar.iter().zip(br) {
-        s += x * y;
-    }
-    s
-}
-
-#[inline]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += a * x;
     }
