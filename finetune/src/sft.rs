@@ -21,7 +21,7 @@ use crate::schedule::{Decay, Schedule};
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
-use srl_models::{LoraParams, Model, ModelError};
+use srl_models::{LoraParams, Model, ModelError, PassOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -143,7 +143,7 @@ pub fn eval_loss(
         }
         let w = weights_of(e, 1.0);
         sum += model
-            .weighted_nll(&e.tokens, &w, params, None, None, pool)?
+            .weighted_nll(&e.tokens, &w, params, None, PassOptions::default(), pool)?
             .loss;
         count += n;
     }
@@ -251,7 +251,10 @@ pub fn train_sft(
                 &w,
                 Some(&params),
                 Some(&mut grads),
-                Some(seed),
+                PassOptions {
+                    dropout_seed: Some(seed),
+                    saved_activations_mib: config.saved_activations_mib,
+                },
                 pool,
             )?;
             loss += r.loss;

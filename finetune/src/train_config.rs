@@ -68,6 +68,10 @@ pub struct TrainConfig {
     /// Checkpoints kept (oldest removed first).
     pub keep_checkpoints: usize,
     pub threads: usize,
+    /// Intermediates kept for the backward, in MiB; blocks beyond are
+    /// recomputed from their input (activation checkpointing). 0 = always
+    /// recompute (least memory).
+    pub saved_activations_mib: usize,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +107,7 @@ impl Default for TrainConfig {
             save_every: 100,
             keep_checkpoints: 2,
             threads: 0,
+            saved_activations_mib: 1024,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! weights: every LoRA tensor along a random direction, and single elements.
 
 use srl_models::testing::{TinySpec, TinyWeights};
-use srl_models::{Arch, LoraConfig, LoraParams, Model, Target};
+use srl_models::{Arch, LoraConfig, LoraParams, Model, PassOptions, Target};
 use srl_quant::GgmlType;
 
 const TOKENS: [u32; 9] = [5, 77, 300, 12, 12, 200, 3, 150, 9];
@@ -54,25 +54,18 @@ struct Check {
     worst: f64,
 }
 
-fn check_gradients(model: &Model, lora: &LoraParams, dropout_seed: Option<u64>, what: &str) -> f64 {
+fn check_gradients(model: &Model, lora: &LoraParams, opts: PassOptions, what: &str) -> f64 {
     let pool = pool();
     let w = weights();
     let loss = |p: &LoraParams| -> f64 {
         model
-            .weighted_nll(&TOKENS, &w, Some(p), None, dropout_seed, &pool)
+            .weighted_nll(&TOKENS, &w, Some(p), None, opts, &pool)
             .unwrap()
             .loss
     };
     let mut grads = lora.zeros_like();
     let out = model
-        .weighted_nll(
-            &TOKENS,
-            &w,
-            Some(lora),
-            Some(&mut grads),
-            dropout_seed,
-            &pool,
-        )
+        .weighted_nll(&TOKENS, &w, Some(lora), Some(&mut grads), opts, &pool)
         .unwrap();
     assert!((out.loss - loss(lora)).abs() < 1e-9 * (1.0 + out.loss.abs()));
     let mut c = Check { worst: 0.0 };
@@ -130,8 +123,17 @@ fn lora_gradients_match_finite_differences() {
                 },
             );
             let what = format!("{} {}", arch.name(), ty.name());
-            let worst = check_gradients(&model, &lora, None, &what);
-            report.push(format!("{what}: worst rel. error {worst:.1e}"));
+            // Intermediates kept, and every block recomputed from its input.
+            for saved_activations_mib in [1024, 0] {
+                let opts = PassOptions {
+                    saved_activations_mib,
+                    ..PassOptions::default()
+                };
+                let worst = check_gradients(&model, &lora, opts, &what);
+                report.push(format!(
+                    "{what} (saved {saved_activations_mib} MiB): worst rel. error {worst:.1e}"
+                ));
+            }
         }
     }
     eprintln!("{}", report.join("\n"));
@@ -156,7 +158,10 @@ fn gradients_with_dropout_subset_and_last_layers() {
     check_gradients(
         &model,
         &lora,
-        Some(1234),
+        PassOptions {
+            dropout_seed: Some(1234),
+            saved_activations_mib: 0,
+        },
         "dropout 0.3, last layer, q/v/down",
     );
 }
@@ -204,7 +209,14 @@ fn a_fresh_adapter_changes_nothing_and_bad_input_is_refused() {
         "B = 0 at init: the adapter starts as the identity"
     );
     let err = model
-        .weighted_nll(&TOKENS, &[1.0; 3], None, None, None, &pool)
+        .weighted_nll(
+            &TOKENS,
+            &[1.0; 3],
+            None,
+            None,
+            PassOptions::default(),
+            &pool,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("3 weights given for 8"), "{err}");
     let err = model

@@ -5,7 +5,7 @@
 use super::bench::peak_rss_mib;
 use super::common::ModelArgs;
 use srl_finetune::optimizer::{AdamW, AdamWConfig};
-use srl_models::{LoraConfig, LoraParams, Target};
+use srl_models::{LoraConfig, LoraParams, PassOptions, Target};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -24,6 +24,9 @@ pub struct Args {
     /// Measured steps (after one warm-up step; the mean is reported)
     #[arg(short = 'r', long, default_value_t = 3)]
     reps: usize,
+    /// MiB of intermediates kept for the backward (0 = recompute every block)
+    #[arg(long, default_value_t = 1024)]
+    saved_activations_mib: usize,
     /// Print one JSON object
     #[arg(long)]
     json: bool,
@@ -67,7 +70,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &weights,
             Some(&params),
             Some(&mut grads),
-            None,
+            PassOptions {
+                dropout_seed: None,
+                saved_activations_mib: a.saved_activations_mib,
+            },
             &engine.pool,
         )?;
         opt.step(&mut params, &grads, 1e-4);
@@ -88,6 +94,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "rank": a.rank,
                 "targets": a.targets,
                 "trainable": params.len(),
+                "saved_activations_mib": a.saved_activations_mib,
                 "step_s": mean,
                 "train_tokens_per_s": tps,
                 "peak_rss_mib": rss,

@@ -124,6 +124,9 @@ pub struct SftArgs {
     /// Checkpoints kept [2]
     #[arg(long)]
     keep_checkpoints: Option<usize>,
+    /// MiB of intermediates kept for the backward; the rest is recomputed [1024]
+    #[arg(long)]
+    saved_activations_mib: Option<usize>,
     /// Skip (and count) malformed lines instead of stopping
     #[arg(long)]
     skip_bad: bool,

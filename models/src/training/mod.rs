@@ -37,6 +37,28 @@ pub struct WeightedNll {
     pub logprobs: Vec<f32>,
 }
 
+/// Settings of one training pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassOptions {
+    /// Turns on the adapter's dropout (if its rate is above 0) with masks
+    /// derived from this seed: the same seed gives the same masks.
+    pub dropout_seed: Option<u64>,
+    /// Keep the intermediates of the last blocks for the backward while they
+    /// fit in this many MiB; the blocks below keep only their input and are
+    /// recomputed (activation checkpointing). 0 recomputes every block, so
+    /// memory is T * C * L floats plus one block's intermediates.
+    pub saved_activations_mib: usize,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions {
+            dropout_seed: None,
+            saved_activations_mib: 1024,
+        }
+    }
+}
+
 /// One block's intermediates, recomputed from its input for the backward.
 #[derive(Default)]
 struct BlockActs {
@@ -64,7 +86,7 @@ impl Model {
     ) -> Result<Vec<f32>> {
         let weights = vec![1.0f32; tokens.len().saturating_sub(1)];
         Ok(self
-            .weighted_nll(tokens, &weights, lora, None, None, pool)?
+            .weighted_nll(tokens, &weights, lora, None, PassOptions::default(), pool)?
             .logprobs)
     }
 
@@ -72,9 +94,8 @@ impl Model {
     /// `L = sum_t weights[t] * -log p(tokens[t+1] | tokens[..=t])` (weights may
     /// be negative: advantage-weighted log-probabilities are this with
     /// weights = -advantage / count). With `grads`, adds dL/d(each A and B of
-    /// `lora`) into it (same shapes as `lora`). `dropout_seed` turns on the
-    /// adapter's dropout (if its rate is above 0) with masks derived from the
-    /// seed: the same seed gives the same masks, with or without `grads`.
+    /// `lora`) into it (same shapes as `lora`). `opts` sets dropout and how
+    /// many intermediates are kept rather than recomputed ([`PassOptions`]).
     ///
     /// The training passes use `lora` only: adapters attached to the model
     /// for inference (`Model::adapters`) are not applied here.
@@ -84,7 +105,7 @@ impl Model {
         weights: &[f32],
         lora: Option<&LoraParams>,
         grads: Option<&mut LoraParams>,
-        dropout_seed: Option<u64>,
+        opts: PassOptions,
         pool: &rayon::ThreadPool,
     ) -> Result<WeightedNll> {
         self.check_training_input(tokens, weights, lora, grads.as_deref())?;
@@ -92,7 +113,7 @@ impl Model {
         let (n, ce) = (tokens.len(), c.n_embd);
         let pass = LoraPass {
             params: lora,
-            dropout_seed,
+            dropout_seed: opts.dropout_seed,
         };
         let mut x = vec![0.0f32; n * ce];
         self.embed(tokens, &mut x)?;
@@ -104,14 +125,27 @@ impl Model {
             (Some(_), Some(p)) => p.tensors.iter().map(|t| t.layer).min(),
             _ => None,
         };
+        // Differentiated blocks keep their input, and the last ones (nearest
+        // the loss, the first the backward reaches) their intermediates while
+        // they fit the budget.
+        let n_grad = first_grad.map_or(0, |f| c.n_layer - f);
+        let keep = (opts.saved_activations_mib << 20)
+            .checked_div(self.block_acts_bytes(n))
+            .unwrap_or(0)
+            .min(n_grad);
         let mut inputs: Vec<Vec<f32>> = Vec::new();
+        let mut saved: Vec<BlockActs> = Vec::new();
         let mut acts = BlockActs::default();
         let mut next = vec![0.0f32; n * ce];
         for l in 0..c.n_layer {
-            if first_grad.is_some_and(|f| l >= f) {
+            let differentiated = first_grad.is_some_and(|f| l >= f);
+            if differentiated {
                 inputs.push(x.clone());
             }
             self.block_forward(l, &x, &mut next, &mut acts, &table, pass, pool);
+            if differentiated && l >= c.n_layer - keep {
+                saved.push(std::mem::take(&mut acts));
+            }
             std::mem::swap(&mut x, &mut next);
         }
 
@@ -133,18 +167,14 @@ impl Model {
         if let (Some(grads), Some(first)) = (grads, first_grad) {
             for l in (first..c.n_layer).rev() {
                 let input = &inputs[l - first];
-                self.block_forward(l, input, &mut next, &mut acts, &table, pass, pool);
-                self.block_backward(
-                    l,
-                    input,
-                    &acts,
-                    &mut dx,
-                    l > first,
-                    &table,
-                    pass,
-                    grads,
-                    pool,
-                );
+                let a = if l >= c.n_layer - keep {
+                    saved.pop().expect("saved for this block")
+                } else {
+                    self.block_forward(l, input, &mut next, &mut acts, &table, pass, pool);
+                    std::mem::take(&mut acts)
+                };
+                self.block_backward(l, input, &a, &mut dx, l > first, &table, pass, grads, pool);
+                acts = a;
             }
         }
         Ok(out)
@@ -477,6 +507,13 @@ impl Model {
                 pool,
             );
         }
+    }
+
+    /// Bytes of one block's intermediates for `n` tokens.
+    fn block_acts_bytes(&self, n: usize) -> usize {
+        let c = &self.config;
+        let floats = 3 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.n_ff + c.n_head;
+        n * floats * 4
     }
 
     fn heads(&self) -> Heads {
