@@ -44,6 +44,20 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+    /// Makes this cache hold the first `len` positions of `other` (a shared
+    /// prompt prefilled once, then continued by several samples).
+    pub fn copy_prefix(&mut self, other: &KvCache, len: usize) {
+        let len = len.min(other.len).min(self.capacity);
+        let kv_dim = self.k[0].len() / self.capacity.max(1);
+        for (dst, src) in self.k.iter_mut().zip(&other.k) {
+            dst[..len * kv_dim].copy_from_slice(&src[..len * kv_dim]);
+        }
+        for (dst, src) in self.v.iter_mut().zip(&other.v) {
+            dst[..len * kv_dim].copy_from_slice(&src[..len * kv_dim]);
+        }
+        self.len = len;
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
     }

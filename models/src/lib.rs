@@ -34,4 +34,4 @@ pub use lora::{ActiveLora, LoraAdapter};
 pub use lora_params::{LoraConfig, LoraParams, LoraTensor, Target};
 pub use rope::RopeStyle;
 pub use training::{PassOptions, WeightedNll};
-pub use transformer::{Linear, Logits, Model, State};
+pub use transformer::{Linear, Logits, Model, Segment, State};

@@ -133,7 +133,11 @@ pub struct State {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
+    rope_seg: Vec<(f32, f32)>,
     lin: LinearScratch,
+    /// Rows of `x` that get logits, and those rows gathered.
+    out_rows: Vec<usize>,
+    head_in: Vec<f32>,
     embd_row: Vec<f32>,
     /// [T', V] logits of the last call (T' = 1 for `Logits::Last`).
     pub logits: Vec<f32>,
@@ -243,29 +247,51 @@ impl Model {
         logits: Logits,
         pool: &rayon::ThreadPool,
     ) -> Result<()> {
+        self.forward_batch(&mut [Segment { tokens, kv }], state, logits, pool)
+    }
+
+    /// Runs several sequences at once, each continuing its own cache: the
+    /// linear layers see all their tokens as one matrix (the tiled kernels),
+    /// rope, the cache and attention work per sequence. With one token per
+    /// sequence this is batched decoding (G rollouts of one prompt, after
+    /// `KvCache::copy_prefix` shared its prefill). Logits land in
+    /// `state.logits` in sequence order ([`Logits::Last`]: one row per
+    /// sequence). Each sequence's numbers equal its own [`Model::forward`]
+    /// call when the kernels' results do not depend on the batch (they are
+    /// tested to). Errors (and changes nothing) on a bad token or a full cache.
+    pub fn forward_batch(
+        &self,
+        segments: &mut [Segment],
+        state: &mut State,
+        logits: Logits,
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
         let c = &self.config;
-        let t_n = tokens.len();
+        let t_n: usize = segments.iter().map(|s| s.tokens.len()).sum();
         if t_n == 0 {
             return Ok(());
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ModelError::config(
-                self.files.path(),
-                format!(
-                    "token id {bad} is outside the vocabulary ({} tokens)",
-                    c.vocab_size
-                ),
-            ));
-        }
-        if kv.len() + t_n > kv.capacity() {
-            return Err(ModelError::config(
-                self.files.path(),
-                format!(
-                    "context full: {} cached + {t_n} new tokens exceed the context size {}",
-                    kv.len(),
-                    kv.capacity()
-                ),
-            ));
+        for seg in segments.iter() {
+            if let Some(&bad) = seg.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+                return Err(ModelError::config(
+                    self.files.path(),
+                    format!(
+                        "token id {bad} is outside the vocabulary ({} tokens)",
+                        c.vocab_size
+                    ),
+                ));
+            }
+            if seg.kv.len() + seg.tokens.len() > seg.kv.capacity() {
+                return Err(ModelError::config(
+                    self.files.path(),
+                    format!(
+                        "context full: {} cached + {} new tokens exceed the context size {}",
+                        seg.kv.len(),
+                        seg.tokens.len(),
+                        seg.kv.capacity()
+                    ),
+                ));
+            }
         }
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let s = state;
@@ -282,7 +308,8 @@ impl Model {
         let embd = &self.weights.token_embd;
         let row_bytes = embd.ty.row_bytes(ce).expect("checked at load");
         let data = self.files.bytes(embd);
-        for (t, &tok) in tokens.iter().enumerate() {
+        let all = segments.iter().flat_map(|seg| seg.tokens.iter());
+        for (t, &tok) in all.enumerate() {
             let off = tok as usize * row_bytes;
             srl_quant::dequantize_row(
                 embd.ty,
@@ -291,14 +318,18 @@ impl Model {
             )?;
         }
 
-        let pos0 = kv.len();
-        rope_table(pos0, t_n, c.head_dim, c.rope_theta, &mut s.rope);
-        let shape = AttentionShape {
-            n_head: c.n_head,
-            n_head_kv: c.n_head_kv,
-            head_dim: c.head_dim,
-            pos0,
-        };
+        // Rope angles of every token at its own sequence's position.
+        s.rope.clear();
+        for seg in segments.iter() {
+            rope_table(
+                seg.kv.len(),
+                seg.tokens.len(),
+                c.head_dim,
+                c.rope_theta,
+                &mut s.rope_seg,
+            );
+            s.rope.extend_from_slice(&s.rope_seg);
+        }
         for (l, w) in self.weights.layers.iter().enumerate() {
             // Attention block.
             rms_norm(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb);
@@ -308,23 +339,35 @@ impl Model {
             self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, pool);
             apply_rope(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style);
             apply_rope(&mut s.k, c.n_head_kv, c.head_dim, &s.rope, c.rope_style);
-            let kc = &mut kv.k[l][pos0 * kvd..(pos0 + t_n) * kvd];
-            for (dst, &src) in kc.iter_mut().zip(&s.k) {
-                *dst = f16::from_f32(src);
+            let mut t0 = 0;
+            for seg in segments.iter_mut() {
+                let (n, pos0) = (seg.tokens.len(), seg.kv.len());
+                let kv = &mut *seg.kv;
+                let kc = &mut kv.k[l][pos0 * kvd..(pos0 + n) * kvd];
+                for (dst, &src) in kc.iter_mut().zip(&s.k[t0 * kvd..(t0 + n) * kvd]) {
+                    *dst = f16::from_f32(src);
+                }
+                let vc = &mut kv.v[l][pos0 * kvd..(pos0 + n) * kvd];
+                for (dst, &src) in vc.iter_mut().zip(&s.v[t0 * kvd..(t0 + n) * kvd]) {
+                    *dst = f16::from_f32(src);
+                }
+                let shape = AttentionShape {
+                    n_head: c.n_head,
+                    n_head_kv: c.n_head_kv,
+                    head_dim: c.head_dim,
+                    pos0,
+                };
+                let n_pos = pos0 + n;
+                attention(
+                    &shape,
+                    &s.q[t0 * qd..(t0 + n) * qd],
+                    &kv.k[l][..n_pos * kvd],
+                    &kv.v[l][..n_pos * kvd],
+                    &mut s.att[t0 * qd..(t0 + n) * qd],
+                    pool,
+                );
+                t0 += n;
             }
-            let vc = &mut kv.v[l][pos0 * kvd..(pos0 + t_n) * kvd];
-            for (dst, &src) in vc.iter_mut().zip(&s.v) {
-                *dst = f16::from_f32(src);
-            }
-            let n_pos = pos0 + t_n;
-            attention(
-                &shape,
-                &s.q,
-                &kv.k[l][..n_pos * kvd],
-                &kv.v[l][..n_pos * kvd],
-                &mut s.att,
-                pool,
-            );
             s.lin.new_input();
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, pool);
             add_assign(&mut s.x, &s.xb);
@@ -339,17 +382,38 @@ impl Model {
             self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, pool);
             add_assign(&mut s.x, &s.xb);
         }
-        kv.advance(t_n);
+        for seg in segments.iter_mut() {
+            seg.kv.advance(seg.tokens.len());
+        }
 
         // Output head on the rows that need logits.
-        let (first, n_out) = match logits {
-            Logits::None => return Ok(()),
-            Logits::Last => (t_n - 1, 1),
-            Logits::All => (0, t_n),
-        };
-        let xs = &s.x[first * ce..(first + n_out) * ce];
+        s.out_rows.clear();
+        let mut t0 = 0;
+        for seg in segments.iter() {
+            let n = seg.tokens.len();
+            match logits {
+                Logits::None => {}
+                Logits::Last if n > 0 => s.out_rows.push(t0 + n - 1),
+                Logits::Last => {}
+                Logits::All => s.out_rows.extend(t0..t0 + n),
+            }
+            t0 += n;
+        }
+        let n_out = s.out_rows.len();
+        if n_out == 0 {
+            return Ok(());
+        }
         resize(&mut s.embd_row, n_out * ce);
-        rms_norm(xs, &self.weights.output_norm, c.rms_eps, &mut s.embd_row);
+        resize(&mut s.head_in, n_out * ce);
+        for (i, &t) in s.out_rows.iter().enumerate() {
+            s.head_in[i * ce..(i + 1) * ce].copy_from_slice(&s.x[t * ce..(t + 1) * ce]);
+        }
+        rms_norm(
+            &s.head_in,
+            &self.weights.output_norm,
+            c.rms_eps,
+            &mut s.embd_row,
+        );
         resize(&mut s.logits, n_out * c.vocab_size);
         s.lin.new_input();
         self.linear(
@@ -362,6 +426,13 @@ impl Model {
         );
         Ok(())
     }
+}
+
+/// One sequence of a [`Model::forward_batch`] call: its new tokens and the
+/// cache they continue.
+pub struct Segment<'a> {
+    pub tokens: &'a [u32],
+    pub kv: &'a mut KvCache,
 }
 
 /// Scratch of the linear layers: the quantized input, shared by consecutive
