@@ -13,6 +13,7 @@ fn pool() -> rayon::ThreadPool {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // (sequence, step) tables read best indexed
 fn batched_decoding_equals_one_sequence_at_a_time() {
     let dir = std::env::temp_dir().join(format!("srl-batch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
