@@ -1,5 +1,6 @@
 //! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes,
-//! and of `matmul_dequantized` (f32 activations, as training runs them).
+//! of `matmul_dequantized` (f32 activations, as training runs them) and of
+//! `matmul_transposed` (training's input gradients).
 //!
 //! `cargo bench -p srl-quant --bench matmul [-- filter]`. Environment:
 //! `SRL_THREADS` (default: all cores), `SRL_BENCH_SECS` per case (default
@@ -11,7 +12,8 @@
 //! the part of a forward pass this crate owns.
 
 use srl_quant::{
-    matmul_at, matmul_dequantized_at, GgmlType, QuantizedActivations, SimdLevel, WeightMatrix,
+    matmul_at, matmul_dequantized_at, matmul_transposed_at, GgmlType, QuantizedActivations,
+    SimdLevel, WeightMatrix,
 };
 use std::time::{Duration, Instant};
 
@@ -143,6 +145,40 @@ fn main() {
                 let gflops = 2.0 * (rows * cols * n_tokens) as f64 / s / 1e9;
                 println!(
                     "{:<6} {rows:>6} {cols:>5} {n_tokens:>5} {:>12.1} {gflops:>9.1}  (f32 x, dequantized)",
+                    ty.name(),
+                    s * 1e6
+                );
+            }
+        }
+    }
+
+    // The transposed product backward needs, dx[T, cols] += dy[T, rows] · W,
+    // on the shapes LoRA training of SmolLM2-135M runs (the head on a chunk
+    // of 64 tokens).
+    let cases: [(usize, usize, &[usize]); 3] = [
+        (576, 1536, &[128, 512]),
+        (1536, 576, &[128, 512]),
+        (49152, 576, &[64]),
+    ];
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+        for &(rows, cols, tokens) in &cases {
+            for &n_tokens in tokens {
+                let name = format!("{} {rows}x{cols} T={n_tokens} transposed", ty.name());
+                if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                    continue;
+                }
+                let data = weights(ty, rows, cols);
+                let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+                let dy = random(n_tokens * rows, 7);
+                let mut dx = vec![0.0f32; n_tokens * cols];
+                let s = pool.install(|| {
+                    time(secs, || {
+                        matmul_transposed_at(level, &w, &dy, n_tokens, &mut dx, &pool)
+                    })
+                });
+                let gflops = 2.0 * (rows * cols * n_tokens) as f64 / s / 1e9;
+                println!(
+                    "{:<6} {rows:>6} {cols:>5} {n_tokens:>5} {:>12.1} {gflops:>9.1}  (transposed, dy · W)",
                     ty.name(),
                     s * 1e6
                 );

@@ -57,6 +57,7 @@ mod error;
 mod fp;
 mod matmul;
 mod simd;
+mod transposed_matmul;
 pub mod types;
 
 pub use activations::QuantizedActivations;
@@ -64,10 +65,9 @@ pub use dequantized_matmul::{
     gemm_f32_nt, matmul_dequantized, matmul_dequantized_at, transpose_f32,
 };
 pub use error::QuantError;
-pub use matmul::{
-    matmul, matmul_at, matmul_f32, matmul_reference, matmul_transposed, WeightMatrix,
-};
+pub use matmul::{matmul, matmul_at, matmul_f32, matmul_reference, WeightMatrix};
 pub use simd::SimdLevel;
+pub use transposed_matmul::{matmul_transposed, matmul_transposed_at, matmul_transposed_reference};
 pub use types::{GgmlType, Kernel, TypeTraits};
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into f32.
