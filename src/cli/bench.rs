@@ -31,11 +31,15 @@ pub struct Args {
 enum Kind {
     /// LoRA training speed and peak memory (forward + backward + AdamW)
     Train(super::bench_train::Args),
+    /// Rollout speed: G samples of one prompt batched vs one after another
+    Rollouts(super::bench_rollouts::Args),
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if let Some(Kind::Train(t)) = a.kind {
-        return super::bench_train::run(t);
+    match a.kind {
+        Some(Kind::Train(t)) => return super::bench_train::run(t),
+        Some(Kind::Rollouts(r)) => return super::bench_rollouts::run(r),
+        None => {}
     }
     let engine = a.model.load()?;
     let model = &engine.model;

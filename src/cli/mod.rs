@@ -2,6 +2,7 @@
 //! in its own file and is a thin layer over one library call.
 
 mod bench;
+mod bench_rollouts;
 mod bench_train;
 mod chat;
 mod common;
