@@ -11,4 +11,5 @@ pub mod optimizer;
 pub mod plot;
 pub mod schedule;
 pub mod sft;
+pub mod similarity;
 pub mod train_config;

@@ -11,6 +11,7 @@ mod info;
 mod merge;
 mod pull;
 mod quantize;
+mod reward;
 mod tokenize;
 mod train;
 
@@ -45,6 +46,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Fold a LoRA adapter into its base and write a standalone GGUF model.
     Merge(merge::Args),
+    /// Score JSONL pairs {"a": rollout, "b": expert step} with the SRL step similarity.
+    Reward(reward::Args),
     /// Train a LoRA adapter (sft)
     #[command(subcommand)]
     Train(train::Command),
@@ -61,5 +64,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(a) => quantize::run(a),
         Command::Train(c) => train::run(c),
         Command::Merge(a) => merge::run(a),
+        Command::Reward(a) => reward::run(a),
     }
 }
