@@ -188,6 +188,10 @@ fn bad_training_input_is_named() {
     let mut bad = base.to_vec();
     bad.extend(["--dropout", "1.5"]);
     fails_with(&srl(&bad), "dropout");
+    fails_with(
+        &srl(&["train", "sft", "--model", m, "--data", d]),
+        "no output folder",
+    );
     // Resuming a folder without checkpoints.
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();

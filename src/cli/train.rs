@@ -38,7 +38,7 @@ pub struct SftArgs {
     #[arg(long, value_name = "JSONL")]
     valid: Option<PathBuf>,
     /// The adapter folder to write
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint, with its settings
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
@@ -196,6 +196,9 @@ impl SftArgs {
         c.raw |= self.raw;
         if let Some(dir) = &self.resume {
             c.out = dir.clone();
+        }
+        if c.out.as_os_str().is_empty() {
+            anyhow::bail!("no output folder: give --out DIR (or out = ... in --config)");
         }
         if c.data.as_os_str().is_empty() {
             anyhow::bail!("no training data: give --data FILE.jsonl (or data = ... in --config)");
