@@ -5,7 +5,7 @@ Prerequisites:  scripts/llamacpp/build.sh  (installs llama.cpp into $LLAMACPP_DI
 default /opt/llama.cpp), python3 with jinja2, a C++17 compiler.
 
     python3 scripts/reference/gen_reference.py                 # everything
-    python3 scripts/reference/gen_reference.py tokenize greedy # a subset (tokenize|greedy|q8_0)
+    python3 scripts/reference/gen_reference.py tokenize greedy # a subset (tokenize|greedy|q8_0|lora)
 
 It compiles scripts/reference/refgen.cpp against $LLAMACPP_DIR's llama.h /
 libllama and drives it.  Outputs (all record llama.cpp version, model sha256
@@ -13,6 +13,8 @@ and context params):
   tokenize.json                          llama_tokenize / llama_token_to_piece on corpus.py
   greedy.json + greedy_logits.bin        greedy decoding, Q4_1 model
   greedy_q8_0.json + greedy_q8_0_logits.bin   same on the Q8_0 requantized model
+  greedy_lora.json + greedy_lora_logits.bin   Q4_1 model + the srl-trained LoRA adapter
+                                         lora/unit_conversion.gguf (scripts/reference/make_lora_adapter.sh)
 """
 import hashlib
 import json
@@ -33,6 +35,7 @@ MODELS = Path(os.environ.get("SRL_MODELS_CACHE", "/work/models-cache"))
 MODEL_Q4_1 = Path(os.environ.get("MODEL", MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 MODEL_Q8_0 = Path(os.environ.get("MODEL_Q8_0", MODELS / "SmolLM2-135M-Instruct.Q8_0.gguf"))
 OUT = Path(os.environ.get("OUT_DIR", REPO / "tests/data/llamacpp"))
+LORA = Path(os.environ.get("LORA", REPO / "tests/data/llamacpp/lora/unit_conversion.gguf"))
 N_NEW = 64
 N_CTX = 2048
 THREADS = 2
@@ -180,6 +183,15 @@ CHAT_PROMPTS = [
 Q8_RAW = [0, 1, 4]
 Q8_CHAT = [0, 2, 3]
 
+# the LoRA reference: some of the prompts above, and unit-conversion questions
+# like the adapter's training data (none of them is in train.jsonl; the last
+# two are from valid.jsonl)
+LORA_RAW = [RAW_PROMPTS[0], RAW_PROMPTS[1], RAW_PROMPTS[3]]
+LORA_CHAT = [CHAT_PROMPTS[0], CHAT_PROMPTS[2], CHAT_PROMPTS[3],
+             [{"role": "user", "content": "How many grams are in 2.4 kilograms?"}],
+             [{"role": "user", "content": "Convert 34 minutes to seconds."}],
+             [{"role": "user", "content": "Express 13 meters in centimeters."}]]
+
 
 def render_chat(template, messages, info):
     import jinja2
@@ -205,7 +217,10 @@ def parse_greedy(lines):
         key, _, rest = line.partition(" ")
         if key == "ctx_params":
             ctx_params = json.loads(rest)
-            cur = {"log": []}
+            cur = {"log": [], "step_top5": []}
+        elif key == "top5":
+            _, *items = rest.split()
+            cur["step_top5"].append([(int(t), f32(float(v))) for t, v in (it.split(":") for it in items)])
         elif key == "log":
             cur["log"].append(rest)
             logs.append(rest)
@@ -220,6 +235,11 @@ def parse_greedy(lines):
             cur["logits_offset"] = int(rest)
             results.append(cur)
     return results, ctx_params, logs
+
+
+def f32(x):
+    """x rounded to the nearest f32 (exact as a Python float)"""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 def read_f32(path):
@@ -239,14 +259,31 @@ def fa_resolution(logs):
     return resolved, sorted(set(hits))
 
 
-def gen_greedy(exe, bi, model, name, prompt_sel=None):
+def parse_lora(lines):
+    """the adapter as llama.cpp loaded it: scale, GGUF metadata, load log"""
+    lora = {"meta": {}, "log": []}
+    for line in lines:
+        key, _, rest = line.partition(" ")
+        if key == "lora_scale":
+            lora["scale"] = float(rest)
+        elif key == "lora_meta":
+            k, _, v = rest.partition(" ")
+            lora["meta"][bytes.fromhex(k).decode("utf-8")] = bytes.fromhex(v).decode("utf-8", "replace")
+        elif key == "lora_log":
+            lora["log"].append(rest)
+    return lora
+
+
+def gen_greedy(exe, bi, model, name, prompt_sel=None, lora=None, raw_prompts=RAW_PROMPTS,
+               chat_prompts=CHAT_PROMPTS):
+    """greedy.json-style reference for `model` (with the LoRA adapter `lora` if given)"""
     info = model_info(exe, model)
     template = info["chat_template"]
     prompts = []
-    for i, t in enumerate(RAW_PROMPTS):
+    for i, t in enumerate(raw_prompts):
         if prompt_sel is None or ("raw", i) in prompt_sel:
             prompts.append({"text": t, "chat": False})
-    for i, msgs in enumerate(CHAT_PROMPTS):
+    for i, msgs in enumerate(chat_prompts):
         if prompt_sel is None or ("chat", i) in prompt_sel:
             prompts.append({"text": render_chat(template, msgs, info), "chat": True, "messages": msgs})
     add_special = bool(info["add_bos"])
@@ -255,27 +292,36 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None):
 
     logits_path = OUT / f"{name}_logits.bin"
     tmp_off = LLAMACPP_DIR / "_work" / f"{name}_logits_fa_off.bin"
-    lines = run_refgen(exe, ["greedy", str(model), str(N_NEW), "auto", str(logits_path)], stdin)
+    lora_args = [str(lora)] if lora else []
+    lines = run_refgen(exe, ["greedy", str(model), str(N_NEW), "auto", str(logits_path)] + lora_args, stdin)
     res, ctx_params, logs = parse_greedy(lines)
     # cross-check: the same with flash attention forced off (not stored, only compared)
-    lines_off = run_refgen(exe, ["greedy", str(model), str(N_NEW), "off", str(tmp_off)], stdin)
+    lines_off = run_refgen(exe, ["greedy", str(model), str(N_NEW), "off", str(tmp_off)] + lora_args, stdin)
     res_off, ctx_params_off, logs_off = parse_greedy(lines_off)
     assert len(res) == len(prompts) == len(res_off)
     lg = read_f32(logits_path)
     lg_off = read_f32(tmp_off)
     tmp_off.unlink()
+    res_base = None
+    if lora:
+        # the base model alone on the same prompts: shows what the adapter changes
+        tmp_base = LLAMACPP_DIR / "_work" / f"{name}_logits_base.bin"
+        res_base, _, _ = parse_greedy(run_refgen(exe, ["greedy", str(model), str(N_NEW), "auto", str(tmp_base)], stdin))
+        lg_base = read_f32(tmp_base)
+        tmp_base.unlink()
     fa_resolved, fa_lines = fa_resolution(logs)
 
     out_prompts = []
     # token -> piece bytes, for the generated text
-    all_ids = sorted({t for r in res + res_off for t in r["generated_ids"]})
+    all_ids = sorted({t for r in res + res_off + (res_base or []) for t in r["generated_ids"]})
     pieces = token_pieces(exe, model, all_ids)
-    for p, r, ro in zip(prompts, res, res_off):
+    for k, (p, r, ro) in enumerate(zip(prompts, res, res_off)):
         off = r["logits_offset"]
         v = lg[off:off + n_vocab]
         vo = lg_off[off:off + n_vocab]
         top = sorted(range(n_vocab), key=lambda i: (-v[i], i))[:5]
         top_off = sorted(range(n_vocab), key=lambda i: (-vo[i], i))[:5]
+        assert r["step_top5"][0] == [(i, v[i]) for i in top], "step 0 top-5 disagrees with the logits file"
         gen_bytes = b"".join(pieces[t] for t in r["generated_ids"])
         div = next((i for i, (x, y) in enumerate(zip(r["generated_ids"], ro["generated_ids"])) if x != y), None)
         entry = {
@@ -293,6 +339,8 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None):
             "logits_offset": off,
             "logits_len": n_vocab,
             "top5": [{"id": i, "logit": v[i]} for i in top],
+            "step_top5_ids": [[t for t, _ in step] for step in r["step_top5"]],
+            "step_top5_logits": [[x for _, x in step] for step in r["step_top5"]],
             "flash_attn_off_check": {
                 "generated_ids_equal": ro["generated_ids"] == r["generated_ids"],
                 "first_divergence_index": div,
@@ -301,6 +349,17 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None):
                 **({} if div is None else {"generated_ids": ro["generated_ids"]}),
             },
         })
+        if res_base:
+            rb = res_base[k]
+            vb = lg_base[off:off + n_vocab]
+            bdiv = next((i for i, (x, y) in enumerate(zip(r["generated_ids"], rb["generated_ids"])) if x != y), None)
+            entry["base_model_check"] = {
+                "generated_ids_equal": rb["generated_ids"] == r["generated_ids"],
+                "first_divergence_index": bdiv,
+                "first_logits_max_abs_diff": max(abs(a - b) for a, b in zip(v, vb)),
+                "generated_ids": rb["generated_ids"],
+                "generated_text": b"".join(pieces[t] for t in rb["generated_ids"]).decode("utf-8", "replace"),
+            }
         out_prompts.append(entry)
 
     extra = {
@@ -314,6 +373,9 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None):
                      "n_new_tokens, not stopping at end-of-generation tokens. A fresh llama_context per prompt. "
                      "logits = llama_get_logits_ith(ctx,-1) for the first generated position, f32 little-endian, "
                      "prompts concatenated in order; logits_offset/logits_len are in floats.",
+        "step_top5_note": "step_top5_ids[i] / step_top5_logits[i]: the 5 largest logits (ties: lowest id first) "
+                          "of generated position i (i = 0 is the first-token row of the logits file), every step "
+                          "of the greedy run",
         "context_params": ctx_params,
         "context_params_note": "all other llama_context_default_params() values unchanged; n_threads and "
                                "n_threads_batch set, flash_attn_type left at its default (auto)",
@@ -348,6 +410,20 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None):
         "llama_cpp_log": sorted(set(logs)),
         "prompts": out_prompts,
     }
+    if lora:
+        la = parse_lora(lines)
+        extra["lora"] = {
+            "file": str(lora.relative_to(OUT)) if lora.is_relative_to(OUT) else lora.name,
+            "sha256": sha256(lora),
+            "scale": la["scale"],
+            "api": "llama_adapter_lora_init(model, path) once; llama_set_adapters_lora(ctx, &adapter, 1, &scale) "
+                   "on every prompt's context; effective scale = scale * adapter.lora.alpha / rank",
+            "gguf_metadata": la["meta"],
+            "llama_cpp_load_log": la["log"],
+            "made_by": "scripts/reference/make_lora_adapter.sh (srl train sft on examples/unit-conversion/train.jsonl)",
+        }
+        extra["base_model_check_note"] = ("each prompt was also run on the base model without the adapter "
+                                          "(otherwise identical); base_model_check compares it with the stored run")
     if model == MODEL_Q8_0:
         extra["model_source"] = {
             "made_from": f"{MODEL_Q4_1.name} (sha256 {MODEL_Q4_1_SHA256})",
@@ -377,7 +453,7 @@ def write_json(path, doc):
 
 
 def main():
-    what = sys.argv[1:] or ["tokenize", "greedy", "q8_0"]
+    what = sys.argv[1:] or ["tokenize", "greedy", "q8_0", "lora"]
     bi = build_info()
     exe = compile_refgen()
     got = sha256(MODEL_Q4_1)
@@ -392,6 +468,10 @@ def main():
             subprocess.run([str(HERE / "make_q8_0.sh")], check=True)
         sel = {("raw", i) for i in Q8_RAW} | {("chat", i) for i in Q8_CHAT}
         gen_greedy(exe, bi, MODEL_Q8_0, "greedy_q8_0", sel)
+    if "lora" in what:
+        if not LORA.exists():
+            subprocess.run([str(HERE / "make_lora_adapter.sh"), str(MODEL_Q4_1), str(LORA)], check=True)
+        gen_greedy(exe, bi, MODEL_Q4_1, "greedy_lora", lora=LORA, raw_prompts=LORA_RAW, chat_prompts=LORA_CHAT)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@
 //   refgen info     MODEL
 //   refgen pieces   MODEL            < "id id id ..."
 //   refgen tokenize MODEL            < cases     (one case a line: "<add_special 0|1> <parse_special 0|1> <hex text>")
-//   refgen greedy   MODEL N_NEW FA LOGITS_OUT < prompts   (one a line: "<add_special> <parse_special> <hex text>")
+//   refgen greedy   MODEL N_NEW FA LOGITS_OUT [LORA] < prompts   (one a line: "<add_special> <parse_special> <hex text>")
+//
+// LORA (optional): a llama.cpp GGUF LoRA adapter, loaded once with
+// llama_adapter_lora_init and set on every prompt's context with
+// llama_set_adapters_lora at scale 1.0 (llama.cpp's default --lora scale).
 //
 // FA is auto|on|off (llama_flash_attn_type).  n_ctx/threads come from the
 // environment: REF_N_CTX (default 2048), REF_THREADS (default 2).
@@ -14,8 +18,11 @@
 //
 // Output is line oriented, plain ASCII, parsed by gen_reference.py:
 //   tokenize: one line per case:  "<id>:<hex piece> <id>:<hex piece> ..."
-//   greedy:   "ctx_params {json}" once per prompt context, "log <text>" for
+//   greedy:   with LORA, once: "lora_scale <s>", "lora_meta <hex key> <hex value>"
+//             per adapter GGUF key, "lora_log <text>" per adapter load log line;
+//             "ctx_params {json}" once per prompt context, "log <text>" for
 //             interesting llama.cpp log lines, then per prompt
+//             "top5 <step> <id>:<logit> x5" for every generated position, then
 //             "prompt <ids...>", "gen <ids...>", "first_eog <idx|-1>",
 //             "logits_offset <float index>"; full-vocab logits of the first
 //             generated position are appended to LOGITS_OUT as f32 LE.
@@ -27,6 +34,7 @@
 #include <cstring>
 #include <string>
 #include <vector>
+#include <algorithm>
 #include <iostream>
 
 static bool g_echo_log = false;
@@ -35,8 +43,18 @@ static std::vector<std::string> g_log_lines;
 static bool g_loading = false;
 static std::vector<std::string> g_model_log;
 
+static bool g_loading_lora = false;
+static std::vector<std::string> g_lora_log;
+
 static void log_cb(enum ggml_log_level level, const char * text, void * /*user*/) {
     std::string s(text);
+    if (g_loading_lora) {
+        // adapter load: keep every line (tensor count, buffer type and size)
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        if (!s.empty()) g_lora_log.push_back(s);
+        if (g_echo_log || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+        return;
+    }
     if (g_loading) {
         // model load: keep tensor type counts and buffer types (weight repacking shows up here)
         if (s.find("- type ") != std::string::npos || s.find("buffer size") != std::string::npos ||
@@ -189,11 +207,28 @@ int main(int argc, char ** argv) {
             printf("%s\n", out.c_str());
         }
     } else if (cmd == "greedy") {
-        if (argc < 6) { fprintf(stderr, "usage: refgen greedy MODEL N_NEW auto|on|off LOGITS_OUT\n"); return 2; }
+        if (argc < 6) { fprintf(stderr, "usage: refgen greedy MODEL N_NEW auto|on|off LOGITS_OUT [LORA]\n"); return 2; }
         int n_new = atoi(argv[3]);
         std::string fa = argv[4];
         FILE * lf = fopen(argv[5], "wb");
         if (!lf) { perror("logits out"); return 1; }
+        llama_adapter_lora * lora = nullptr;
+        float lora_scale = 1.0f;
+        if (argc > 6) {
+            g_loading_lora = true;
+            lora = llama_adapter_lora_init(model, argv[6]);
+            g_loading_lora = false;
+            if (!lora) { fprintf(stderr, "failed to load LoRA adapter %s\n", argv[6]); return 1; }
+            printf("lora_scale %g\n", lora_scale);
+            // the adapter's GGUF metadata as llama.cpp read it, and its load log
+            char key[256], val[256];
+            for (int32_t i = 0; i < llama_adapter_meta_count(lora); i++) {
+                if (llama_adapter_meta_key_by_index(lora, i, key, sizeof(key)) < 0) continue;
+                if (llama_adapter_meta_val_str_by_index(lora, i, val, sizeof(val)) < 0) continue;
+                printf("lora_meta %s %s\n", hex(key, strlen(key)).c_str(), hex(val, strlen(val)).c_str());
+            }
+            for (auto & l : g_lora_log) printf("lora_log %s\n", l.c_str());
+        }
         const int n_ctx = getenv("REF_N_CTX") ? atoi(getenv("REF_N_CTX")) : 2048;
         const int n_thr = getenv("REF_THREADS") ? atoi(getenv("REF_THREADS")) : 2;
         const int n_vocab = llama_vocab_n_tokens(vocab);
@@ -215,6 +250,10 @@ int main(int argc, char ** argv) {
             g_log_lines.clear();
             llama_context * ctx = llama_init_from_model(model, cp);
             if (!ctx) { fprintf(stderr, "failed to create context\n"); return 1; }
+            if (lora && llama_set_adapters_lora(ctx, &lora, 1, &lora_scale) != 0) {
+                fprintf(stderr, "llama_set_adapters_lora failed\n");
+                return 1;
+            }
             printf("ctx_params {\"n_ctx\": %u, \"n_ctx_requested\": %u, \"n_batch\": %u, \"n_ubatch\": %u, \"n_seq_max\": %u, "
                    "\"n_threads\": %d, \"n_threads_batch\": %d, \"flash_attn_type_requested\": \"%s\", "
                    "\"type_k\": \"%s\", \"type_v\": \"%s\", \"offload_kqv\": %s, \"op_offload\": %s, \"swa_full\": %s, "
@@ -242,6 +281,14 @@ int main(int argc, char ** argv) {
                 llama_token best = 0;
                 for (int t = 1; t < n_vocab; t++) if (lg[t] > lg[best]) best = t; // argmax, lowest id on ties
                 gen.push_back(best);
+                // the step's 5 largest logits (ties: lowest id first), %.9g round-trips an f32
+                std::vector<int> top(n_vocab);
+                for (int t = 0; t < n_vocab; t++) top[t] = t;
+                std::partial_sort(top.begin(), top.begin() + 5, top.end(),
+                                  [&](int x, int y) { return lg[x] > lg[y] || (lg[x] == lg[y] && x < y); });
+                printf("top5 %d", i);
+                for (int k = 0; k < 5; k++) printf(" %d:%.9g", top[k], lg[top[k]]);
+                printf("\n");
                 if (first_eog < 0 && llama_vocab_is_eog(vocab, best)) first_eog = i;
                 if (i + 1 == n_new) break;
                 llama_batch nb = llama_batch_get_one(&gen.back(), 1);
@@ -258,6 +305,7 @@ int main(int argc, char ** argv) {
             fflush(stdout);
         }
         fclose(lf);
+        if (lora) llama_adapter_lora_free(lora);
     } else {
         fprintf(stderr, "unknown command %s\n", cmd.c_str());
         return 2;
