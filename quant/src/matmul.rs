@@ -159,7 +159,13 @@ pub fn matmul_at(
         .vec_dot
         .unwrap_or_else(|| panic!("{} has no dot product", w.ty));
     let vec_dot = vec_dot_kernel.at(level).unwrap_or(vec_dot_kernel.scalar);
-    let gemm = traits.gemm.and_then(|k| k.at(level));
+    // ggml runs F32 products through llamafile's sgemm (tinyBLAS) only for
+    // T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked by the F32 gemm)
+    let gemm = if w.ty == GgmlType::F32 && (n_tokens < 2 || w.rows % 4 != 0) {
+        None
+    } else {
+        traits.gemm.and_then(|k| k.at(level))
+    };
     let problem = Problem {
         n: w.cols,
         rows: w.rows,

@@ -48,7 +48,7 @@ scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::simd::x86::{dot8, dot_lanes, float_gemm, F32Rows};
+    use crate::simd::x86::{dot_lanes, float_gemm, F32Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -92,19 +92,30 @@ mod x86 {
         }
     }
 
-    /// llamafile tinyBLAS numerics when `n % 8 == 0` (what llama.cpp runs
-    /// for F32 products), else ggml `ggml_vec_dot_f32` (AVX2): 4x8 FMA lanes,
-    /// leftovers in f32.
+    /// ggml `ggml_vec_dot_f32` (AVX2) as GCC compiles it: 4x8 FMA lanes
+    /// over 32-element steps, reduced; then the leftovers: groups of 8, then
+    /// of 4, as rounded products added one by one (GCC vectorizes the
+    /// multiplies only), the last 0-3 with scalar FMAs.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
         assert!(w.len() >= n * 4 && x.len() >= n * 4);
-        if n.is_multiple_of(8) {
-            return dot8::<F32Rows>(n, w.as_ptr(), x.as_ptr());
-        }
         let load = |p: *const u8, i: usize| _mm256_loadu_ps((p as *const f32).add(i));
-        let (mut sum, done) = dot_lanes(n, w.as_ptr(), x.as_ptr(), load);
+        let (mut sum, mut i) = dot_lanes(n, w.as_ptr(), x.as_ptr(), load);
         let (wp, xp) = (w.as_ptr() as *const f32, x.as_ptr() as *const f32);
-        for i in done..n {
+        let prod = |i: usize| wp.add(i).read_unaligned() * xp.add(i).read_unaligned();
+        while n - i >= 8 {
+            for j in 0..8 {
+                sum += prod(i + j);
+            }
+            i += 8;
+        }
+        if n - i >= 4 {
+            for j in 0..4 {
+                sum += prod(i + j);
+            }
+            i += 4;
+        }
+        for i in i..n {
             sum = wp
                 .add(i)
                 .read_unaligned()
