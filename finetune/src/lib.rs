@@ -3,6 +3,7 @@
 //! trainers. The forward and backward passes live in srl-models.
 
 pub mod adapter_files;
+pub mod answer;
 pub mod checkpoint;
 pub mod data;
 pub mod merge;
@@ -12,4 +13,5 @@ pub mod plot;
 pub mod schedule;
 pub mod sft;
 pub mod similarity;
+pub mod steps;
 pub mod train_config;

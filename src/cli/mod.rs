@@ -6,6 +6,7 @@ mod bench_rollouts;
 mod bench_train;
 mod chat;
 mod common;
+mod data;
 mod generate;
 mod info;
 mod merge;
@@ -48,6 +49,9 @@ enum Command {
     Merge(merge::Args),
     /// Score JSONL pairs {"a": rollout, "b": expert step} with the SRL step similarity.
     Reward(reward::Args),
+    /// Prepare training data: SRL step instances from expert trajectories
+    #[command(subcommand)]
+    Data(data::Command),
     /// Train a LoRA adapter (sft)
     #[command(subcommand)]
     Train(train::Command),
@@ -62,6 +66,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Data(c) => data::run(c),
         Command::Train(c) => train::run(c),
         Command::Merge(a) => merge::run(a),
         Command::Reward(a) => reward::run(a),
