@@ -6,7 +6,7 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
-use srl_quant::{gemm_f32_nt as mm_nt, transpose_f32 as transpose};
+use srl_quant::{gemm_f32_nn as mm_nn, gemm_f32_nt as mm_nt, transpose_f32 as transpose};
 
 /// Head counts and size.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +28,7 @@ impl Heads {
 /// out = softmax(q k^T * scale + causal mask) v, per head. Returns the
 /// log-sum-exp of each softmax row ([H, T]), which the backward reuses.
 ///
-/// Each head is computed with whole-matrix products (the f32 GEMM of
+/// Each head is computed with whole-matrix products (the f32 GEMMs of
 /// srl-quant): S = Q K^T, P = softmax(S), O = P V. The masked upper triangle
 /// is computed and discarded; the GEMM is fast enough that this wins over a
 /// triangular loop.
@@ -44,14 +44,13 @@ pub fn causal_attention(
     let n = q.len() / (s.n_head * d);
     let mut lse = vec![0.0f32; s.n_head * n];
     let mut p = vec![0.0f32; n * n];
-    let mut vt = vec![0.0f32; d * n];
     let mut oh = vec![0.0f32; n * d];
     for h in 0..s.n_head {
         let g = s.kv_of(h);
         let (qh, kh) = (gather(q, s.n_head, h, d), gather(k, s.n_head_kv, g, d));
         softmax_rows(s, &qh, &kh, n, &mut p, &mut lse[h * n..(h + 1) * n], pool);
-        transpose_head(v, s.n_head_kv, g, d, &mut vt);
-        mm_nt(&p, &vt, n, d, n, &mut oh, pool);
+        oh.fill(0.0);
+        mm_nn(&p, &gather(v, s.n_head_kv, g, d), n, d, n, &mut oh, pool);
         scatter(&oh, out, s.n_head, h, d);
     }
     lse
@@ -79,12 +78,8 @@ pub fn causal_attention_backward(
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
     let scale = s.scale();
-    let (mut p, mut pt, mut dp) = (
-        vec![0.0f32; n * n],
-        vec![0.0f32; n * n],
-        vec![0.0f32; n * n],
-    );
-    let mut t_buf = vec![0.0f32; d * n];
+    let (mut p, mut dp) = (vec![0.0f32; n * n], vec![0.0f32; n * n]);
+    let (mut t_in, mut t_out) = (vec![0.0f32; d * n], vec![0.0f32; d * n]);
     let mut g_buf = vec![0.0f32; n * d];
     for h in 0..s.n_head {
         let g = s.kv_of(h);
@@ -106,11 +101,11 @@ pub fn causal_attention_backward(
                 };
             }
         }
-        transpose(&p, n, n, &mut pt);
-        // dV = P^T dO
-        transpose(&doh, n, d, &mut t_buf);
-        mm_nt(&pt, &t_buf, n, d, n, &mut g_buf, pool);
-        scatter_add(&g_buf, dv, s.n_head_kv, g, d);
+        // dV = P^T dO, as dV^T [D, T] = dO^T P.
+        transpose(&doh, n, d, &mut t_in);
+        t_out.fill(0.0);
+        mm_nn(&t_in, &p, d, n, n, &mut t_out, pool);
+        scatter_add_transposed(&t_out, dv, s.n_head_kv, g, d);
         // dP = dO V^T, then dS in place.
         mm_nt(&doh, &vh, n, n, d, &mut dp, pool);
         for t in 0..n {
@@ -121,14 +116,14 @@ pub fn causal_attention_backward(
             }
         }
         // dQ = dS K
-        transpose(&kh, n, d, &mut t_buf);
-        mm_nt(&dp, &t_buf, n, d, n, &mut g_buf, pool);
+        g_buf.fill(0.0);
+        mm_nn(&dp, &kh, n, d, n, &mut g_buf, pool);
         scatter_add(&g_buf, dq, s.n_head, h, d);
-        // dK = dS^T Q
-        transpose(&dp, n, n, &mut pt);
-        transpose(&qh, n, d, &mut t_buf);
-        mm_nt(&pt, &t_buf, n, d, n, &mut g_buf, pool);
-        scatter_add(&g_buf, dk, s.n_head_kv, g, d);
+        // dK = dS^T Q, as dK^T [D, T] = Q^T dS.
+        transpose(&qh, n, d, &mut t_in);
+        t_out.fill(0.0);
+        mm_nn(&t_in, &dp, d, n, n, &mut t_out, pool);
+        scatter_add_transposed(&t_out, dk, s.n_head_kv, g, d);
     }
 }
 
@@ -183,12 +178,12 @@ fn scatter_add(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
     }
 }
 
-/// Head `h` of x ([T, heads*D]) transposed to [D, T].
-fn transpose_head(x: &[f32], heads: usize, h: usize, d: usize, out: &mut [f32]) {
-    let n = x.len() / (heads * d);
-    for (t, row) in x.chunks_exact(heads * d).enumerate() {
-        for (c, &v) in row[h * d..(h + 1) * d].iter().enumerate() {
-            out[c * n + t] = v;
+/// x[t, h*D + c] += src_t[c, t] for src_t [D, T].
+fn scatter_add_transposed(src_t: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
+    let n = src_t.len() / d;
+    for (t, row) in x.chunks_exact_mut(heads * d).enumerate() {
+        for (c, v) in row[h * d..(h + 1) * d].iter_mut().enumerate() {
+            *v += src_t[c * n + t];
         }
     }
 }

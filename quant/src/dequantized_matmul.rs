@@ -453,6 +453,30 @@ pub fn gemm_f32_nt(
     matmul_dequantized(&w, a, m, c, pool);
 }
 
+/// `c[m, n] += a[m, k] · b` for plain f32 matrices (`b` is [k, n],
+/// row-major), through the transposed-product kernel: the products of
+/// attention and LoRA whose right operand is stored by rows.
+pub fn gemm_f32_nn(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    pool: &ThreadPool,
+) {
+    assert_eq!(b.len(), k * n, "b is not [k, n]");
+    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
+    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
+    let w = WeightMatrix {
+        ty: crate::GgmlType::F32,
+        rows: k,
+        cols: n,
+        data: bytes,
+    };
+    crate::matmul_transposed(&w, a, m, c, pool);
+}
+
 /// `out[c, r] = x[r, c]` for x [rows, cols], in cache-friendly tiles.
 pub fn transpose_f32(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     assert_eq!(x.len(), rows * cols);

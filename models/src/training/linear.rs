@@ -9,7 +9,7 @@
 
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::transformer::{Linear, Model};
-use srl_quant::{gemm_f32_nt, transpose_f32};
+use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32};
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
@@ -132,32 +132,28 @@ pub(crate) fn linear_backward(
     let g = grads
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
-    let (mut dyt, mut midt) = (vec![0.0f32; n_tokens * rows], vec![0.0f32; n_tokens * r]);
-    transpose_f32(dy, n_tokens, rows, &mut dyt);
+    // dB += s * dy^T mid, as dB^T [r, rows] = mid^T [r, T] dy [T, rows].
+    let mut midt = vec![0.0f32; r * n_tokens];
     transpose_f32(&mid, n_tokens, r, &mut midt);
-    // dB += s * dy^T mid
-    let mut tmp = vec![0.0f32; rows * r];
-    gemm_f32_nt(&dyt, &midt, rows, r, n_tokens, &mut tmp, pool);
-    axpy(s, &tmp, &mut g.b);
+    let mut dbt = vec![0.0f32; r * rows];
+    gemm_f32_nn(&midt, dy, r, rows, n_tokens, &mut dbt, pool);
+    for (o, gb) in g.b.chunks_exact_mut(r).enumerate() {
+        for (j, v) in gb.iter_mut().enumerate() {
+            *v += s * dbt[j * rows + o];
+        }
+    }
     // dmid = s * dy B
-    let mut bt = vec![0.0f32; r * rows];
-    transpose_f32(&t.b, rows, r, &mut bt);
     let mut dmid = vec![0.0f32; n_tokens * r];
-    gemm_f32_nt(dy, &bt, n_tokens, r, rows, &mut dmid, pool);
+    gemm_f32_nn(dy, &t.b, n_tokens, r, rows, &mut dmid, pool);
     dmid.iter_mut().for_each(|v| *v *= s);
     // dA += dmid^T drop(x)
-    let (mut dmidt, mut xdt) = (vec![0.0f32; r * n_tokens], vec![0.0f32; n_tokens * cols]);
+    let mut dmidt = vec![0.0f32; r * n_tokens];
     transpose_f32(&dmid, n_tokens, r, &mut dmidt);
-    transpose_f32(&xd, n_tokens, cols, &mut xdt);
-    let mut tmp = vec![0.0f32; r * cols];
-    gemm_f32_nt(&dmidt, &xdt, r, cols, n_tokens, &mut tmp, pool);
-    axpy(1.0, &tmp, &mut g.a);
+    gemm_f32_nn(&dmidt, &xd, r, cols, n_tokens, &mut g.a, pool);
     if let Some(dx) = dx {
         // d(drop(x)) = dmid A, then through the mask.
-        let mut at = vec![0.0f32; cols * r];
-        transpose_f32(&t.a, r, cols, &mut at);
         let mut dxd = vec![0.0f32; n_tokens * cols];
-        gemm_f32_nt(&dmid, &at, n_tokens, cols, r, &mut dxd, pool);
+        gemm_f32_nn(&dmid, &t.a, n_tokens, cols, r, &mut dxd, pool);
         let masked = lora.dropped(layer, target, &dxd);
         axpy(1.0, &masked, dx);
     }
