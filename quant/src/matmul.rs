@@ -161,7 +161,7 @@ pub fn matmul_at(
     let vec_dot = vec_dot_kernel.at(level).unwrap_or(vec_dot_kernel.scalar);
     // ggml runs F32 products through llamafile's sgemm (tinyBLAS) only for
     // T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked by the F32 gemm)
-    let gemm = if w.ty == GgmlType::F32 && (n_tokens < 2 || w.rows % 4 != 0) {
+    let gemm = if w.ty == GgmlType::F32 && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
         None
     } else {
         traits.gemm.and_then(|k| k.at(level))
