@@ -130,7 +130,44 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 
 /// Backward of [`swiglu`]: from the pre-activation `gate` and `up` and the
 /// gradient `dout` of silu(gate) * up, writes the gradients of gate and up.
-pub fn swiglu_backward(gate: &[f32], up: &[f32], dout: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+/// Runs on `pool` in chunks, with hardware FMA where the CPU has it.
+pub fn swiglu_backward(
+    gate: &[f32],
+    up: &[f32],
+    dout: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
+    use rayon::prelude::*;
+    const CHUNK: usize = 4096;
+    pool.install(|| {
+        dgate
+            .par_chunks_mut(CHUNK)
+            .zip(dup.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (dg, du))| {
+                let r = i * CHUNK..i * CHUNK + dg.len();
+                let (g, u, d) = (&gate[r.clone()], &up[r.clone()], &dout[r]);
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("fma") {
+                    // SAFETY: FMA is present (checked just above).
+                    unsafe { swiglu_backward_fma(g, u, d, dg, du) };
+                    return;
+                }
+                swiglu_backward_body(g, u, d, dg, du)
+            })
+    });
+}
+
+#[inline(always)]
+fn swiglu_backward_body(
+    gate: &[f32],
+    up: &[f32],
+    dout: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+) {
     for ((((&g, &u), &d), dg), du) in gate
         .iter()
         .zip(up)
@@ -143,6 +180,18 @@ pub fn swiglu_backward(gate: &[f32], up: &[f32], dout: &[f32], dgate: &mut [f32]
         *du = d * silu;
         *dg = d * u * sig * (1.0 + g * (1.0 - sig));
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn swiglu_backward_fma(
+    gate: &[f32],
+    up: &[f32],
+    dout: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+) {
+    swiglu_backward_body(gate, up, dout, dgate, dup)
 }
 
 /// The same loop compiled with hardware FMA (mul_add is exact either way;
@@ -163,7 +212,17 @@ mod tests {
         let u: Vec<f32> = (0..9).map(|i| 1.0 - i as f32 * 0.3).collect();
         let d: Vec<f32> = (0..9).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
         let (mut dg, mut du) = (vec![0.0; 9], vec![0.0; 9]);
-        swiglu_backward(&g, &u, &d, &mut dg, &mut du);
+        swiglu_backward(
+            &g,
+            &u,
+            &d,
+            &mut dg,
+            &mut du,
+            &rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
         let f = |g: f32, u: f32| silu(g) as f64 * u as f64;
         for i in 0..9 {
             let h = 1e-2f32;

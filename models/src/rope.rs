@@ -47,6 +47,37 @@ pub fn apply_rope(
     table: &[(f32, f32)],
     style: RopeStyle,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("fma") {
+        // SAFETY: FMA is present (checked just above).
+        unsafe { apply_rope_fma(x, n_heads, head_dim, table, style) };
+        return;
+    }
+    apply_rope_body(x, n_heads, head_dim, table, style)
+}
+
+/// The same loop with hardware FMA (mul_add is exact either way; without
+/// the feature it is a call into libm per element).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn apply_rope_fma(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+) {
+    apply_rope_body(x, n_heads, head_dim, table, style)
+}
+
+#[inline(always)]
+fn apply_rope_body(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+) {
     let half = head_dim / 2;
     let row = n_heads * head_dim;
     for (t, xt) in x.chunks_exact_mut(row).enumerate() {

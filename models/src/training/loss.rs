@@ -1,5 +1,6 @@
 //! The output head and the weighted cross-entropy: final norm, logits
-//! through the (possibly tied) head read in place, log-softmax in f64, and
+//! through the (possibly tied) head read in place, log-softmax (f32 exps
+//! summed in f64), and
 //! the gradient back to the last hidden states. Positions are processed in
 //! chunks so the [T, V] logits never exist at once, and positions whose
 //! weight is 0 are skipped entirely (prompt tokens in SFT).
@@ -8,6 +9,7 @@ use super::linear::base_product;
 use super::WeightedNll;
 use crate::norm::{rms_norm, rms_norm_backward};
 use crate::transformer::Model;
+use rayon::prelude::*;
 
 /// Positions per chunk of the head.
 const CHUNK: usize = 64;
@@ -48,23 +50,36 @@ pub(super) fn head_loss(
             &mut logits[..m * vocab],
             pool,
         );
-        for (i, &t) in chunk.iter().enumerate() {
-            let z = &mut logits[i * vocab..(i + 1) * vocab];
-            let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let sum: f64 = z.iter().map(|&v| ((v - max) as f64).exp()).sum();
-            let lse = max as f64 + sum.ln();
-            let y = targets[t] as usize;
-            let lp = z[y] as f64 - lse;
+        // Rows in parallel: log-softmax, and its gradient in place of the
+        // logits: d(-w log softmax(z)_y)/dz = w (softmax(z) - onehot(y)).
+        let grad = dx.is_some();
+        let lps: Vec<f64> = pool.install(|| {
+            logits[..m * vocab]
+                .par_chunks_mut(vocab)
+                .zip(chunk.par_iter())
+                .map(|(z, &t)| {
+                    let y = targets[t] as usize;
+                    let zy = z[y];
+                    let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                    let mut sum = 0.0f64;
+                    for v in z.iter_mut() {
+                        *v = (*v - max).exp();
+                        sum += *v as f64;
+                    }
+                    let lp = (zy - max) as f64 - sum.ln();
+                    if grad {
+                        let w = weights[t] as f64;
+                        let k = (w / sum) as f32;
+                        z.iter_mut().for_each(|v| *v *= k);
+                        z[y] -= w as f32;
+                    }
+                    lp
+                })
+                .collect()
+        });
+        for (&t, &lp) in chunk.iter().zip(&lps) {
             logprobs[t] = lp as f32;
             loss -= weights[t] as f64 * lp;
-            if dx.is_some() {
-                // d(-w log softmax(z)_y)/dz = w (softmax(z) - onehot(y))
-                let w = weights[t] as f64;
-                for v in z.iter_mut() {
-                    *v = (w * ((*v as f64) - lse).exp()) as f32;
-                }
-                z[y] -= w as f32;
-            }
         }
         if let Some(dx) = dx.as_deref_mut() {
             let mut dhn = vec![0.0f32; m * ce];

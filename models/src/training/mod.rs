@@ -358,7 +358,7 @@ impl Model {
             pool,
         );
         let (mut dgate, mut dup) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
-        swiglu_backward(&a.gate, &a.up, &dact, &mut dgate, &mut dup);
+        swiglu_backward(&a.gate, &a.up, &dact, &mut dgate, &mut dup, pool);
         drop(dact);
         let mut dh = vec![0.0f32; n * ce];
         linear_backward(
