@@ -17,6 +17,7 @@
 //! this file is whether a file's Q/K `b` rows differ from it
 //! ([`qk_rows_differ`]); rope.rs does the permutation.
 
+use crate::atomic_file::write_atomic;
 use serde_json::{json, Value};
 use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
 use srl_models::rope::{gguf_rows_to_hf, hf_rows_to_gguf};
@@ -25,7 +26,6 @@ use srl_models::{
 };
 use srl_quant::GgmlType;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
@@ -56,30 +56,6 @@ fn io_err(path: &Path, source: std::io::Error) -> ModelError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file beside it, synced,
-/// then renamed into place.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Whether a file's Q/K rows are in another order than the model's.
@@ -232,9 +208,9 @@ pub fn write_peft(dir: &Path, params: &LoraParams, model: &Model) -> Result<()> 
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     let st = safetensors::serialize(views, &Some(meta))
         .map_err(|e| format_err(dir, format!("cannot serialize the adapter: {e}")))?;
-    write_file_atomic(&dir.join(PEFT_WEIGHTS), &st)?;
+    write_atomic(&dir.join(PEFT_WEIGHTS), &st)?;
     let cfg = serde_json::to_string_pretty(&peft_config(params, model)).expect("JSON value");
-    write_file_atomic(&dir.join(PEFT_CONFIG), format!("{cfg}\n").as_bytes())
+    write_atomic(&dir.join(PEFT_CONFIG), format!("{cfg}\n").as_bytes())
 }
 
 /// Writes `params` as a llama.cpp GGUF LoRA adapter (atomically).

@@ -9,7 +9,7 @@
 //! step count is the whole position of the run.
 
 use crate::adapter_files::{read_peft, write_peft};
-use crate::metrics::write_atomic;
+use crate::atomic_file::write_atomic;
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::train_config::TrainConfig;
 use serde::{Deserialize, Serialize};

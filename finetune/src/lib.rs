@@ -4,6 +4,7 @@
 
 pub mod adapter_files;
 pub mod answer;
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
 pub mod merge;

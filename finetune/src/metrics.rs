@@ -7,6 +7,7 @@
 //! of steps after S (they were logged after that checkpoint and will be
 //! logged again), so the file reads as if the run had never stopped.
 
+use crate::atomic_file::write_atomic;
 use serde_json::Value;
 use srl_models::ModelError;
 use std::fs::File;
@@ -141,30 +142,6 @@ pub fn metric_points(records: &[Value], key: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Writes `bytes` to `path` so that readers see the old file or the whole
-/// new one, never a part: a temporary file beside it, synced, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,18 +223,6 @@ mod tests {
             err.contains("metrics.jsonl") && err.contains("line 2"),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn write_atomic_replaces_whole_file() {
-        let dir = temp_dir("atomic");
-        let path = dir.join("x.txt");
-        write_atomic(&path, b"first").unwrap();
-        write_atomic(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-        assert_eq!(names.len(), 1, "no temporary file left behind");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,7 +17,7 @@
 //! scripts/reference/adamw_reference.py holds the same algorithm in NumPy and
 //! wrote the numbers the tests compare with.
 
-use crate::metrics::write_atomic;
+use crate::atomic_file::write_atomic;
 use serde::{Deserialize, Serialize};
 use srl_models::{LoraParams, ModelError};
 use std::collections::HashMap;

@@ -7,7 +7,7 @@
 //! gets a dot, since a one-point line draws nothing. An empty or constant
 //! range is widened so nothing divides by zero.
 
-use crate::metrics::write_atomic;
+use crate::atomic_file::write_atomic;
 use srl_models::ModelError;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -359,7 +359,7 @@ fn publish(
     write_adapter_folder(out, params, model)?;
     write_state(&out.join(STATE_FILE), state)?;
     let opt = std::fs::read(dir.join(OPTIMIZER_FILE)).map_err(|e| ModelError::io(dir, e))?;
-    crate::metrics::write_atomic(&out.join(OPTIMIZER_FILE), &opt)?;
+    crate::atomic_file::write_atomic(&out.join(OPTIMIZER_FILE), &opt)?;
     let records = read_metrics(&out.join("metrics.jsonl"))?;
     let series = vec![
         Series {
