@@ -424,88 +424,23 @@ impl Model {
         );
         apply_rope_backward(&mut dq, c.n_head, c.head_dim, table, c.rope_style);
         apply_rope_backward(&mut dk, c.n_head_kv, c.head_dim, table, c.rope_style);
+        // The block's input gradient is needed unless this is the lowest
+        // differentiated block; the adapter's gradients always are.
+        dh.fill(0.0);
+        for (lin, target, d) in [
+            (&w.q, Target::Q, &dq),
+            (&w.k, Target::K, &dk),
+            (&w.v, Target::V, &dv),
+        ] {
+            let out = if need_dx {
+                Some(dh.as_mut_slice())
+            } else {
+                None
+            };
+            linear_backward(self, lin, l, target, &a.h1, n, d, out, pass, grads, pool);
+        }
         if need_dx {
-            dh.fill(0.0);
-            linear_backward(
-                self,
-                &w.q,
-                l,
-                Target::Q,
-                &a.h1,
-                n,
-                &dq,
-                Some(&mut dh),
-                pass,
-                grads,
-                pool,
-            );
-            linear_backward(
-                self,
-                &w.k,
-                l,
-                Target::K,
-                &a.h1,
-                n,
-                &dk,
-                Some(&mut dh),
-                pass,
-                grads,
-                pool,
-            );
-            linear_backward(
-                self,
-                &w.v,
-                l,
-                Target::V,
-                &a.h1,
-                n,
-                &dv,
-                Some(&mut dh),
-                pass,
-                grads,
-                pool,
-            );
             rms_norm_backward(x, &w.attn_norm, c.rms_eps, &dh, dx);
-        } else {
-            linear_backward(
-                self,
-                &w.q,
-                l,
-                Target::Q,
-                &a.h1,
-                n,
-                &dq,
-                None,
-                pass,
-                grads,
-                pool,
-            );
-            linear_backward(
-                self,
-                &w.k,
-                l,
-                Target::K,
-                &a.h1,
-                n,
-                &dk,
-                None,
-                pass,
-                grads,
-                pool,
-            );
-            linear_backward(
-                self,
-                &w.v,
-                l,
-                Target::V,
-                &a.h1,
-                n,
-                &dv,
-                None,
-                pass,
-                grads,
-                pool,
-            );
         }
     }
 
