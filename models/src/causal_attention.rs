@@ -25,13 +25,16 @@ impl Heads {
     }
 }
 
+/// Query rows per block: a block of queries ending at row t1 reads keys
+/// 0..t1 only, so the masked upper triangle is (almost) never computed.
+pub const QUERY_BLOCK: usize = 64;
+
 /// out = softmax(q k^T * scale + causal mask) v, per head. Returns the
 /// log-sum-exp of each softmax row ([H, T]), which the backward reuses.
 ///
-/// Each head is computed with whole-matrix products (the f32 GEMMs of
-/// srl-quant): S = Q K^T, P = softmax(S), O = P V. The masked upper triangle
-/// is computed and discarded; the GEMM is fast enough that this wins over a
-/// triangular loop.
+/// Each head is computed with matrix products (the f32 GEMMs of srl-quant)
+/// a block of [`QUERY_BLOCK`] queries at a time: S = Q_b K^T, P =
+/// softmax(S), O_b = P V, over the keys the block can see.
 pub fn causal_attention(
     s: &Heads,
     q: &[f32],
@@ -40,17 +43,45 @@ pub fn causal_attention(
     out: &mut [f32],
     pool: &rayon::ThreadPool,
 ) -> Vec<f32> {
+    causal_attention_blocked(s, q, k, v, out, QUERY_BLOCK, pool)
+}
+
+fn causal_attention_blocked(
+    s: &Heads,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    qb: usize,
+    pool: &rayon::ThreadPool,
+) -> Vec<f32> {
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
     let mut lse = vec![0.0f32; s.n_head * n];
-    let mut p = vec![0.0f32; n * n];
+    let mut p = vec![0.0f32; qb.min(n) * n];
     let mut oh = vec![0.0f32; n * d];
     for h in 0..s.n_head {
         let g = s.kv_of(h);
-        let (qh, kh) = (gather(q, s.n_head, h, d), gather(k, s.n_head_kv, g, d));
-        softmax_rows(s, &qh, &kh, n, &mut p, &mut lse[h * n..(h + 1) * n], pool);
+        let (qh, kh, vh) = (
+            gather(q, s.n_head, h, d),
+            gather(k, s.n_head_kv, g, d),
+            gather(v, s.n_head_kv, g, d),
+        );
         oh.fill(0.0);
-        mm_nn(&p, &gather(v, s.n_head_kv, g, d), n, d, n, &mut oh, pool);
+        for t0 in (0..n).step_by(qb) {
+            let t1 = (t0 + qb).min(n);
+            let (nb, pb) = (t1 - t0, &mut p[..(t1 - t0) * t1]);
+            softmax_rows(
+                s,
+                &qh[t0 * d..t1 * d],
+                &kh[..t1 * d],
+                t0,
+                pb,
+                &mut lse[h * n + t0..h * n + t1],
+                pool,
+            );
+            mm_nn(pb, &vh[..t1 * d], nb, d, t1, &mut oh[t0 * d..t1 * d], pool);
+        }
         scatter(&oh, out, s.n_head, h, d);
     }
     lse
@@ -58,9 +89,9 @@ pub fn causal_attention(
 
 /// Backward of [`causal_attention`]: from the inputs, the output, its
 /// log-sum-exp rows and the output's gradient, adds the gradients of q, k
-/// and v into `dq`, `dk`, `dv`. With P recomputed from S and the saved
-/// log-sum-exp: dV = P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)),
-/// dQ = dS K * scale, dK = dS^T Q * scale.
+/// and v into `dq`, `dk`, `dv`. Per query block, with P recomputed from S
+/// and the saved log-sum-exp: dV += P^T dO, dP = dO V^T,
+/// dS = P (dP - rowsum(dO * O)), dQ = dS K * scale, dK += dS^T Q * scale.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_backward(
     s: &Heads,
@@ -75,12 +106,36 @@ pub fn causal_attention_backward(
     dv: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
+    causal_attention_backward_blocked(s, q, k, v, out, lse, dout, dq, dk, dv, QUERY_BLOCK, pool)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn causal_attention_backward_blocked(
+    s: &Heads,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    dout: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    qb: usize,
+    pool: &rayon::ThreadPool,
+) {
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
     let scale = s.scale();
-    let (mut p, mut dp) = (vec![0.0f32; n * n], vec![0.0f32; n * n]);
-    let (mut t_in, mut t_out) = (vec![0.0f32; d * n], vec![0.0f32; d * n]);
-    let mut g_buf = vec![0.0f32; n * d];
+    let m = qb.min(n);
+    let (mut p, mut dp) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+    let mut t_in = vec![0.0f32; d * m];
+    let mut t_out = vec![0.0f32; d * n];
+    let (mut gq, mut gk_t, mut gv_t) = (
+        vec![0.0f32; n * d],
+        vec![0.0f32; d * n],
+        vec![0.0f32; d * n],
+    );
     for h in 0..s.n_head {
         let g = s.kv_of(h);
         let (qh, kh, vh) = (
@@ -90,57 +145,80 @@ pub fn causal_attention_backward(
         );
         let (oh, doh) = (gather(out, s.n_head, h, d), gather(dout, s.n_head, h, d));
         let lse_h = &lse[h * n..(h + 1) * n];
-        // P from S and the saved log-sum-exp.
-        mm_nt(&qh, &kh, n, n, d, &mut p, pool);
-        for (t, row) in p.chunks_exact_mut(n).enumerate() {
-            for (j, x) in row.iter_mut().enumerate() {
-                *x = if j <= t {
-                    (*x * scale - lse_h[t]).exp()
-                } else {
-                    0.0
-                };
+        gq.fill(0.0);
+        gk_t.fill(0.0);
+        gv_t.fill(0.0);
+        for t0 in (0..n).step_by(qb) {
+            let t1 = (t0 + qb).min(n);
+            let nb = t1 - t0;
+            let (pb, dpb) = (&mut p[..nb * t1], &mut dp[..nb * t1]);
+            // P of this block from S and the saved log-sum-exp.
+            mm_nt(&qh[t0 * d..t1 * d], &kh[..t1 * d], nb, t1, d, pb, pool);
+            for (i, row) in pb.chunks_exact_mut(t1).enumerate() {
+                let t = t0 + i;
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = if j <= t {
+                        (*x * scale - lse_h[t]).exp()
+                    } else {
+                        0.0
+                    };
+                }
             }
-        }
-        // dV = P^T dO, as dV^T [D, T] = dO^T P.
-        transpose(&doh, n, d, &mut t_in);
-        t_out.fill(0.0);
-        mm_nn(&t_in, &p, d, n, n, &mut t_out, pool);
-        scatter_add_transposed(&t_out, dv, s.n_head_kv, g, d);
-        // dP = dO V^T, then dS in place.
-        mm_nt(&doh, &vh, n, n, d, &mut dp, pool);
-        for t in 0..n {
-            let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
-            let (pr, dr) = (&p[t * n..(t + 1) * n], &mut dp[t * n..(t + 1) * n]);
-            for (x, &pj) in dr.iter_mut().zip(pr) {
-                *x = pj * (*x - delta) * scale;
+            // dV[..t1] += P^T dO_b, as dV^T [D, t1] += dO_b^T P.
+            let tb = &mut t_in[..d * nb];
+            transpose(&doh[t0 * d..t1 * d], nb, d, tb);
+            let to = &mut t_out[..d * t1];
+            to.fill(0.0);
+            mm_nn(tb, pb, d, t1, nb, to, pool);
+            add_columns(&mut gv_t, n, to, t1);
+            // dP = dO_b V^T, then dS in place.
+            mm_nt(&doh[t0 * d..t1 * d], &vh[..t1 * d], nb, t1, d, dpb, pool);
+            for i in 0..nb {
+                let t = t0 + i;
+                let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
+                let (pr, dr) = (&pb[i * t1..(i + 1) * t1], &mut dpb[i * t1..(i + 1) * t1]);
+                for (x, &pj) in dr.iter_mut().zip(pr) {
+                    *x = pj * (*x - delta) * scale;
+                }
             }
+            // dQ_b = dS K[..t1]
+            mm_nn(dpb, &kh[..t1 * d], nb, d, t1, &mut gq[t0 * d..t1 * d], pool);
+            // dK[..t1] += dS^T Q_b, as dK^T [D, t1] += Q_b^T dS.
+            transpose(&qh[t0 * d..t1 * d], nb, d, tb);
+            to.fill(0.0);
+            mm_nn(tb, dpb, d, t1, nb, to, pool);
+            add_columns(&mut gk_t, n, to, t1);
         }
-        // dQ = dS K
-        g_buf.fill(0.0);
-        mm_nn(&dp, &kh, n, d, n, &mut g_buf, pool);
-        scatter_add(&g_buf, dq, s.n_head, h, d);
-        // dK = dS^T Q, as dK^T [D, T] = Q^T dS.
-        transpose(&qh, n, d, &mut t_in);
-        t_out.fill(0.0);
-        mm_nn(&t_in, &dp, d, n, n, &mut t_out, pool);
-        scatter_add_transposed(&t_out, dk, s.n_head_kv, g, d);
+        scatter_add(&gq, dq, s.n_head, h, d);
+        scatter_add_transposed(&gk_t, dk, s.n_head_kv, g, d);
+        scatter_add_transposed(&gv_t, dv, s.n_head_kv, g, d);
     }
 }
 
-/// P = softmax(Q K^T * scale) with the causal mask, row by row; the rows'
-/// log-sum-exp into `lse`.
+/// dst[c, ..w] += src[c, ..w] for dst [D, n] and src [D, w] (w <= n).
+fn add_columns(dst: &mut [f32], n: usize, src: &[f32], w: usize) {
+    for (drow, srow) in dst.chunks_exact_mut(n).zip(src.chunks_exact(w)) {
+        add(&mut drow[..w], srow);
+    }
+}
+
+/// P = softmax(Q_b K^T * scale) with the causal mask for query rows
+/// t0.. (P is [rows, keys]); the rows' log-sum-exp into `lse`.
 fn softmax_rows(
     s: &Heads,
-    qh: &[f32],
+    qb: &[f32],
     kh: &[f32],
-    n: usize,
+    t0: usize,
     p: &mut [f32],
     lse: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
-    mm_nt(qh, kh, n, n, s.head_dim, p, pool);
+    let d = s.head_dim;
+    let (rows, keys) = (qb.len() / d, kh.len() / d);
+    mm_nt(qb, kh, rows, keys, d, p, pool);
     let scale = s.scale();
-    for (t, row) in p.chunks_exact_mut(n).enumerate() {
+    for (i, row) in p.chunks_exact_mut(keys).enumerate() {
+        let t = t0 + i;
         let mut m = f32::NEG_INFINITY;
         for x in &mut row[..=t] {
             *x *= scale;
@@ -154,7 +232,7 @@ fn softmax_rows(
         let inv = 1.0 / z;
         row[..=t].iter_mut().for_each(|x| *x *= inv);
         row[t + 1..].fill(0.0);
-        lse[t] = m + z.ln();
+        lse[i] = m + z.ln();
     }
 }
 
@@ -273,6 +351,39 @@ mod tests {
         check(0, &dq);
         check(1, &dk);
         check(2, &dv);
+    }
+
+    #[test]
+    fn query_blocks_give_the_unblocked_results() {
+        let s = Heads {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 8,
+        };
+        let n = 11;
+        let (q, k, v) = (values(n * 32, 1), values(n * 16, 2), values(n * 16, 3));
+        let dout = values(n * 32, 4);
+        let pool = pool();
+        let run = |qb: usize| {
+            let mut o = vec![0.0; n * 32];
+            let lse = causal_attention_blocked(&s, &q, &k, &v, &mut o, qb, &pool);
+            let (mut dq, mut dk, mut dv) =
+                (vec![0.0; n * 32], vec![0.0; n * 16], vec![0.0; n * 16]);
+            causal_attention_backward_blocked(
+                &s, &q, &k, &v, &o, &lse, &dout, &mut dq, &mut dk, &mut dv, qb, &pool,
+            );
+            [o, lse, dq, dk, dv]
+        };
+        let whole = run(n);
+        for qb in [1, 2, 3, 4, 8] {
+            for (i, (a, b)) in run(qb).iter().zip(&whole).enumerate() {
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(diff < 1e-5, "block {qb}, output {i}: max |diff| {diff}");
+            }
+        }
     }
 
     #[test]
