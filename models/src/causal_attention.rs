@@ -6,6 +6,7 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
+use rayon::prelude::*;
 use srl_quant::{gemm_f32_nn as mm_nn, gemm_f32_nt as mm_nt, transpose_f32 as transpose};
 
 /// Head counts and size.
@@ -57,34 +58,44 @@ fn causal_attention_blocked(
 ) -> Vec<f32> {
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
-    let mut lse = vec![0.0f32; s.n_head * n];
-    let mut p = vec![0.0f32; qb.min(n) * n];
-    let mut oh = vec![0.0f32; n * d];
-    for h in 0..s.n_head {
-        let g = s.kv_of(h);
-        let (qh, kh, vh) = (
-            gather(q, s.n_head, h, d),
-            gather(k, s.n_head_kv, g, d),
-            gather(v, s.n_head_kv, g, d),
-        );
-        oh.fill(0.0);
-        for t0 in (0..n).step_by(qb) {
-            let t1 = (t0 + qb).min(n);
-            let (nb, pb) = (t1 - t0, &mut p[..(t1 - t0) * t1]);
-            softmax_rows(
-                s,
-                &qh[t0 * d..t1 * d],
-                &kh[..t1 * d],
-                t0,
-                pb,
-                &mut lse[h * n + t0..h * n + t1],
-                pool,
-            );
-            mm_nn(pb, &vh[..t1 * d], nb, d, t1, &mut oh[t0 * d..t1 * d], pool);
-        }
+    // Heads in parallel (the products inside join the same pool).
+    let heads: Vec<(Vec<f32>, Vec<f32>)> = pool.install(|| {
+        (0..s.n_head)
+            .into_par_iter()
+            .map(|h| {
+                let g = s.kv_of(h);
+                let (qh, kh, vh) = (
+                    gather(q, s.n_head, h, d),
+                    gather(k, s.n_head_kv, g, d),
+                    gather(v, s.n_head_kv, g, d),
+                );
+                let mut p = vec![0.0f32; qb.min(n) * n];
+                let mut oh = vec![0.0f32; n * d];
+                let mut lse = vec![0.0f32; n];
+                for t0 in (0..n).step_by(qb) {
+                    let t1 = (t0 + qb).min(n);
+                    let (nb, pb) = (t1 - t0, &mut p[..(t1 - t0) * t1]);
+                    softmax_rows(
+                        s,
+                        &qh[t0 * d..t1 * d],
+                        &kh[..t1 * d],
+                        t0,
+                        pb,
+                        &mut lse[t0..t1],
+                        pool,
+                    );
+                    mm_nn(pb, &vh[..t1 * d], nb, d, t1, &mut oh[t0 * d..t1 * d], pool);
+                }
+                (oh, lse)
+            })
+            .collect()
+    });
+    let mut lse_all = Vec::with_capacity(s.n_head * n);
+    for (h, (oh, lse)) in heads.into_iter().enumerate() {
         scatter(&oh, out, s.n_head, h, d);
+        lse_all.extend(lse);
     }
-    lse
+    lse_all
 }
 
 /// Backward of [`causal_attention`]: from the inputs, the output, its
@@ -128,67 +139,75 @@ fn causal_attention_backward_blocked(
     let n = q.len() / (s.n_head * d);
     let scale = s.scale();
     let m = qb.min(n);
-    let (mut p, mut dp) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
-    let mut t_in = vec![0.0f32; d * m];
-    let mut t_out = vec![0.0f32; d * n];
-    let (mut gq, mut gk_t, mut gv_t) = (
-        vec![0.0f32; n * d],
-        vec![0.0f32; d * n],
-        vec![0.0f32; d * n],
-    );
-    for h in 0..s.n_head {
+    // Heads in parallel (the products inside join the same pool); each
+    // returns its dQ [T, D] and dK^T, dV^T [D, T].
+    let heads: Vec<[Vec<f32>; 3]> = pool.install(|| {
+        (0..s.n_head)
+            .into_par_iter()
+            .map(|h| {
+                let g = s.kv_of(h);
+                let (qh, kh, vh) = (
+                    gather(q, s.n_head, h, d),
+                    gather(k, s.n_head_kv, g, d),
+                    gather(v, s.n_head_kv, g, d),
+                );
+                let (oh, doh) = (gather(out, s.n_head, h, d), gather(dout, s.n_head, h, d));
+                let lse_h = &lse[h * n..(h + 1) * n];
+                let (mut p, mut dp) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+                let mut t_in = vec![0.0f32; d * m];
+                let mut t_out = vec![0.0f32; d * n];
+                let (mut gq, mut gk_t, mut gv_t) = (
+                    vec![0.0f32; n * d],
+                    vec![0.0f32; d * n],
+                    vec![0.0f32; d * n],
+                );
+                for t0 in (0..n).step_by(qb) {
+                    let t1 = (t0 + qb).min(n);
+                    let nb = t1 - t0;
+                    let (pb, dpb) = (&mut p[..nb * t1], &mut dp[..nb * t1]);
+                    // P of this block from S and the saved log-sum-exp.
+                    mm_nt(&qh[t0 * d..t1 * d], &kh[..t1 * d], nb, t1, d, pb, pool);
+                    for (i, row) in pb.chunks_exact_mut(t1).enumerate() {
+                        let t = t0 + i;
+                        for (j, x) in row.iter_mut().enumerate() {
+                            *x = if j <= t {
+                                (*x * scale - lse_h[t]).exp()
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                    // dV[..t1] += P^T dO_b, as dV^T [D, t1] += dO_b^T P.
+                    let tb = &mut t_in[..d * nb];
+                    transpose(&doh[t0 * d..t1 * d], nb, d, tb);
+                    let to = &mut t_out[..d * t1];
+                    to.fill(0.0);
+                    mm_nn(tb, pb, d, t1, nb, to, pool);
+                    add_columns(&mut gv_t, n, to, t1);
+                    // dP = dO_b V^T, then dS in place.
+                    mm_nt(&doh[t0 * d..t1 * d], &vh[..t1 * d], nb, t1, d, dpb, pool);
+                    for i in 0..nb {
+                        let t = t0 + i;
+                        let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
+                        let (pr, dr) = (&pb[i * t1..(i + 1) * t1], &mut dpb[i * t1..(i + 1) * t1]);
+                        for (x, &pj) in dr.iter_mut().zip(pr) {
+                            *x = pj * (*x - delta) * scale;
+                        }
+                    }
+                    // dQ_b = dS K[..t1]
+                    mm_nn(dpb, &kh[..t1 * d], nb, d, t1, &mut gq[t0 * d..t1 * d], pool);
+                    // dK[..t1] += dS^T Q_b, as dK^T [D, t1] += Q_b^T dS.
+                    transpose(&qh[t0 * d..t1 * d], nb, d, tb);
+                    to.fill(0.0);
+                    mm_nn(tb, dpb, d, t1, nb, to, pool);
+                    add_columns(&mut gk_t, n, to, t1);
+                }
+                [gq, gk_t, gv_t]
+            })
+            .collect()
+    });
+    for (h, [gq, gk_t, gv_t]) in heads.into_iter().enumerate() {
         let g = s.kv_of(h);
-        let (qh, kh, vh) = (
-            gather(q, s.n_head, h, d),
-            gather(k, s.n_head_kv, g, d),
-            gather(v, s.n_head_kv, g, d),
-        );
-        let (oh, doh) = (gather(out, s.n_head, h, d), gather(dout, s.n_head, h, d));
-        let lse_h = &lse[h * n..(h + 1) * n];
-        gq.fill(0.0);
-        gk_t.fill(0.0);
-        gv_t.fill(0.0);
-        for t0 in (0..n).step_by(qb) {
-            let t1 = (t0 + qb).min(n);
-            let nb = t1 - t0;
-            let (pb, dpb) = (&mut p[..nb * t1], &mut dp[..nb * t1]);
-            // P of this block from S and the saved log-sum-exp.
-            mm_nt(&qh[t0 * d..t1 * d], &kh[..t1 * d], nb, t1, d, pb, pool);
-            for (i, row) in pb.chunks_exact_mut(t1).enumerate() {
-                let t = t0 + i;
-                for (j, x) in row.iter_mut().enumerate() {
-                    *x = if j <= t {
-                        (*x * scale - lse_h[t]).exp()
-                    } else {
-                        0.0
-                    };
-                }
-            }
-            // dV[..t1] += P^T dO_b, as dV^T [D, t1] += dO_b^T P.
-            let tb = &mut t_in[..d * nb];
-            transpose(&doh[t0 * d..t1 * d], nb, d, tb);
-            let to = &mut t_out[..d * t1];
-            to.fill(0.0);
-            mm_nn(tb, pb, d, t1, nb, to, pool);
-            add_columns(&mut gv_t, n, to, t1);
-            // dP = dO_b V^T, then dS in place.
-            mm_nt(&doh[t0 * d..t1 * d], &vh[..t1 * d], nb, t1, d, dpb, pool);
-            for i in 0..nb {
-                let t = t0 + i;
-                let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
-                let (pr, dr) = (&pb[i * t1..(i + 1) * t1], &mut dpb[i * t1..(i + 1) * t1]);
-                for (x, &pj) in dr.iter_mut().zip(pr) {
-                    *x = pj * (*x - delta) * scale;
-                }
-            }
-            // dQ_b = dS K[..t1]
-            mm_nn(dpb, &kh[..t1 * d], nb, d, t1, &mut gq[t0 * d..t1 * d], pool);
-            // dK[..t1] += dS^T Q_b, as dK^T [D, t1] += Q_b^T dS.
-            transpose(&qh[t0 * d..t1 * d], nb, d, tb);
-            to.fill(0.0);
-            mm_nn(tb, dpb, d, t1, nb, to, pool);
-            add_columns(&mut gk_t, n, to, t1);
-        }
         scatter_add(&gq, dq, s.n_head, h, d);
         scatter_add_transposed(&gk_t, dk, s.n_head_kv, g, d);
         scatter_add_transposed(&gv_t, dv, s.n_head_kv, g, d);
