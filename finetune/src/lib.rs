@@ -7,6 +7,7 @@ pub mod answer;
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
+pub mod eval;
 pub mod merge;
 pub mod metrics;
 pub mod optimizer;

@@ -7,12 +7,14 @@ mod bench_train;
 mod chat;
 mod common;
 mod data;
+mod eval;
 mod generate;
 mod info;
 mod merge;
 mod pull;
 mod quantize;
 mod reward;
+mod solve;
 mod tokenize;
 mod train;
 
@@ -49,6 +51,10 @@ enum Command {
     Merge(merge::Args),
     /// Score JSONL pairs {"a": rollout, "b": expert step} with the SRL step similarity.
     Reward(reward::Args),
+    /// Evaluate on held-out data: greedy step similarity, format failures, final-answer accuracy.
+    Eval(eval::Args),
+    /// Solve a problem step by step as an SRL model is used, printing each step.
+    Solve(solve::Args),
     /// Prepare training data: SRL step instances from expert trajectories
     #[command(subcommand)]
     Data(data::Command),
@@ -70,5 +76,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(c) => train::run(c),
         Command::Merge(a) => merge::run(a),
         Command::Reward(a) => reward::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Solve(a) => solve::run(a),
     }
 }

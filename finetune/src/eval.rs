@@ -1,0 +1,537 @@
+//! Held-out evaluation of an SRL model (SRL.md, "What users ... expect":
+//! "mean step similarity (greedy) and, where answers exist, final-answer
+//! accuracy"), and step-by-step solving the way an SRL model is used.
+//!
+//! - Step similarity: each step instance's prompt ([`render_prompt`]) is
+//!   answered greedily; the response is split by [`parse_response`]; a
+//!   well-formed action is scored against the expert step with difflib's
+//!   ratio ([`Similarity`]). Reported: the mean similarity over well-formed
+//!   responses, the format-failure rate, and the mean SRL reward (a format
+//!   failure counts -1, as SRL.md's reward does).
+//! - Final answers: each problem with a reference answer is solved step by
+//!   step ([`solve`]: task + steps so far -> next step, until a step gives
+//!   an answer, a format failure or the step limit), once greedily and `k`
+//!   times sampled (temperature 1.0 by default); the last step's final
+//!   answer is checked with [`MathAnswer`]. Reported: greedy accuracy and
+//!   avg@k (the mean accuracy over the k samples).
+//!
+//! Input ([`load_eval_data`]): step instances (`srl data build`'s output)
+//! or raw trajectories, which are cut into instances in memory.
+
+use crate::answer::{extract_boxed, AnswerChecker, MathAnswer};
+use crate::data::Step;
+use crate::similarity::Similarity;
+use crate::steps::{
+    parse_response, read_instances, render_prompt, step_instances, BuildOptions, Format,
+    FormatFailure, SkipReason, StepInstance, StepsError,
+};
+use serde::Serialize;
+use serde_json::Value;
+use srl_runtime::{Engine, GenerateParams, SamplerConfig};
+use std::path::{Path, PathBuf};
+
+/// A problem to solve from scratch: a trajectory's task and, if known, its
+/// answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub id: String,
+    pub task: String,
+    pub format: Format,
+    pub answer: Option<String>,
+}
+
+/// What an evaluation file holds.
+#[derive(Debug, Clone, Default)]
+pub struct EvalData {
+    pub instances: Vec<StepInstance>,
+    /// One per trajectory (with or without an answer), in file order.
+    pub problems: Vec<Problem>,
+    /// Trajectories that gave no instances (no steps, empty task ...).
+    pub skipped: usize,
+}
+
+/// Reads step instances (lines with `target` and `previous`) or
+/// trajectories (anything else) from `path`; errors name the file and line.
+pub fn load_eval_data(path: &Path) -> Result<EvalData, StepsError> {
+    let read = |source| StepsError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read(path).map_err(read)?;
+    let line_err = |line: usize, message: String| StepsError::Line {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = String::from_utf8(text).map_err(|e| line_err(0, format!("not valid UTF-8: {e}")))?;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let Some(&(first_no, first)) = lines.first() else {
+        return Err(StepsError::Empty {
+            path: path.to_path_buf(),
+        });
+    };
+    let first: Value = serde_json::from_str(first)
+        .map_err(|e| line_err(first_no, format!("not valid JSON: {e}")))?;
+    let mut data = EvalData::default();
+    if first.get("target").is_some() && first.get("previous").is_some() {
+        data.instances = read_instances(path)?;
+        for inst in &data.instances {
+            if !data.problems.iter().any(|p| p.id == inst.source) {
+                data.problems.push(Problem {
+                    id: inst.source.clone(),
+                    task: inst.task.clone(),
+                    format: inst.format,
+                    answer: inst.answer.clone(),
+                });
+            }
+        }
+        return Ok(data);
+    }
+    let opts = BuildOptions::default();
+    for (line, l) in lines {
+        let value: Value =
+            serde_json::from_str(l).map_err(|e| line_err(line, format!("not valid JSON: {e}")))?;
+        match step_instances(&value, line, &opts) {
+            Ok(built) => {
+                let i = &built.instances[0];
+                data.problems.push(Problem {
+                    id: i.source.clone(),
+                    task: i.task.clone(),
+                    format: i.format,
+                    answer: i.answer.clone(),
+                });
+                data.instances.extend(built.instances);
+            }
+            Err(SkipReason::Bad(m)) => return Err(line_err(line, m)),
+            Err(_) => data.skipped += 1,
+        }
+    }
+    if data.instances.is_empty() {
+        return Err(StepsError::NoInstances {
+            path: path.to_path_buf(),
+            summary: format!("{} trajectories skipped", data.skipped),
+        });
+    }
+    Ok(data)
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum EvalError {
+    #[error(transparent)]
+    Data(#[from] StepsError),
+    #[error("{id}: {source}")]
+    Generate {
+        id: String,
+        source: srl_runtime::RuntimeError,
+    },
+    #[error("{path}: no step instances or problems to evaluate", path = .0.display())]
+    Nothing(PathBuf),
+}
+
+/// How to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Tokens per generated step.
+    pub max_tokens: usize,
+    /// Step instances scored, and problems solved (0 = all).
+    pub limit: usize,
+    /// Sampled solutions per problem for avg@k (0 = none).
+    pub k: usize,
+    pub temperature: f32,
+    pub seed: u64,
+    /// Steps per solution before giving up.
+    pub max_steps: usize,
+    /// difflib's autojunk heuristic in the similarity.
+    pub autojunk: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            max_tokens: 256,
+            limit: 0,
+            k: 4,
+            temperature: 1.0,
+            seed: 0,
+            max_steps: 12,
+            autojunk: true,
+        }
+    }
+}
+
+/// One scored step instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredStep {
+    pub id: String,
+    pub response: String,
+    /// None on a format failure.
+    pub similarity: Option<f64>,
+    pub format_failure: Option<String>,
+}
+
+/// One solved problem.
+#[derive(Debug, Clone, Serialize)]
+pub struct SolvedProblem {
+    pub id: String,
+    pub answer: String,
+    pub greedy_correct: bool,
+    /// Correct samples out of k.
+    pub sampled_correct: usize,
+    pub greedy_steps: Vec<String>,
+}
+
+/// What [`evaluate`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub instances: usize,
+    pub well_formed: usize,
+    pub format_failures: usize,
+    /// format_failures / instances.
+    pub format_failure_rate: f64,
+    /// Over well-formed responses; None when there are none.
+    pub mean_similarity: Option<f64>,
+    /// SRL.md's reward: the similarity, -1 for a format failure.
+    pub mean_reward: f64,
+    /// Problems with a reference answer that were solved.
+    pub problems: usize,
+    pub k: usize,
+    pub greedy_accuracy: Option<f64>,
+    pub avg_at_k: Option<f64>,
+    pub steps: Vec<ScoredStep>,
+    pub solved: Vec<SolvedProblem>,
+}
+
+impl EvalReport {
+    /// A markdown table of the summary numbers.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+        let mut rows = vec![
+            ("step instances", self.instances.to_string()),
+            ("well-formed responses", self.well_formed.to_string()),
+            (
+                "format-failure rate",
+                format!("{:.4}", self.format_failure_rate),
+            ),
+            (
+                "mean step similarity (greedy, well-formed)",
+                opt(self.mean_similarity),
+            ),
+            (
+                "mean step reward (failure = -1)",
+                format!("{:.4}", self.mean_reward),
+            ),
+            ("problems with answers", self.problems.to_string()),
+            ("final-answer accuracy (greedy)", opt(self.greedy_accuracy)),
+        ];
+        let avg = format!("final-answer accuracy (avg@{})", self.k);
+        rows.push((avg.as_str(), opt(self.avg_at_k)));
+        let mut s = String::from("| metric | value |\n|---|---|\n");
+        for (k, v) in rows {
+            s += &format!("| {k} | {v} |\n");
+        }
+        s
+    }
+}
+
+/// One step of a solution.
+#[derive(Debug, Clone)]
+pub struct SolveStep {
+    /// 1-based.
+    pub step: usize,
+    pub response: String,
+    pub parsed: Result<crate::steps::Parsed, FormatFailure>,
+}
+
+/// Why solving stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolveEnd {
+    /// A step wrote a final answer (`\boxed{}` or "answer").
+    Answer,
+    FormatFailure,
+    MaxSteps,
+}
+
+/// Whether a step states a final answer: a `\boxed{}` or an "answer" phrase.
+pub fn states_answer(action: &str) -> bool {
+    extract_boxed(action).is_some() || action.to_lowercase().contains("answer")
+}
+
+/// Solves `task` step by step: the step-instance prompt with the steps so
+/// far, one generation, the action appended; until a step states an answer
+/// ([`states_answer`]), a format failure, or `max_steps`. Each step goes to
+/// `on_step` as it is made. Returns the steps and why it stopped.
+pub fn solve(
+    engine: &Engine,
+    task: &str,
+    format: Format,
+    max_steps: usize,
+    params: &GenerateParams,
+    on_step: &mut dyn FnMut(&SolveStep),
+) -> Result<(Vec<SolveStep>, SolveEnd), srl_runtime::RuntimeError> {
+    let mut steps: Vec<SolveStep> = Vec::new();
+    let mut previous: Vec<Step> = Vec::new();
+    for k in 1..=max_steps.max(1) {
+        let inst = StepInstance {
+            id: format!("solve:{k}"),
+            source: "solve".into(),
+            format,
+            task: task.to_string(),
+            previous: previous.clone(),
+            target: String::new(),
+            step: k,
+            total: k,
+            hint: None,
+            answer: None,
+        };
+        let response = generate(engine, &inst, params)?;
+        let parsed = parse_response(&response);
+        let step = SolveStep {
+            step: k,
+            response,
+            parsed,
+        };
+        on_step(&step);
+        let end = match &step.parsed {
+            Err(_) => Some(SolveEnd::FormatFailure),
+            Ok(p) if states_answer(&p.action) => Some(SolveEnd::Answer),
+            Ok(p) => {
+                previous.push(Step {
+                    action: p.action.clone(),
+                    observation: None,
+                });
+                None
+            }
+        };
+        steps.push(step);
+        if let Some(end) = end {
+            return Ok((steps, end));
+        }
+    }
+    Ok((steps, SolveEnd::MaxSteps))
+}
+
+/// One completion of an instance's prompt.
+fn generate(
+    engine: &Engine,
+    inst: &StepInstance,
+    params: &GenerateParams,
+) -> Result<String, srl_runtime::RuntimeError> {
+    let prompt = engine.render_chat(&render_prompt(inst), true)?;
+    let ids = engine.tokenize_prompt(&prompt);
+    let group = engine.rollouts(&ids, 1, params)?;
+    Ok(group
+        .samples
+        .into_iter()
+        .next()
+        .map(|s| s.text)
+        .unwrap_or_default())
+}
+
+/// Whether a solution's last well-formed action answers `reference`.
+fn correct(steps: &[SolveStep], reference: &str) -> bool {
+    steps
+        .iter()
+        .rev()
+        .find_map(|s| s.parsed.as_ref().ok())
+        .is_some_and(|p| MathAnswer.check(&p.action, reference))
+}
+
+/// Scores `instances` and solves `problems` (those with answers), up to
+/// `opts.limit` of each; `progress` gets one line per item done.
+pub fn evaluate(
+    engine: &Engine,
+    instances: &[StepInstance],
+    problems: &[Problem],
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<EvalReport, EvalError> {
+    let take = |n: usize| {
+        if opts.limit == 0 {
+            n
+        } else {
+            n.min(opts.limit)
+        }
+    };
+    let instances = &instances[..take(instances.len())];
+    let problems: Vec<&Problem> = problems.iter().filter(|p| p.answer.is_some()).collect();
+    let problems = &problems[..take(problems.len())];
+    let greedy = GenerateParams {
+        max_tokens: opts.max_tokens,
+        sampler: SamplerConfig::greedy(),
+        ..Default::default()
+    };
+    let gen_err = |id: &str| {
+        let id = id.to_string();
+        move |source| EvalError::Generate { id, source }
+    };
+    let mut steps = Vec::with_capacity(instances.len());
+    for (i, inst) in instances.iter().enumerate() {
+        let response = generate(engine, inst, &greedy).map_err(gen_err(&inst.id))?;
+        let (similarity, format_failure) = match parse_response(&response) {
+            Ok(p) => (
+                Some(Similarity::new(&inst.target, opts.autojunk).ratio(&p.action)),
+                None,
+            ),
+            Err(f) => (None, Some(f.to_string())),
+        };
+        progress(&format!(
+            "step {}/{} {}: {}",
+            i + 1,
+            instances.len(),
+            inst.id,
+            similarity.map_or_else(
+                || format!(
+                    "format failure ({})",
+                    format_failure.as_deref().unwrap_or("")
+                ),
+                |s| format!("similarity {s:.3}")
+            )
+        ));
+        steps.push(ScoredStep {
+            id: inst.id.clone(),
+            response,
+            similarity,
+            format_failure,
+        });
+    }
+    let mut solved = Vec::with_capacity(problems.len());
+    for (i, p) in problems.iter().enumerate() {
+        let answer = p.answer.clone().unwrap_or_default();
+        let (g, _) = solve(
+            engine,
+            &p.task,
+            p.format,
+            opts.max_steps,
+            &greedy,
+            &mut |_| {},
+        )
+        .map_err(gen_err(&p.id))?;
+        let greedy_correct = correct(&g, &answer);
+        let mut sampled_correct = 0;
+        for j in 0..opts.k {
+            let params = GenerateParams {
+                max_tokens: opts.max_tokens,
+                sampler: SamplerConfig {
+                    temperature: opts.temperature,
+                    top_k: 0,
+                    top_p: 1.0,
+                    min_p: 0.0,
+                    seed: opts
+                        .seed
+                        .wrapping_add((i * opts.k.max(1) + j) as u64 * 1_000_003),
+                    ..SamplerConfig::default()
+                },
+                ..Default::default()
+            };
+            let (s, _) = solve(
+                engine,
+                &p.task,
+                p.format,
+                opts.max_steps,
+                &params,
+                &mut |_| {},
+            )
+            .map_err(gen_err(&p.id))?;
+            sampled_correct += correct(&s, &answer) as usize;
+        }
+        progress(&format!(
+            "problem {}/{} {}: greedy {}, {sampled_correct}/{} samples correct",
+            i + 1,
+            problems.len(),
+            p.id,
+            if greedy_correct { "right" } else { "wrong" },
+            opts.k
+        ));
+        solved.push(SolvedProblem {
+            id: p.id.clone(),
+            answer,
+            greedy_correct,
+            sampled_correct,
+            greedy_steps: g.iter().map(|s| s.response.clone()).collect(),
+        });
+    }
+    Ok(summarize(steps, solved, opts.k))
+}
+
+/// The report's means and rates from the per-item results.
+fn summarize(steps: Vec<ScoredStep>, solved: Vec<SolvedProblem>, k: usize) -> EvalReport {
+    let n = steps.len();
+    let sims: Vec<f64> = steps.iter().filter_map(|s| s.similarity).collect();
+    let failures = n - sims.len();
+    let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+    let rewards: Vec<f64> = steps.iter().map(|s| s.similarity.unwrap_or(-1.0)).collect();
+    let np = solved.len();
+    let greedy: Vec<f64> = solved
+        .iter()
+        .map(|s| s.greedy_correct as u8 as f64)
+        .collect();
+    let at_k: Vec<f64> = solved
+        .iter()
+        .map(|s| s.sampled_correct as f64 / k.max(1) as f64)
+        .collect();
+    EvalReport {
+        instances: n,
+        well_formed: sims.len(),
+        format_failures: failures,
+        format_failure_rate: if n == 0 {
+            0.0
+        } else {
+            failures as f64 / n as f64
+        },
+        mean_similarity: mean(&sims),
+        mean_reward: mean(&rewards).unwrap_or(0.0),
+        problems: np,
+        k,
+        greedy_accuracy: mean(&greedy),
+        avg_at_k: if k == 0 { None } else { mean(&at_k) },
+        steps,
+        solved,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(sim: Option<f64>) -> ScoredStep {
+        ScoredStep {
+            id: "x".into(),
+            response: String::new(),
+            similarity: sim,
+            format_failure: sim.is_none().then(|| "no <think> block".into()),
+        }
+    }
+
+    #[test]
+    fn summary_separates_failures_from_similarity() {
+        let r = summarize(
+            vec![
+                scored(Some(0.5)),
+                scored(None),
+                scored(Some(1.0)),
+                scored(None),
+            ],
+            vec![],
+            4,
+        );
+        assert_eq!((r.instances, r.well_formed, r.format_failures), (4, 2, 2));
+        assert_eq!(r.format_failure_rate, 0.5);
+        assert_eq!(r.mean_similarity, Some(0.75));
+        assert_eq!(r.mean_reward, (0.5 - 1.0 + 1.0 - 1.0) / 4.0);
+        assert_eq!((r.greedy_accuracy, r.avg_at_k), (None, None));
+        assert!(r.table().contains("| format-failure rate | 0.5000 |"));
+    }
+
+    #[test]
+    fn answers_are_stated_by_a_box_or_the_word() {
+        assert!(states_answer("So the total is \\boxed{12}."));
+        assert!(states_answer("Answer: 34000 meters"));
+        assert!(!states_answer("1 kilometer is 1000 meters."));
+    }
+}
