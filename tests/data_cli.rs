@@ -164,3 +164,19 @@ fn data_build_names_the_file_and_line_of_bad_input() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_missing_file_is_named_once() {
+    // The I/O error used to be printed twice (message and error chain).
+    let out = srl(&[
+        "data",
+        "build",
+        "--data",
+        "/nonexistent/t.jsonl",
+        "--out",
+        "/tmp/srl-x.jsonl",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}

@@ -53,9 +53,9 @@ pub struct EvalData {
 /// Reads step instances (lines with `target` and `previous`) or
 /// trajectories (anything else) from `path`; errors name the file and line.
 pub fn load_eval_data(path: &Path) -> Result<EvalData, StepsError> {
-    let read = |source| StepsError::Read {
+    let read = |err| StepsError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let text = std::fs::read(path).map_err(read)?;
     let line_err = |line: usize, message: String| StepsError::Line {

@@ -537,16 +537,12 @@ impl BuildSummary {
 
 #[derive(thiserror::Error, Debug)]
 pub enum StepsError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message, not a `source` (which would
+    // print it a second time in an error chain).
+    #[error("cannot read {}: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("cannot write {}: {err}", path.display())]
+    Write { path: PathBuf, err: std::io::Error },
     #[error("{}: line {line}: {message}", path.display())]
     Line {
         path: PathBuf,
@@ -580,9 +576,9 @@ type EachLine<'f> = dyn FnMut(usize, Result<&str, String>) -> Result<(), StepsEr
 /// Non-blank lines of a JSONL file with their 1-based numbers, to `each`
 /// (a line that is not UTF-8 as an error message).
 fn for_each_line(path: &Path, each: &mut EachLine) -> Result<usize, StepsError> {
-    let read = |source| StepsError::Read {
+    let read = |err| StepsError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let mut reader = BufReader::new(File::open(path).map_err(read)?);
     let mut buf = Vec::new();
@@ -628,9 +624,9 @@ pub fn build_instances(
     let mut tmp_name = output.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = output.with_file_name(tmp_name);
-    let write_err = |source| StepsError::Write {
+    let write_err = |err| StepsError::Write {
         path: output.to_path_buf(),
-        source,
+        err,
     };
     let mut out = BufWriter::new(File::create(&tmp).map_err(write_err)?);
     let mut summary = BuildSummary::default();
