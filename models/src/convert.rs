@@ -19,7 +19,7 @@ use crate::config::Arch;
 use crate::error::{ModelError, Result};
 use crate::files::ModelFiles;
 use crate::gguf::{GgufValue, GgufWriter};
-use crate::quantize::{file_type_of, QuantizeSummary};
+use crate::quantize::{fallback, writable_file_type, QuantizeSummary};
 use crate::rope::{hf_row_of_gguf_row, hf_rows_to_gguf};
 use crate::safetensors::SafetensorsEntry;
 use crate::Model;
@@ -29,18 +29,6 @@ use srl_quant::GgmlType;
 use std::borrow::Cow;
 use std::path::Path;
 
-/// The type llama.cpp falls back to when rows do not fit `ty`'s blocks (the
-/// table of [`crate::quantize`], which keeps its copy private).
-fn fallback(ty: GgmlType) -> GgmlType {
-    match ty {
-        GgmlType::Q4_K => GgmlType::Q5_0,
-        GgmlType::Q5_K => GgmlType::Q5_1,
-        GgmlType::Q6_K => GgmlType::Q8_0,
-        GgmlType::Q2_K | GgmlType::Q3_K => GgmlType::Q4_0,
-        _ => GgmlType::F16,
-    }
-}
-
 /// Writes the model in the Hugging Face folder `dir` to `out` (atomically)
 /// as GGUF with its matrices in `ty`. `log` receives progress and notes.
 pub fn convert_hf_dir(
@@ -49,17 +37,7 @@ pub fn convert_hf_dir(
     ty: GgmlType,
     log: &mut dyn FnMut(&str),
 ) -> Result<QuantizeSummary> {
-    let file_type = file_type_of(ty)
-        .filter(|_| ty.can_quantize())
-        .ok_or_else(|| {
-            ModelError::config(
-                out,
-                format!(
-                    "cannot quantize to {}: not a storage type srl can write",
-                    ty.name()
-                ),
-            )
-        })?;
+    let file_type = writable_file_type(ty, out)?;
     // Opening the folder as a model checks config.json and every tensor's shape.
     let model = Model::open(dir)?;
     let ModelFiles::Safetensors(st) = &model.files else {

@@ -41,6 +41,22 @@ pub fn fallback(ty: GgmlType) -> GgmlType {
     }
 }
 
+/// `general.file_type` for a model written in `ty`, or the error that `ty`
+/// is not a type srl can write (`out` names the file).
+pub fn writable_file_type(ty: GgmlType, out: &Path) -> Result<u32> {
+    file_type_of(ty)
+        .filter(|_| ty.can_quantize())
+        .ok_or_else(|| {
+            ModelError::config(
+                out,
+                format!(
+                    "cannot quantize to {}: not a storage type srl can write",
+                    ty.name()
+                ),
+            )
+        })
+}
+
 /// What a requantization did.
 #[derive(Debug, Default)]
 pub struct QuantizeSummary {
@@ -59,17 +75,7 @@ pub fn quantize_gguf(
     ty: GgmlType,
     log: &mut dyn FnMut(&str),
 ) -> Result<QuantizeSummary> {
-    let file_type = file_type_of(ty)
-        .filter(|_| ty.can_quantize())
-        .ok_or_else(|| {
-            ModelError::config(
-                out,
-                format!(
-                    "cannot quantize to {}: not a storage type srl can write",
-                    ty.name()
-                ),
-            )
-        })?;
+    let file_type = writable_file_type(ty, out)?;
     let mut w = GgufWriter::new();
     for (k, v) in &src.metadata {
         w.set(k, v.clone());
