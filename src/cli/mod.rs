@@ -45,7 +45,7 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Measure prompt and generation speed and peak memory.
     Bench(bench::Args),
-    /// Convert a GGUF model to another element type (e.g. q8_0, q4_0, f16).
+    /// Convert a GGUF model or a safetensors folder to a GGUF of another type (e.g. q8_0, q4_0, f16).
     Quantize(quantize::Args),
     /// Fold a LoRA adapter into its base and write a standalone GGUF model.
     Merge(merge::Args),
