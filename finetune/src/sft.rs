@@ -98,11 +98,25 @@ pub fn total_steps(config: &TrainConfig, n: usize) -> u64 {
         .max(1.0) as u64
 }
 
-/// The index into the examples of the k-th example the run consumes.
-fn example_at(k: u64, n: usize, seed: u64) -> usize {
-    let epoch = k / n as u64;
-    let perm = permutation(n, mix64(seed ^ mix64(epoch.wrapping_add(0xE90C))));
-    perm[(k % n as u64) as usize]
+/// The order the run consumes examples in: a seeded shuffle per epoch, the
+/// current epoch's permutation kept.
+struct DataOrder {
+    n: usize,
+    seed: u64,
+    epoch: Option<(u64, Vec<usize>)>,
+}
+
+impl DataOrder {
+    /// The index into the examples of the k-th example the run consumes.
+    fn at(&mut self, k: u64) -> usize {
+        let epoch = k / self.n as u64;
+        if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let seed = mix64(self.seed ^ mix64(epoch.wrapping_add(0xE90C)));
+            self.epoch = Some((epoch, permutation(self.n, seed)));
+        }
+        let (_, perm) = self.epoch.as_ref().expect("just set");
+        perm[(k % self.n as u64) as usize]
+    }
 }
 
 /// A seeded Fisher-Yates shuffle of 0..n.
@@ -223,6 +237,11 @@ pub fn train_sft(
     });
 
     let per_step = config.examples_per_step() as u64;
+    let mut order = DataOrder {
+        n: train.len(),
+        seed: config.seed,
+        epoch: None,
+    };
     let mut grads = params.zeros_like();
     let mut last_loss = None;
     let mut first_valid = None;
@@ -239,7 +258,7 @@ pub fn train_sft(
         let t0 = Instant::now();
         grads.fill(0.0);
         let batch: Vec<&Example> = (step * per_step..(step + 1) * per_step)
-            .map(|k| train[example_at(k, train.len(), config.seed)])
+            .map(|k| train[order.at(k)])
             .collect();
         let norm: usize = batch.iter().map(|e| target_count(e)).sum();
         let (mut loss, mut tokens) = (0.0f64, 0usize);
@@ -373,4 +392,34 @@ fn publish(
     ];
     write_svg_plot(&out.join("loss.svg"), "SFT loss", &series, "step", "loss")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_epoch_visits_every_example_once_in_a_new_order() {
+        let mut order = DataOrder {
+            n: 37,
+            seed: 5,
+            epoch: None,
+        };
+        let epochs: Vec<Vec<usize>> = (0..3)
+            .map(|e| (e * 37..(e + 1) * 37).map(|k| order.at(k)).collect())
+            .collect();
+        for ep in &epochs {
+            let mut sorted = ep.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..37).collect::<Vec<_>>());
+        }
+        assert_ne!(epochs[0], epochs[1]);
+        // The same k gives the same example however the run got there.
+        let mut fresh = DataOrder {
+            n: 37,
+            seed: 5,
+            epoch: None,
+        };
+        assert_eq!(fresh.at(2 * 37 + 5), epochs[2][5]);
+    }
 }
