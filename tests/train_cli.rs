@@ -224,3 +224,22 @@ fn bad_training_input_is_named() {
         "wrong base",
     );
 }
+
+#[test]
+fn an_error_cause_is_printed_once() {
+    // Errors that carry their source in the message used to print it again
+    // as the cause ("No such file ...: No such file ...").
+    let m = model();
+    let out = srl(&[
+        "merge",
+        "--model",
+        m.to_str().unwrap(),
+        "--lora",
+        "/nonexistent/adapter",
+        "--out",
+        "/tmp/srl-never.gguf",
+    ]);
+    fails_with(&out, "/nonexistent/adapter");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
