@@ -21,16 +21,12 @@
 //! Each output is one f32 chain of multiply-adds in column order (fused on
 //! AVX2 and aarch64), so its error is at most about `cols · ε · Σ|w x|`.
 
+use crate::f32_tile::{tiles_at, TileFn, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
 use crate::simd::SimdLevel;
 use rayon::ThreadPool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Rows per panel: two 8-lane vectors.
-const NR: usize = 16;
-/// Tokens per register tile (MT x 2 accumulators + 2 panel vectors + 1
-/// broadcast = 15 of AVX2's 16 registers).
-const MT: usize = 6;
 /// Columns per slice: a multiple of every block size (QK_K = 256).
 const KC: usize = 256;
 /// Rows per chunk (a multiple of NR); its packed slice (32 KiB) and a tile
@@ -146,6 +142,7 @@ pub fn matmul_dequantized_at(
                         unsafe {
                             (kernels.tiles[m - 1])(
                                 packed.0.as_ptr().add(p * NR * KC),
+                                NR,
                                 kc,
                                 x.as_ptr().add(t * w.cols + k0),
                                 w.cols,
@@ -222,11 +219,6 @@ fn transpose(rows: &[[f32; KC]; 8], kc: usize, panel: &mut [f32]) {
 /// tokens t and rows j < nr, `y[t * y_stride + j] (+)= Σ_k x[t * x_stride + k]
 /// * panel[k * NR + j]` over `k < kc`; one entry per token count 1..=MT.
 ///
-/// # Safety
-/// `panel` holds `kc * NR` floats, x rows hold `kc` floats, the outputs are
-/// valid for reads and writes and touched by no other thread.
-type TileFn = unsafe fn(*const f32, usize, *const f32, usize, *mut f32, usize, usize, bool);
-
 /// The kernels of one level.
 struct Kernels {
     /// Entry `m - 1` computes m tokens.
@@ -237,81 +229,15 @@ struct Kernels {
 /// The kernels for `level` (portable where it has none, or where this CPU
 /// cannot run it).
 fn kernels_at(level: SimdLevel) -> Kernels {
+    let tiles = tiles_at(level);
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx2 && level.available() {
         return Kernels {
-            tiles: [
-                avx2::tile::<1>,
-                avx2::tile::<2>,
-                avx2::tile::<3>,
-                avx2::tile::<4>,
-                avx2::tile::<5>,
-                avx2::tile::<6>,
-            ],
+            tiles,
             transpose: avx2::transpose,
         };
     }
-    let _ = level;
-    Kernels {
-        tiles: [
-            tile::<1>, tile::<2>, tile::<3>, tile::<4>, tile::<5>, tile::<6>,
-        ],
-        transpose,
-    }
-}
-
-/// `a * b + c`, fused where the baseline has FMA (aarch64), so that it
-/// vectorizes to `fmla` there and to a multiply and an add elsewhere.
-#[inline(always)]
-fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(target_arch = "aarch64")]
-    {
-        a.mul_add(b, c)
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        a * b + c
-    }
-}
-
-/// Portable tile of `M` tokens by NR rows (see [`TileFn`]).
-///
-/// # Safety
-/// As [`TileFn`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const M: usize>(
-    panel: *const f32,
-    kc: usize,
-    x: *const f32,
-    xs: usize,
-    y: *mut f32,
-    ys: usize,
-    nr: usize,
-    accumulate: bool,
-) {
-    let panel = std::slice::from_raw_parts(panel, kc * NR);
-    let xr: [&[f32]; M] = std::array::from_fn(|t| std::slice::from_raw_parts(x.add(t * xs), kc));
-    let mut acc = [[0.0f32; NR]; M];
-    if accumulate {
-        for t in 0..M {
-            for j in 0..nr {
-                acc[t][j] = *y.add(t * ys + j);
-            }
-        }
-    }
-    for (k, wk) in panel.chunks_exact(NR).enumerate() {
-        for t in 0..M {
-            let xv = xr[t][k];
-            for j in 0..NR {
-                acc[t][j] = mul_add(xv, wk[j], acc[t][j]);
-            }
-        }
-    }
-    for t in 0..M {
-        for j in 0..nr {
-            *y.add(t * ys + j) = acc[t][j];
-        }
-    }
+    Kernels { tiles, transpose }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -360,71 +286,6 @@ mod avx2 {
         for k in k..kc {
             for i in 0..8 {
                 *dst.add(k * NR + i) = rows[i][k];
-            }
-        }
-    }
-
-    /// AVX2+FMA tile of `M` tokens by NR rows (see [`super::TileFn`]):
-    /// 2·M accumulators of 8 lanes.
-    ///
-    /// # Safety
-    /// As [`super::TileFn`], and the CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile<const M: usize>(
-        panel: *const f32,
-        kc: usize,
-        x: *const f32,
-        xs: usize,
-        y: *mut f32,
-        ys: usize,
-        nr: usize,
-        accumulate: bool,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; M];
-        if accumulate {
-            for t in 0..M {
-                if nr == NR {
-                    acc[t][0] = _mm256_loadu_ps(y.add(t * ys));
-                    acc[t][1] = _mm256_loadu_ps(y.add(t * ys + 8));
-                } else {
-                    let mut v = [0.0f32; NR];
-                    std::ptr::copy_nonoverlapping(y.add(t * ys), v.as_mut_ptr(), nr);
-                    acc[t][0] = _mm256_loadu_ps(v.as_ptr());
-                    acc[t][1] = _mm256_loadu_ps(v.as_ptr().add(8));
-                }
-            }
-        }
-        // One column: 2 panel loads, M broadcasts, 2·M multiply-adds.
-        let step = |acc: &mut [[__m256; 2]; M], k: usize| {
-            let w0 = _mm256_load_ps(panel.add(k * NR));
-            let w1 = _mm256_load_ps(panel.add(k * NR + 8));
-            for t in 0..M {
-                let xv = _mm256_broadcast_ss(&*x.add(t * xs + k));
-                acc[t][0] = _mm256_fmadd_ps(xv, w0, acc[t][0]);
-                acc[t][1] = _mm256_fmadd_ps(xv, w1, acc[t][1]);
-            }
-        };
-        let mut k = 0;
-        while k + 4 <= kc {
-            step(&mut acc, k);
-            step(&mut acc, k + 1);
-            step(&mut acc, k + 2);
-            step(&mut acc, k + 3);
-            k += 4;
-        }
-        for k in k..kc {
-            step(&mut acc, k);
-        }
-        for t in 0..M {
-            if nr == NR {
-                _mm256_storeu_ps(y.add(t * ys), acc[t][0]);
-                _mm256_storeu_ps(y.add(t * ys + 8), acc[t][1]);
-            } else {
-                let mut v = [0.0f32; NR];
-                _mm256_storeu_ps(v.as_mut_ptr(), acc[t][0]);
-                _mm256_storeu_ps(v.as_mut_ptr().add(8), acc[t][1]);
-                std::ptr::copy_nonoverlapping(v.as_ptr(), y.add(t * ys), nr);
             }
         }
     }

@@ -54,6 +54,7 @@ compile_error!("srl-quant reads GGUF data in place and supports little-endian ta
 mod activations;
 mod dequantized_matmul;
 mod error;
+mod f32_tile;
 mod fp;
 mod matmul;
 mod simd;
