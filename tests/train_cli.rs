@@ -58,8 +58,9 @@ fn train_resume_generate_and_merge() {
         "96",
         "--threads",
         "2",
+        // High enough that 3 steps on 2 blocks change the greedy output.
         "--lr",
-        "1e-3",
+        "3e-2",
         "--seed",
         "3",
     ];
@@ -118,7 +119,28 @@ fn train_resume_generate_and_merge() {
         ]))
     };
     let gguf = out.join("adapter.gguf");
-    assert_eq!(gen(o), gen(gguf.to_str().unwrap()));
+    let with_folder = gen(o);
+    assert_eq!(with_folder, gen(gguf.to_str().unwrap()));
+    // ... and the adapter is applied (equal outputs alone would also hold
+    // if --lora were ignored).
+    let base = ok(&srl(&[
+        "generate",
+        "--model",
+        m,
+        "--chat",
+        "-p",
+        "Convert 2 weeks to days.",
+        "--temp",
+        "0",
+        "-n",
+        "12",
+        "-t",
+        "2",
+    ]));
+    assert_ne!(
+        with_folder, base,
+        "the trained adapter must change the output"
+    );
 
     // Merge into a standalone model that llama.cpp-style tools can load.
     let merged = dir.join("merged.gguf");
