@@ -7,6 +7,7 @@ pub mod generate;
 pub mod model_cache;
 pub mod rollout;
 pub mod sampler;
+pub mod step_format;
 pub mod stop;
 pub mod tokenizer;
 
@@ -15,3 +16,4 @@ pub use error::RuntimeError;
 pub use generate::{Completion, Engine, GenerateParams, Session, StopReason, Timings};
 pub use rollout::{Rollout, RolloutGroup};
 pub use sampler::{Sampler, SamplerConfig};
+pub use step_format::StepFormat;

@@ -4,10 +4,13 @@
 //! forward pass (the linear layers see a G-row matrix instead of G vectors,
 //! which is where batching pays). Each sample has its own sampler (seed +
 //! index) and its own stop conditions, and leaves the batch when it stops.
+//! A [`StepFormat`] can hold each sample to the `<think>` + step shape
+//! (forcing the close after a budget, stopping at the step's end).
 
 use crate::error::{Result, RuntimeError};
 use crate::generate::{Engine, GenerateParams, StopReason, PROMPT_BATCH};
 use crate::sampler::Sampler;
+use crate::step_format::{StepAction, StepFormat, StepTracker, THINK_CLOSE};
 use crate::stop::StopMatcher;
 use crate::tokenizer::StreamDecoder;
 use srl_models::{KvCache, Logits, Segment, State};
@@ -17,6 +20,9 @@ use std::time::Instant;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rollout {
     pub ids: Vec<u32>,
+    /// Per id: written by the [`StepFormat`] rather than sampled (no loss
+    /// belongs on these).
+    pub forced: Vec<bool>,
     pub text: String,
     pub stop_reason: StopReason,
 }
@@ -42,8 +48,9 @@ struct Live {
     utf8: StreamDecoder,
     history: Vec<u32>,
     out: Rollout,
-    /// The token to feed next (sampled, not yet in the cache).
-    next: Option<u32>,
+    track: StepTracker,
+    /// The tokens to feed next (not yet in the cache); empty when done.
+    next: Vec<u32>,
 }
 
 impl Engine {
@@ -57,6 +64,20 @@ impl Engine {
         n: usize,
         params: &GenerateParams,
     ) -> Result<RolloutGroup> {
+        self.rollouts_with(prompt_ids, n, params, &StepFormat::default())
+    }
+
+    /// [`Engine::rollouts`] with each sample held to `format`.
+    pub fn rollouts_with(
+        &self,
+        prompt_ids: &[u32],
+        n: usize,
+        params: &GenerateParams,
+        format: &StepFormat,
+    ) -> Result<RolloutGroup> {
+        let close_ids = self
+            .tokenizer
+            .encode(&format!("{THINK_CLOSE}\n"), false, true);
         let model = &self.model;
         if prompt_ids.is_empty() {
             return Err(RuntimeError::EmptyPrompt);
@@ -98,36 +119,38 @@ impl Engine {
                     history: prompt_ids.to_vec(),
                     out: Rollout {
                         ids: Vec::new(),
+                        forced: Vec::new(),
                         text: String::new(),
                         stop_reason: StopReason::MaxTokens,
                     },
-                    next: None,
+                    track: StepTracker::default(),
+                    next: Vec::new(),
                 }
             })
             .collect();
         drop(shared);
         // Sample each sample's first token from the prompt's logits.
         for s in &mut live {
-            self.take(s, &first_logits, params);
+            self.take(s, &first_logits, params, format, &close_ids);
         }
         let vocab = model.config.vocab_size;
         loop {
             let active: Vec<usize> = (0..live.len())
-                .filter(|&i| live[i].next.is_some())
+                .filter(|&i| !live[i].next.is_empty())
                 .collect();
             if active.is_empty() {
                 break;
             }
-            let tokens: Vec<[u32; 1]> = active
-                .iter()
-                .map(|&i| [live[i].next.expect("active")])
+            let tokens: Vec<Vec<u32>> = live
+                .iter_mut()
+                .map(|s| std::mem::take(&mut s.next))
                 .collect();
             let mut segments: Vec<Segment> = live
                 .iter_mut()
-                .filter(|s| s.next.is_some())
                 .zip(&tokens)
-                .map(|(s, tok)| Segment {
-                    tokens: tok,
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(s, t)| Segment {
+                    tokens: t,
                     kv: &mut s.kv,
                 })
                 .collect();
@@ -135,9 +158,7 @@ impl Engine {
             drop(segments);
             for (row, &i) in active.iter().enumerate() {
                 let logits = &state.logits[row * vocab..(row + 1) * vocab];
-                let s = &mut live[i];
-                s.next = None;
-                self.take(s, logits, params);
+                self.take(&mut live[i], logits, params, format, &close_ids);
             }
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
@@ -160,7 +181,14 @@ impl Engine {
 
     /// Samples the next token of `s` from `logits`, records it, and decides
     /// whether `s` goes on (then `s.next` is set).
-    fn take(&self, s: &mut Live, logits: &[f32], params: &GenerateParams) {
+    fn take(
+        &self,
+        s: &mut Live,
+        logits: &[f32],
+        params: &GenerateParams,
+        format: &StepFormat,
+        close_ids: &[u32],
+    ) {
         if s.out.ids.len() >= params.max_tokens {
             return self.finish(s, StopReason::MaxTokens);
         }
@@ -168,22 +196,49 @@ impl Engine {
         if !params.ignore_eog && self.tokenizer.is_eog(tok) {
             return self.finish(s, StopReason::Eog);
         }
-        s.out.ids.push(tok);
-        s.history.push(tok);
-        let piece = s.utf8.push(&self.tokenizer, tok, false);
-        let (emit, hit) = s.stop.push(&piece);
-        s.out.text.push_str(&emit);
+        let (piece, hit) = self.record(s, tok, false);
         if hit {
             s.out.stop_reason = StopReason::StopString;
             return;
         }
+        let mut next = vec![tok];
+        match s.track.sampled(&piece, format) {
+            StepAction::Continue => {}
+            // The step's line is done: it ends like a stop string would.
+            StepAction::StepEnd => return self.finish(s, StopReason::StopString),
+            StepAction::ForceClose => {
+                let mut text = String::new();
+                for &id in close_ids {
+                    let (piece, hit) = self.record(s, id, true);
+                    text += &piece;
+                    if hit {
+                        s.out.stop_reason = StopReason::StopString;
+                        return;
+                    }
+                }
+                s.track.forced(&text);
+                next.extend_from_slice(close_ids);
+            }
+        }
         if s.out.ids.len() >= params.max_tokens {
             return self.finish(s, StopReason::MaxTokens);
         }
-        if s.kv.len() >= s.kv.capacity() {
+        if s.kv.len() + next.len() > s.kv.capacity() {
             return self.finish(s, StopReason::ContextFull);
         }
-        s.next = Some(tok);
+        s.next = next;
+    }
+
+    /// Appends a token to `s`'s output; returns its text and whether a stop
+    /// string was hit.
+    fn record(&self, s: &mut Live, tok: u32, forced: bool) -> (String, bool) {
+        s.out.ids.push(tok);
+        s.out.forced.push(forced);
+        s.history.push(tok);
+        let piece = s.utf8.push(&self.tokenizer, tok, false);
+        let (emit, hit) = s.stop.push(&piece);
+        s.out.text.push_str(&emit);
+        (piece, hit)
     }
 
     fn finish(&self, s: &mut Live, reason: StopReason) {

@@ -47,3 +47,60 @@ fn each_rollout_equals_its_own_generation() {
         group.samples.iter().map(|s| s.ids.len()).sum::<usize>()
     );
 }
+
+/// A think budget writes `</think>\n` for a sample that has not closed its
+/// monologue after that many tokens, marks those tokens forced, and the step
+/// stops at the end of its line. Samples forced at different times share a
+/// batch (segments of 1 and several tokens) and still equal their own runs.
+#[test]
+fn a_think_budget_forces_the_close_and_the_step_ends_at_its_line() {
+    use srl_runtime::StepFormat;
+    let engine = Engine::load(&srl_runtime::model_cache::test_model_path(), 2).unwrap();
+    let msgs = [Message::new(
+        "user",
+        "How many meters are in 3 kilometers? Think inside <think> </think>, then write one step.",
+    )];
+    let prompt = engine.render_chat(&msgs, true).unwrap() + "<think>\n";
+    let prompt = engine.tokenize_prompt(&prompt);
+    let params = GenerateParams {
+        max_tokens: 40,
+        sampler: SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 7,
+            ..SamplerConfig::default()
+        },
+        stop: vec![],
+        ignore_eog: false,
+    };
+    let format = StepFormat {
+        think_budget: Some(6),
+        stop_at_step_end: true,
+    };
+    let close = engine.tokenizer.encode("</think>\n", false, true);
+    let group = engine.rollouts_with(&prompt, 4, &params, &format).unwrap();
+    for (g, s) in group.samples.iter().enumerate() {
+        assert_eq!(s.ids.len(), s.forced.len());
+        let forced: Vec<usize> = (0..s.ids.len()).filter(|&i| s.forced[i]).collect();
+        if !forced.is_empty() {
+            // Forced right after the 6th sampled monologue token.
+            assert_eq!(forced, (6..6 + close.len()).collect::<Vec<_>>(), "sample {g}");
+            assert_eq!(&s.ids[6..6 + close.len()], &close[..]);
+        }
+        if s.text.contains("</think>") {
+            let step = s.text.split("</think>").nth(1).unwrap().trim();
+            assert!(!step.contains('\n'), "sample {g}: {step:?}");
+        }
+        let mut p = params.clone();
+        p.sampler.seed = 7 + g as u64;
+        let alone = engine.rollouts_with(&prompt, 1, &p, &format).unwrap();
+        assert_eq!(alone.samples[0].ids, s.ids, "sample {g}");
+        assert_eq!(alone.samples[0].forced, s.forced, "sample {g}");
+    }
+    assert!(
+        group.samples.iter().any(|s| s.forced.iter().any(|&f| f)),
+        "the 135M model does not close its monologue in 6 tokens by itself"
+    );
+}
