@@ -17,6 +17,7 @@
 use crate::config::Arch;
 use crate::error::{ModelError, Result};
 use crate::gguf::{GgufFile, TensorInfo};
+use crate::lora_params::LoraParams;
 use crate::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
 use crate::safetensors::gguf_name_of_hf;
 use crate::transformer::Model;
@@ -233,6 +234,39 @@ impl LoraAdapter {
             pairs,
             hf_rows: true,
         })
+    }
+
+    /// An adapter made from parameters being trained (f32 copies of A and
+    /// B, already in the model's own row layout: no fitting needed), so
+    /// generation can sample from the current policy without writing files.
+    /// `label` stands in for a path in messages.
+    pub fn from_params(params: &LoraParams, label: &Path) -> LoraAdapter {
+        let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let rank = params.config.rank;
+        let pairs = params
+            .tensors
+            .iter()
+            .map(|t| {
+                let a = Mat::Owned {
+                    ty: GgmlType::F32,
+                    dims: [t.cols, rank],
+                    data: f32_bytes(&t.a),
+                };
+                let b = Mat::Owned {
+                    ty: GgmlType::F32,
+                    dims: [rank, t.rows],
+                    data: f32_bytes(&t.b),
+                };
+                (t.base_name(), Pair { a, b })
+            })
+            .collect();
+        LoraAdapter {
+            path: label.to_path_buf(),
+            file: None,
+            alpha: params.config.alpha,
+            pairs,
+            hf_rows: false,
+        }
     }
 
     pub fn path(&self) -> &Path {

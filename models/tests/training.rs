@@ -169,29 +169,52 @@ fn gradients_with_dropout_subset_and_last_layers() {
 #[test]
 fn logprobs_agree_with_the_inference_forward() {
     // The training forward (f32 activations, exact attention) and the
-    // inference forward (llama.cpp numerics) compute the same model.
+    // inference forward (llama.cpp numerics) compute the same model, with
+    // and without an adapter (given to the inference side as
+    // `LoraAdapter::from_params`, as RL rollouts sample the current policy).
     let dir = tempdir();
     let pool = pool();
     for arch in [Arch::Llama, Arch::Qwen2] {
-        let model = tiny_model(arch, GgmlType::F32, &dir);
-        let lp = model.token_logprobs(&TOKENS, None, &pool).unwrap();
-        let mut kv = model.new_cache(32);
-        let mut st = srl_models::State::new();
-        model
-            .forward(&TOKENS, &mut kv, &mut st, srl_models::Logits::All, &pool)
-            .unwrap();
-        let v = model.config.vocab_size;
-        for t in 0..TOKENS.len() - 1 {
-            let z = &st.logits[t * v..(t + 1) * v];
-            let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
-            let want = z[TOKENS[t + 1] as usize] - lse;
-            assert!(
-                (lp[t] - want).abs() < 2e-2,
-                "{}: t={t}: {} vs {want}",
-                arch.name(),
-                lp[t]
-            );
+        let mut model = tiny_model(arch, GgmlType::F32, &dir);
+        let lora = random_adapter(&model, LoraConfig::default());
+        for with_lora in [false, true] {
+            let lp = model
+                .token_logprobs(&TOKENS, with_lora.then_some(&lora), &pool)
+                .unwrap();
+            model.adapters.clear();
+            if with_lora {
+                let adapter = srl_models::LoraAdapter::from_params(&lora, &dir);
+                model.adapters.push(srl_models::ActiveLora {
+                    adapter,
+                    scale: 1.0,
+                });
+            }
+            let mut kv = model.new_cache(32);
+            let mut st = srl_models::State::new();
+            model
+                .forward(&TOKENS, &mut kv, &mut st, srl_models::Logits::All, &pool)
+                .unwrap();
+            model.adapters.clear();
+            let v = model.config.vocab_size;
+            for t in 0..TOKENS.len() - 1 {
+                let z = &st.logits[t * v..(t + 1) * v];
+                let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+                let want = z[TOKENS[t + 1] as usize] - lse;
+                assert!(
+                    (lp[t] - want).abs() < 2e-2,
+                    "{} (lora {with_lora}): t={t}: {} vs {want}",
+                    arch.name(),
+                    lp[t]
+                );
+            }
+            if with_lora {
+                let base = model.token_logprobs(&TOKENS, None, &pool).unwrap();
+                assert!(
+                    lp.iter().zip(&base).any(|(a, b)| (a - b).abs() > 0.05),
+                    "the random adapter should change the log-probabilities"
+                );
+            }
         }
     }
 }
