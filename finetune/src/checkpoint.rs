@@ -38,6 +38,10 @@ pub struct TrainerState {
     pub srl_version: String,
     /// The full settings of the run.
     pub config: TrainConfig,
+    /// Examples (SFT) or instances (RL, which may skip some) consumed so
+    /// far: where the data order resumes.
+    #[serde(default)]
+    pub data_position: u64,
 }
 
 pub const STATE_FILE: &str = "trainer_state.json";
@@ -147,12 +151,14 @@ pub fn load_latest(out: &Path, model: &Model) -> Result<Resumed> {
         weight_decay: c.weight_decay,
     };
     let optimizer = AdamW::load(&dir.join(OPTIMIZER_FILE), opt_config, &params)?;
-    if optimizer.step != state.step {
+    // RL runs take `inner_updates` optimizer steps per update.
+    let expected = state.step * state.config.rl.inner_updates.max(1) as u64;
+    if optimizer.step != expected {
         return Err(ModelError::format(
             &dir,
             format!(
-                "optimizer state is at step {} but trainer_state.json at {}",
-                optimizer.step, state.step
+                "optimizer state is at step {} but trainer_state.json expects {expected}",
+                optimizer.step
             ),
         ));
     }

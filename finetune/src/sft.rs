@@ -98,17 +98,25 @@ pub fn total_steps(config: &TrainConfig, n: usize) -> u64 {
         .max(1.0) as u64
 }
 
-/// The order the run consumes examples in: a seeded shuffle per epoch, the
-/// current epoch's permutation kept.
-struct DataOrder {
+/// The order a run consumes examples (or RL instances) in: a seeded shuffle
+/// per epoch, the current epoch's permutation kept.
+pub(crate) struct DataOrder {
     n: usize,
     seed: u64,
     epoch: Option<(u64, Vec<usize>)>,
 }
 
 impl DataOrder {
+    pub(crate) fn new(n: usize, seed: u64) -> DataOrder {
+        DataOrder {
+            n,
+            seed,
+            epoch: None,
+        }
+    }
+
     /// The index into the examples of the k-th example the run consumes.
-    fn at(&mut self, k: u64) -> usize {
+    pub(crate) fn at(&mut self, k: u64) -> usize {
         let epoch = k / self.n as u64;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let seed = mix64(self.seed ^ mix64(epoch.wrapping_add(0xE90C)));
@@ -338,6 +346,7 @@ pub fn train_sft(
                 base_arch: model.config.arch.name().into(),
                 srl_version: env!("CARGO_PKG_VERSION").into(),
                 config: config.clone(),
+                data_position: done * per_step,
             };
             let dir = save_checkpoint(&out, &state, &params, &opt, model, config.keep_checkpoints)?;
             publish(&out, &dir, &state, &params, model)?;

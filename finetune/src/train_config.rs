@@ -72,6 +72,102 @@ pub struct TrainConfig {
     /// recomputed from their input (activation checkpointing). 0 = always
     /// recompute (least memory).
     pub saved_activations_mib: usize,
+
+    /// The RL trainers' settings (`[rl]` in a config file); `batch_size` is
+    /// the number of groups per update there.
+    pub rl: RlConfig,
+}
+
+/// Settings of `srl train srl` and `srl train rlvr` (SRL.md, "Policy
+/// optimisation"): rollouts, the clipped objective and dynamic sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlConfig {
+    /// Rollouts per instance (G).
+    pub group_size: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Tokens per rollout at most.
+    pub max_new_tokens: usize,
+    /// Monologue tokens before `</think>` is written for the model (budget
+    /// forcing; the prompt then ends with `<think>`). None: the model must
+    /// close the block itself.
+    pub think_budget: Option<usize>,
+    /// The PPO clip range: the ratio is held in [1 - clip_low, 1 + clip_high].
+    pub clip_low: f64,
+    pub clip_high: f64,
+    /// KL penalty to the base model (adapter off).
+    pub kl_beta: f64,
+    /// Groups whose reward std is not above this are dropped.
+    pub std_epsilon: f64,
+    /// Optimizer steps on each batch of rollouts.
+    pub inner_updates: usize,
+    /// At most this many times `batch_size` groups are sampled to fill one
+    /// update's batch; then the update goes on with what it has (or, with
+    /// nothing, the run stops and says why).
+    pub sampling_bound: usize,
+    /// Rollouts written to metrics.jsonl per update.
+    pub log_samples: usize,
+    /// difflib's autojunk heuristic in the SRL reward.
+    pub autojunk: bool,
+}
+
+impl Default for RlConfig {
+    fn default() -> Self {
+        RlConfig {
+            group_size: 8,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_new_tokens: 256,
+            think_budget: None,
+            clip_low: 0.2,
+            clip_high: 0.2,
+            kl_beta: 0.0,
+            std_epsilon: 1e-6,
+            inner_updates: 1,
+            sampling_bound: 4,
+            log_samples: 2,
+            autojunk: true,
+        }
+    }
+}
+
+impl RlConfig {
+    pub fn grpo(&self) -> crate::grpo::GrpoConfig {
+        crate::grpo::GrpoConfig {
+            clip_low: self.clip_low,
+            clip_high: self.clip_high,
+            kl_beta: self.kl_beta,
+            std_epsilon: self.std_epsilon,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if self.group_size < 2 {
+            return bad(format!(
+                "group_size must be at least 2 (advantages compare rollouts), not {}",
+                self.group_size
+            ));
+        }
+        let sampling_ok = self.temperature > 0.0 && self.top_p > 0.0 && self.top_p <= 1.0;
+        if !sampling_ok {
+            return bad("RL sampling needs temperature > 0 and top_p in (0, 1]".into());
+        }
+        if self.max_new_tokens == 0 || self.think_budget == Some(0) {
+            return bad("max_new_tokens and think_budget must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.clip_low) || self.clip_high < 0.0 {
+            return bad("clip_low must be in [0, 1) and clip_high at least 0".into());
+        }
+        if self.kl_beta < 0.0 || self.std_epsilon < 0.0 {
+            return bad("kl_beta and std_epsilon must not be negative".into());
+        }
+        if self.inner_updates == 0 || self.sampling_bound == 0 {
+            return bad("inner_updates and sampling_bound must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -108,6 +204,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             threads: 0,
             saved_activations_mib: 1024,
+            rl: RlConfig::default(),
         }
     }
 }
@@ -197,7 +294,7 @@ impl TrainConfig {
         if self.epochs.is_some_and(|e| e.is_nan() || e <= 0.0) || self.max_steps == Some(0) {
             return bad("epochs and max_steps must be positive".into());
         }
-        Ok(())
+        self.rl.validate()
     }
 
     /// Examples per optimizer step.
@@ -227,6 +324,13 @@ mod tests {
         std::fs::write(&y, "rank: 4\nmax_steps: 10\nnum_layers: 2\n").unwrap();
         let c = TrainConfig::from_file(&y).unwrap();
         assert_eq!((c.rank, c.max_steps, c.num_layers), (4, Some(10), Some(2)));
+        std::fs::write(&t, "lr = 1e-5\n[rl]\ngroup_size = 4\nthink_budget = 32\n").unwrap();
+        let c = TrainConfig::from_file(&t).unwrap();
+        assert_eq!((c.rl.group_size, c.rl.think_budget), (4, Some(32)));
+        assert_eq!(c.rl.clip_low, 0.2);
+        std::fs::write(&t, "[rl]\ngroup = 4\n").unwrap();
+        let e = TrainConfig::from_file(&t).unwrap_err().to_string();
+        assert!(e.contains("group"), "{e}");
         std::fs::write(&t, "rnak = 8\n").unwrap();
         let e = TrainConfig::from_file(&t).unwrap_err().to_string();
         assert!(e.contains("rnak") && e.contains("run.toml"), "{e}");

@@ -17,6 +17,7 @@ mod reward;
 mod solve;
 mod tokenize;
 mod train;
+mod train_rl;
 
 use clap::{Parser, Subcommand};
 
@@ -58,7 +59,7 @@ enum Command {
     /// Prepare training data: SRL step instances from expert trajectories
     #[command(subcommand)]
     Data(data::Command),
-    /// Train a LoRA adapter (sft)
+    /// Train a LoRA adapter (sft, srl, rlvr)
     #[command(subcommand)]
     Train(train::Command),
 }

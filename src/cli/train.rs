@@ -1,5 +1,6 @@
-//! `srl train sft`: train a LoRA adapter on expert data, with a progress bar,
-//! validation, checkpoints and `--resume`.
+//! `srl train sft|srl|rlvr`: train a LoRA adapter on expert data, with a
+//! progress bar, validation, checkpoints and `--resume`. The settings every
+//! trainer shares are here; the RL trainers' own are in train_rl.rs.
 
 use super::common::resolve_model;
 use anyhow::Context;
@@ -16,11 +17,17 @@ use std::path::PathBuf;
 pub enum Command {
     /// Supervised fine-tuning: next-token loss on the expert's tokens only
     Sft(Box<SftArgs>),
+    /// Supervised RL: rollouts rewarded per step by similarity to the expert's step
+    Srl(Box<super::train_rl::RlArgs>),
+    /// RL with a verifiable reward: whole solutions rewarded for a correct final answer
+    Rlvr(Box<super::train_rl::RlArgs>),
 }
 
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Sft(a) => sft(*a),
+        Command::Srl(a) => super::train_rl::run(*a, super::train_rl::Trainer::Srl),
+        Command::Rlvr(a) => super::train_rl::run(*a, super::train_rl::Trainer::Rlvr),
     }
 }
 
@@ -30,11 +37,11 @@ pub fn run(c: Command) -> anyhow::Result<()> {
 pub struct SftArgs {
     /// A GGUF file or a safetensors folder [default: SmolLM2-135M-Instruct Q4_1]
     #[arg(short, long, value_name = "PATH")]
-    model: Option<PathBuf>,
-    /// Training data: JSONL of {task, steps[, answer]}, {messages} or {prompt, completion}
+    pub model: Option<PathBuf>,
+    /// Training data: JSONL of {task, steps[, answer]}, {messages} or {prompt, completion} (SFT); trajectories or step instances (SRL); {task, answer} problems (RLVR)
     #[arg(long, value_name = "JSONL")]
     data: Option<PathBuf>,
-    /// Validation data (same formats)
+    /// Validation data (same formats; SFT only)
     #[arg(long, value_name = "JSONL")]
     valid: Option<PathBuf>,
     /// The adapter folder to write
@@ -42,7 +49,7 @@ pub struct SftArgs {
     out: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint, with its settings
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
     /// Settings from a TOML or YAML file (keys as the long flags, with _)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -97,10 +104,10 @@ pub struct SftArgs {
     #[arg(long)]
     max_grad_norm: Option<f32>,
 
-    /// Examples per micro-batch [1]
+    /// Examples per micro-batch; RL: groups per update [1]
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Micro-batches per optimizer step [1]
+    /// Micro-batches per optimizer step (SFT only) [1]
     #[arg(long)]
     grad_accum: Option<usize>,
     /// Epochs over the data [1]
@@ -109,7 +116,7 @@ pub struct SftArgs {
     /// Optimizer steps (instead of --epochs)
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Truncate examples to this many tokens [512]
+    /// Truncate examples to this many tokens (SFT only) [512]
     #[arg(long)]
     max_len: Option<usize>,
     /// Seed of the shuffle, initialisation and dropout [0]
@@ -130,14 +137,21 @@ pub struct SftArgs {
     /// Skip (and count) malformed lines instead of stopping
     #[arg(long)]
     skip_bad: bool,
-    /// prompt/completion as raw text, without the chat template
+    /// prompt/completion as raw text, without the chat template (SFT only)
     #[arg(long)]
     raw: bool,
 }
 
 impl SftArgs {
     /// The settings: defaults < config file (or the resumed run's) < flags.
-    fn config(&self) -> anyhow::Result<TrainConfig> {
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let c = self.config_unchecked()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// [`SftArgs::config`] before validation (the RL flags come on top).
+    pub fn config_unchecked(&self) -> anyhow::Result<TrainConfig> {
         let mut c = if let Some(dir) = &self.resume {
             let (_, ck) = list_checkpoints(dir)
                 .pop()
@@ -203,7 +217,6 @@ impl SftArgs {
         if c.data.as_os_str().is_empty() {
             anyhow::bail!("no training data: give --data FILE.jsonl (or data = ... in --config)");
         }
-        c.validate()?;
         Ok(c)
     }
 }
@@ -230,15 +243,7 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let out = config.out.clone();
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} step {pos}/{len} [{bar:30}] {msg} elapsed {elapsed} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let tty = std::io::stderr().is_terminal();
+    let (bar, tty) = progress_bar();
     // indicatif draws nothing (println included) when stderr is not a terminal.
     let say = |msg: String| {
         if tty {
@@ -301,6 +306,20 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The training progress bar on stderr, and whether stderr is a terminal
+/// (indicatif draws nothing, println included, when it is not).
+pub fn progress_bar() -> (ProgressBar, bool) {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{bar:30}] {msg} elapsed {elapsed} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    (bar, std::io::stderr().is_terminal())
 }
 
 fn fmt_loss(v: Option<f64>) -> String {

@@ -1,0 +1,612 @@
+//! The GRPO trainer shared by SRL and RLVR (SRL.md, "Policy optimisation"):
+//! for each update, groups of rollouts are sampled from the current policy
+//! (base + the adapter being trained), scored by the task's reward, filtered
+//! (dynamic sampling: a group whose rewards do not differ is dropped and
+//! another instance is sampled, up to a bound), and the clipped policy
+//! gradient with token-level averaging ([`crate::grpo`]) is taken with AdamW
+//! on the LoRA weights, `inner_updates` times per batch.
+//!
+//! What a task supplies ([`RlTask`]) is only its instances, their prompts
+//! and the reward: [`SrlTask`] (the expert step's similarity) and
+//! [`RlvrTask`] (the final answer) live in `rl/`.
+//!
+//! Every update writes one line to metrics.jsonl (reward mean/std, dropped
+//! groups, format failures, similarity, response length, clip fraction, KL,
+//! tokens/s, sample rollouts) and the reward plot is redrawn at each
+//! checkpoint. Rollout seeds, the data order and dropout masks are functions
+//! of (seed, position), so a resumed run continues as if never stopped.
+
+mod rlvr_task;
+mod srl_task;
+
+pub use rlvr_task::{read_problems, RlvrTask, RLVR_SYSTEM_PROMPT};
+pub use srl_task::SrlTask;
+
+use crate::adapter_files::{read_adapter, write_adapter_folder};
+use crate::checkpoint::{
+    list_checkpoints, load_latest, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE,
+    STATE_FILE,
+};
+use crate::grpo::{group_advantages, mean_std, token_term};
+use crate::metrics::{metric_points, read_metrics, MetricsWriter};
+use crate::optimizer::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
+use crate::plot::{write_svg_plot, Series};
+use crate::schedule::{Decay, Schedule};
+use crate::sft::{DataOrder, TrainError};
+use crate::train_config::TrainConfig;
+use serde_json::json;
+use srl_models::lora_params::mix64;
+use srl_models::{ActiveLora, LoraAdapter, LoraParams, Model, ModelError, PassOptions};
+use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How one response scored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    pub reward: f64,
+    /// SRL: the action's similarity to the expert step (None on a format
+    /// failure); RLVR: None.
+    pub similarity: Option<f64>,
+    /// SRL: no closed think block or no action. RLVR: no final answer found.
+    pub format_failure: bool,
+}
+
+/// What an RL trainer trains on.
+pub trait RlTask {
+    /// "srl" or "rlvr" (written in trainer_state.json).
+    fn name(&self) -> &'static str;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The instance's id, for sample logs.
+    fn id(&self, i: usize) -> &str;
+    /// The chat messages that ask for instance `i`'s response.
+    fn messages(&self, i: usize) -> Vec<Message>;
+    /// Whether a response is one step (it then ends with its line).
+    fn one_step(&self) -> bool;
+    fn score(&self, i: usize, response: &str) -> Score;
+}
+
+/// The prompt token ids of a step-wise request: the model's chat template,
+/// then `<think>\n` when a think budget is in force (the model starts
+/// inside its monologue, as reasoning models' templates do).
+pub fn prompt_ids(
+    engine: &Engine,
+    messages: &[Message],
+    format: &StepFormat,
+) -> Result<Vec<u32>, srl_runtime::RuntimeError> {
+    let mut text = engine.render_chat(messages, true)?;
+    if format.think_budget.is_some() {
+        text.push_str("<think>\n");
+    }
+    Ok(engine.tokenize_prompt(&text))
+}
+
+/// What the trainer reports as it goes.
+pub enum RlEvent<'a> {
+    Start {
+        step: u64,
+        total_steps: u64,
+        trainable: usize,
+        instances: usize,
+        /// Instances left out because prompt + max_new_tokens exceed the
+        /// model's context.
+        too_long: usize,
+    },
+    /// A group was sampled (for a live progress line).
+    Group {
+        sampled: usize,
+        kept: usize,
+        needed: usize,
+    },
+    Update(&'a UpdateReport),
+    Checkpoint {
+        step: u64,
+        dir: &'a Path,
+    },
+    /// The batch could not be filled within the sampling bound.
+    PartialBatch {
+        step: u64,
+        kept: usize,
+        wanted: usize,
+    },
+}
+
+/// One update's numbers (each also in metrics.jsonl).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpdateReport {
+    pub step: u64,
+    pub total_steps: u64,
+    /// Over every rollout sampled for this update (dropped groups included).
+    pub reward_mean: f64,
+    pub reward_std: f64,
+    pub groups_sampled: usize,
+    pub groups_dropped: usize,
+    /// groups_dropped / groups_sampled.
+    pub dropped_fraction: f64,
+    pub format_failure_rate: f64,
+    /// Over well-formed responses (SRL); None when there are none.
+    pub similarity_mean: Option<f64>,
+    /// Tokens per response (sampled and forced).
+    pub response_len_mean: f64,
+    /// Response tokens trained on whose ratio was clipped.
+    pub clip_fraction: f64,
+    /// Mean k3 KL to the base over trained tokens (only when kl_beta > 0).
+    pub kl: Option<f64>,
+    pub loss: f64,
+    pub grad_norm: f32,
+    pub lr: f32,
+    pub rollout_tokens_per_s: f64,
+    pub train_tokens_per_s: f64,
+    pub samples: Vec<serde_json::Value>,
+}
+
+/// The end of an RL run.
+#[derive(Debug, Clone)]
+pub struct RlOutcome {
+    /// Updates done.
+    pub steps: u64,
+    pub last_reward: Option<f64>,
+    /// Stopped by the `stop` flag (Ctrl-C); a checkpoint was saved.
+    pub interrupted: bool,
+    pub out: PathBuf,
+}
+
+/// A scored group that the update trains on.
+struct Group {
+    prompt: Vec<u32>,
+    samples: Vec<Rollout>,
+    advantages: Vec<f64>,
+}
+
+/// Trains (or, with `resume`, continues) an RL run of `task`; the engine's
+/// model is the base (its attached adapters are replaced by the policy).
+/// `stop` (set by Ctrl-C) ends the run after the current update with a
+/// checkpoint.
+pub fn train_rl(
+    engine: &mut Engine,
+    task: &dyn RlTask,
+    mut config: TrainConfig,
+    resume: bool,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(RlEvent),
+) -> Result<RlOutcome, TrainError> {
+    let out = config.out.clone();
+    let io = |p: &Path, e: std::io::Error| TrainError::Model(ModelError::io(p, e));
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    let (mut params, mut opt, start, mut position) = if resume {
+        let r = load_latest(&out, &engine.model)?;
+        if r.state.trainer != task.name() {
+            return Err(TrainError::Config(format!(
+                "{} holds a '{}' run; it cannot be resumed as '{}'",
+                out.display(),
+                r.state.trainer,
+                task.name()
+            )));
+        }
+        let (max_steps, epochs) = (config.max_steps, config.epochs);
+        config = r.state.config.clone();
+        if max_steps.is_some() || epochs.is_some() {
+            config.max_steps = max_steps;
+            config.epochs = epochs;
+        }
+        (r.params, r.optimizer, r.state.step, r.state.data_position)
+    } else {
+        config
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let lora = config
+            .lora()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let params = match &config.init_adapter {
+            Some(path) => {
+                let mut p = read_adapter(path, &engine.model)?;
+                p.config.dropout = lora.dropout;
+                p
+            }
+            None => LoraParams::init(&engine.model.config, lora, config.seed),
+        };
+        let opt = AdamW::new(adamw_config(&config), &params);
+        (params, opt, 0, 0)
+    };
+    let rl = config.rl.clone();
+    let grpo = rl.grpo();
+    let format = StepFormat {
+        think_budget: rl.think_budget,
+        stop_at_step_end: task.one_step(),
+    };
+
+    // Prompts, once; those that cannot fit the context are left out.
+    let n_ctx = engine.model.config.context_length;
+    let mut prompts: Vec<(usize, Vec<u32>)> = Vec::new();
+    let mut too_long = 0;
+    for i in 0..task.len() {
+        let ids = prompt_ids(engine, &task.messages(i), &format)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", task.id(i))))?;
+        if ids.len() + rl.max_new_tokens + 1 > n_ctx {
+            too_long += 1;
+        } else {
+            prompts.push((i, ids));
+        }
+    }
+    if prompts.is_empty() {
+        return Err(TrainError::Config(format!(
+            "no instance fits the context ({n_ctx} tokens) with max_new_tokens {}",
+            rl.max_new_tokens
+        )));
+    }
+    let groups_per_update = config.batch_size.max(1);
+    let total = match config.max_steps {
+        Some(s) => s,
+        None => ((config.epochs.unwrap_or(1.0) * prompts.len() as f64) / groups_per_update as f64)
+            .ceil()
+            .max(1.0) as u64,
+    };
+    let schedule = Schedule {
+        decay: Decay::parse(&config.schedule).unwrap_or(Decay::Cosine),
+        lr: config.lr,
+        min_lr: config.lr * config.min_lr_ratio,
+        warmup: config.warmup_steps,
+        total,
+    };
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = if resume {
+        MetricsWriter::resume(&metrics_path, start)?
+    } else {
+        MetricsWriter::create(&metrics_path)?
+    };
+    on_event(RlEvent::Start {
+        step: start,
+        total_steps: total,
+        trainable: params.len(),
+        instances: prompts.len(),
+        too_long,
+    });
+    let mut order = DataOrder::new(prompts.len(), config.seed);
+    let mut grads = params.zeros_like();
+    let mut last_reward = None;
+    let mut last_checkpoint = list_checkpoints(&out).pop().map(|c| c.1);
+    let bound = groups_per_update * rl.sampling_bound;
+    let mut step = start;
+    let mut interrupted = false;
+    while step < total {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        // The policy the rollouts sample from.
+        engine.model.adapters = vec![ActiveLora {
+            adapter: LoraAdapter::from_params(&params, &out),
+            scale: 1.0,
+        }];
+        let t0 = Instant::now();
+        let mut kept: Vec<Group> = Vec::new();
+        let (mut sampled, mut dropped) = (0usize, 0usize);
+        let mut rewards = Vec::new();
+        let mut sims = Vec::new();
+        let (mut failures, mut responses, mut response_tokens) = (0usize, 0usize, 0usize);
+        let mut samples_log = Vec::new();
+        while kept.len() < groups_per_update && sampled < bound {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let (i, prompt) = &prompts[order.at(position)];
+            let gen = GenerateParams {
+                max_tokens: rl.max_new_tokens,
+                sampler: SamplerConfig {
+                    temperature: rl.temperature,
+                    top_k: 0,
+                    top_p: rl.top_p,
+                    min_p: 0.0,
+                    seed: mix64(config.seed ^ mix64(position.wrapping_add(0x5A3D))),
+                    ..SamplerConfig::default()
+                },
+                stop: Vec::new(),
+                ignore_eog: false,
+            };
+            position += 1;
+            let group = engine
+                .rollouts_with(prompt, rl.group_size, &gen, &format)
+                .map_err(|e| TrainError::Config(format!("{}: {e}", task.id(*i))))?;
+            sampled += 1;
+            let scores: Vec<Score> = group
+                .samples
+                .iter()
+                .map(|s| task.score(*i, &s.text))
+                .collect();
+            for (s, sc) in group.samples.iter().zip(&scores) {
+                rewards.push(sc.reward);
+                sims.extend(sc.similarity);
+                failures += sc.format_failure as usize;
+                responses += 1;
+                response_tokens += s.ids.len();
+                if samples_log.len() < rl.log_samples {
+                    samples_log.push(json!({
+                        "id": task.id(*i), "response": s.text, "reward": sc.reward,
+                    }));
+                }
+            }
+            let r: Vec<f64> = scores.iter().map(|s| s.reward).collect();
+            match group_advantages(&r, grpo.std_epsilon) {
+                Some(advantages) => kept.push(Group {
+                    prompt: prompt.clone(),
+                    samples: group.samples,
+                    advantages,
+                }),
+                None => dropped += 1,
+            }
+            on_event(RlEvent::Group {
+                sampled,
+                kept: kept.len(),
+                needed: groups_per_update,
+            });
+        }
+        if stop.load(Ordering::Relaxed) && kept.len() < groups_per_update {
+            interrupted = true;
+            break;
+        }
+        if kept.is_empty() {
+            return Err(TrainError::Config(format!(
+                "update {}: all {sampled} groups sampled were dropped (their {} rollouts' rewards \
+                 did not differ: mean reward {:.3}, {failures} format failures); the model gets no \
+                 signal from this data. {}",
+                step + 1,
+                rewards.len(),
+                mean_std(&rewards).0,
+                if failures == responses {
+                    "Every response failed the <think> format: try a think budget \
+                     (--think-budget N), a larger --max-new-tokens, or a model that follows it."
+                } else {
+                    "Try a higher --temperature, a larger --group-size, or easier data."
+                }
+            )));
+        }
+        if kept.len() < groups_per_update {
+            on_event(RlEvent::PartialBatch {
+                step: step + 1,
+                kept: kept.len(),
+                wanted: groups_per_update,
+            });
+        }
+        let rollout_secs = t0.elapsed().as_secs_f64();
+
+        // The update.
+        let t1 = Instant::now();
+        let model = &engine.model;
+        let pool = &engine.pool;
+        let n_tokens: usize = kept
+            .iter()
+            .flat_map(|g| &g.samples)
+            .map(|s| s.forced.iter().filter(|&&f| !f).count())
+            .sum();
+        let seqs: Vec<(Vec<u32>, usize, f64, &Rollout)> = kept
+            .iter()
+            .flat_map(|g| {
+                g.samples.iter().zip(&g.advantages).map(move |(s, &a)| {
+                    (
+                        [g.prompt.clone(), s.ids.clone()].concat(),
+                        g.prompt.len(),
+                        a,
+                        s,
+                    )
+                })
+            })
+            .filter(|(_, _, _, s)| !s.ids.is_empty())
+            .collect();
+        let need_old = rl.inner_updates > 1 || grpo.kl_beta > 0.0;
+        let mut old = Vec::with_capacity(seqs.len());
+        let mut refs = Vec::with_capacity(seqs.len());
+        for (tokens, _, _, _) in &seqs {
+            if need_old {
+                old.push(model.token_logprobs(tokens, Some(&params), pool)?);
+            }
+            if grpo.kl_beta > 0.0 {
+                refs.push(model.token_logprobs(tokens, None, pool)?);
+            }
+        }
+        let (mut loss, mut clipped, mut trained, mut kl_sum) = (0.0f64, 0usize, 0usize, 0.0f64);
+        let mut gnorm = 0.0f32;
+        let lr = schedule.lr_at(step);
+        let mut train_tokens = 0usize;
+        for it in 0..rl.inner_updates {
+            grads.fill(0.0);
+            let last_it = it + 1 == rl.inner_updates;
+            for (k, (tokens, p_len, adv, s)) in seqs.iter().enumerate() {
+                let cur = if it == 0 || !need_old {
+                    old.get(k).cloned()
+                } else {
+                    Some(model.token_logprobs(tokens, Some(&params), pool)?)
+                };
+                let mut weights = vec![0.0f32; tokens.len() - 1];
+                for (j, &forced) in s.forced.iter().enumerate() {
+                    if forced {
+                        continue;
+                    }
+                    let pos = p_len + j - 1;
+                    let (lp, old_lp) = match (&cur, old.get(k)) {
+                        (Some(c), Some(o)) => (c[pos] as f64, o[pos] as f64),
+                        _ => (0.0, 0.0),
+                    };
+                    let term = token_term(
+                        &grpo,
+                        *adv,
+                        lp,
+                        old_lp,
+                        refs.get(k).map(|r| r[pos] as f64),
+                        n_tokens,
+                    );
+                    weights[pos] = term.weight as f32;
+                    if last_it {
+                        loss += term.loss;
+                        clipped += term.clipped as usize;
+                        trained += 1;
+                        kl_sum += term.kl;
+                    }
+                }
+                let seed =
+                    mix64(config.seed ^ mix64((step * 64 + it as u64) * 1_000_003 + k as u64));
+                model.weighted_nll(
+                    tokens,
+                    &weights,
+                    Some(&params),
+                    Some(&mut grads),
+                    PassOptions {
+                        dropout_seed: Some(seed),
+                        saved_activations_mib: config.saved_activations_mib,
+                    },
+                    pool,
+                )?;
+                train_tokens += tokens.len();
+            }
+            if !loss.is_finite() || grads.slices().any(|g| g.iter().any(|v| !v.is_finite())) {
+                return Err(TrainError::NonFinite {
+                    step: step + 1,
+                    loss,
+                    checkpoint: last_checkpoint,
+                });
+            }
+            gnorm = if config.max_grad_norm > 0.0 {
+                clip_grad_norm(&mut grads, config.max_grad_norm)
+            } else {
+                grad_norm(&grads) as f32
+            };
+            opt.step(&mut params, &grads, lr);
+        }
+        let train_secs = t1.elapsed().as_secs_f64();
+        step += 1;
+        let (reward_mean, reward_std) = mean_std(&rewards);
+        let report = UpdateReport {
+            step,
+            total_steps: total,
+            reward_mean,
+            reward_std,
+            groups_sampled: sampled,
+            groups_dropped: dropped,
+            dropped_fraction: dropped as f64 / sampled.max(1) as f64,
+            format_failure_rate: failures as f64 / responses.max(1) as f64,
+            similarity_mean: (!sims.is_empty()).then(|| mean_std(&sims).0),
+            response_len_mean: response_tokens as f64 / responses.max(1) as f64,
+            clip_fraction: clipped as f64 / trained.max(1) as f64,
+            kl: (grpo.kl_beta > 0.0).then(|| kl_sum / trained.max(1) as f64),
+            loss,
+            grad_norm: gnorm,
+            lr,
+            rollout_tokens_per_s: response_tokens as f64 / rollout_secs.max(1e-9),
+            train_tokens_per_s: train_tokens as f64 / train_secs.max(1e-9),
+            samples: samples_log,
+        };
+        let mut record = serde_json::to_value(&report).expect("report serializes");
+        if let Some(o) = record.as_object_mut() {
+            o.remove("step");
+            o.remove("total_steps");
+            o.insert("position".into(), json!(position));
+        }
+        metrics.write(step, &record)?;
+        on_event(RlEvent::Update(&report));
+        last_reward = Some(reward_mean);
+        if step == total || (config.save_every > 0 && step % config.save_every == 0) {
+            last_checkpoint = Some(checkpoint(
+                &out,
+                task,
+                &config,
+                step,
+                total,
+                position,
+                last_reward,
+                &params,
+                &opt,
+                &engine.model,
+                on_event,
+            )?);
+        }
+    }
+    if interrupted && step > start && last_checkpoint_step(&out) != Some(step) {
+        checkpoint(
+            &out,
+            task,
+            &config,
+            step,
+            total,
+            position,
+            last_reward,
+            &params,
+            &opt,
+            &engine.model,
+            on_event,
+        )?;
+    }
+    engine.model.adapters.clear();
+    Ok(RlOutcome {
+        steps: step,
+        last_reward,
+        interrupted,
+        out,
+    })
+}
+
+fn last_checkpoint_step(out: &Path) -> Option<u64> {
+    list_checkpoints(out).pop().map(|c| c.0)
+}
+
+/// Saves a checkpoint and puts its adapter, state and plot at the top of
+/// the run folder.
+#[allow(clippy::too_many_arguments)]
+fn checkpoint(
+    out: &Path,
+    task: &dyn RlTask,
+    config: &TrainConfig,
+    step: u64,
+    total: u64,
+    position: u64,
+    last_reward: Option<f64>,
+    params: &LoraParams,
+    opt: &AdamW,
+    model: &Model,
+    on_event: &mut dyn FnMut(RlEvent),
+) -> Result<PathBuf, TrainError> {
+    let state = TrainerState {
+        step,
+        total_steps: total,
+        epoch: position as f64 / task.len().max(1) as f64,
+        trainer: task.name().into(),
+        last_loss: last_reward.map(|r| -r),
+        last_valid_loss: None,
+        base_model: model.files.path().display().to_string(),
+        base_arch: model.config.arch.name().into(),
+        srl_version: env!("CARGO_PKG_VERSION").into(),
+        config: config.clone(),
+        data_position: position,
+    };
+    let dir = save_checkpoint(out, &state, params, opt, model, config.keep_checkpoints)?;
+    write_adapter_folder(out, params, model)?;
+    write_state(&out.join(STATE_FILE), &state)?;
+    let bytes = std::fs::read(dir.join(OPTIMIZER_FILE)).map_err(|e| ModelError::io(&dir, e))?;
+    crate::atomic_file::write_atomic(&out.join(OPTIMIZER_FILE), &bytes)?;
+    let records = read_metrics(&out.join("metrics.jsonl"))?;
+    let mut series = vec![Series::new(
+        "reward (mean)",
+        metric_points(&records, "reward_mean"),
+    )];
+    if task.name() == "srl" {
+        series.push(Series::new(
+            "similarity (mean, well-formed)",
+            metric_points(&records, "similarity_mean"),
+        ));
+    }
+    let title = format!("{} rewards", task.name().to_uppercase());
+    write_svg_plot(&out.join("reward.svg"), &title, &series, "update", "reward")?;
+    on_event(RlEvent::Checkpoint { step, dir: &dir });
+    Ok(dir)
+}
+
+fn adamw_config(c: &TrainConfig) -> AdamWConfig {
+    AdamWConfig {
+        beta1: c.beta1,
+        beta2: c.beta2,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+    }
+}
