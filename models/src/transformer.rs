@@ -15,6 +15,7 @@ use crate::norm::rms_norm;
 use crate::rope::{apply_rope, rope_table};
 use half::f16;
 use srl_quant::{matmul, GgmlType, QuantizedActivations, WeightMatrix};
+use std::ops::Range;
 use std::path::Path;
 
 /// A linear layer `y = x W^T (+ b)` whose weight stays in the file.
@@ -266,6 +267,45 @@ impl Model {
         logits: Logits,
         pool: &rayon::ThreadPool,
     ) -> Result<()> {
+        self.forward_segments(segments, None, state, logits, pool)
+    }
+
+    /// [`Model::forward_batch`] with the adapters chosen per sequence:
+    /// `adapters[i]` apply to `segments[i]`, in place of the model's own
+    /// `adapters` (an empty slice: the base model). One batch can so serve
+    /// requests for different adapters: the base weights are read once for
+    /// all rows, each adapter's term only for its rows (consecutive sequences
+    /// with the same adapters share one product). Each sequence's numbers
+    /// equal a [`Model::forward`] of a model carrying its adapters.
+    pub fn forward_batch_adapters(
+        &self,
+        segments: &mut [Segment],
+        adapters: &[&[ActiveLora]],
+        state: &mut State,
+        logits: Logits,
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
+        if adapters.len() != segments.len() {
+            return Err(ModelError::config(
+                self.files.path(),
+                format!(
+                    "{} adapter sets for {} sequences",
+                    adapters.len(),
+                    segments.len()
+                ),
+            ));
+        }
+        self.forward_segments(segments, Some(adapters), state, logits, pool)
+    }
+
+    fn forward_segments(
+        &self,
+        segments: &mut [Segment],
+        per_segment: Option<&[&[ActiveLora]]>,
+        state: &mut State,
+        logits: Logits,
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
         let c = &self.config;
         let t_n: usize = segments.iter().map(|s| s.tokens.len()).sum();
         if t_n == 0 {
@@ -294,6 +334,16 @@ impl Model {
             }
         }
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        // Which rows each adapter applies to: all rows for the model's own.
+        let whole = [(0..t_n, &self.adapters[..])];
+        let split;
+        let lora: &[LoraRows] = match per_segment {
+            None => &whole,
+            Some(per) => {
+                split = lora_rows(segments.iter().map(|s| s.tokens.len()), per);
+                &split
+            }
+        };
         let s = state;
         resize(&mut s.x, t_n * ce);
         resize(&mut s.xb, t_n * ce);
@@ -334,9 +384,9 @@ impl Model {
             // Attention block.
             rms_norm(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb);
             s.lin.new_input();
-            self.linear(&w.q, &s.xb, t_n, &mut s.q, &mut s.lin, pool);
-            self.linear(&w.k, &s.xb, t_n, &mut s.k, &mut s.lin, pool);
-            self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, pool);
+            self.linear(&w.q, &s.xb, t_n, &mut s.q, &mut s.lin, lora, pool);
+            self.linear(&w.k, &s.xb, t_n, &mut s.k, &mut s.lin, lora, pool);
+            self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, lora, pool);
             apply_rope(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style);
             apply_rope(&mut s.k, c.n_head_kv, c.head_dim, &s.rope, c.rope_style);
             let mut t0 = 0;
@@ -369,17 +419,17 @@ impl Model {
                 t0 += n;
             }
             s.lin.new_input();
-            self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, pool);
+            self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
             add_assign(&mut s.x, &s.xb);
 
             // Feed-forward block.
             rms_norm(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb);
             s.lin.new_input();
-            self.linear(&w.gate, &s.xb, t_n, &mut s.gate, &mut s.lin, pool);
-            self.linear(&w.up, &s.xb, t_n, &mut s.up, &mut s.lin, pool);
+            self.linear(&w.gate, &s.xb, t_n, &mut s.gate, &mut s.lin, lora, pool);
+            self.linear(&w.up, &s.xb, t_n, &mut s.up, &mut s.lin, lora, pool);
             swiglu(&mut s.gate, &s.up);
             s.lin.new_input();
-            self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, pool);
+            self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, lora, pool);
             add_assign(&mut s.x, &s.xb);
         }
         for seg in segments.iter_mut() {
@@ -403,6 +453,20 @@ impl Model {
         if n_out == 0 {
             return Ok(());
         }
+        let whole_out = [(0..n_out, &self.adapters[..])];
+        let split_out;
+        let lora_out: &[LoraRows] = match per_segment {
+            None => &whole_out,
+            Some(per) => {
+                let rows_of = |n: usize| match logits {
+                    Logits::None => 0,
+                    Logits::Last => n.min(1),
+                    Logits::All => n,
+                };
+                split_out = lora_rows(segments.iter().map(|s| rows_of(s.tokens.len())), per);
+                &split_out
+            }
+        };
         resize(&mut s.embd_row, n_out * ce);
         resize(&mut s.head_in, n_out * ce);
         for (i, &t) in s.out_rows.iter().enumerate() {
@@ -422,6 +486,7 @@ impl Model {
             n_out,
             &mut s.logits,
             &mut s.lin,
+            lora_out,
             pool,
         );
         Ok(())
@@ -433,6 +498,29 @@ impl Model {
 pub struct Segment<'a> {
     pub tokens: &'a [u32],
     pub kv: &'a mut KvCache,
+}
+
+/// Rows of a batch (a range of its tokens) and the adapters that apply to them.
+type LoraRows<'a> = (Range<usize>, &'a [ActiveLora]);
+
+/// The row ranges of sequences of `rows` rows each with `adapters` each,
+/// neighbours with the same adapters merged, sequences without any left out.
+fn lora_rows<'a>(
+    rows: impl Iterator<Item = usize>,
+    adapters: &[&'a [ActiveLora]],
+) -> Vec<LoraRows<'a>> {
+    let mut out: Vec<LoraRows<'a>> = Vec::new();
+    let mut r0 = 0;
+    for (n, &a) in rows.zip(adapters) {
+        if n > 0 && !a.is_empty() {
+            match out.last_mut() {
+                Some((range, prev)) if range.end == r0 && std::ptr::eq(*prev, a) => range.end += n,
+                _ => out.push((r0..r0 + n, a)),
+            }
+        }
+        r0 += n;
+    }
+    out
 }
 
 /// Scratch of the linear layers: the quantized input, shared by consecutive
@@ -454,8 +542,9 @@ impl LinearScratch {
 }
 
 impl Model {
-    /// y = x W^T (+ scale * (x A^T) B^T for each adapter) (+ b), as
-    /// llama.cpp's build_lora_mm orders it.
+    /// y = x W^T (+ scale * (x A^T) B^T for each adapter of a row) (+ b),
+    /// as llama.cpp's build_lora_mm orders it. x is [T, cols], y [T, rows].
+    #[allow(clippy::too_many_arguments)] // the scratch and the row map are the layer's context
     fn linear(
         &self,
         lin: &Linear,
@@ -463,6 +552,7 @@ impl Model {
         n_tokens: usize,
         y: &mut [f32],
         sc: &mut LinearScratch,
+        lora: &[LoraRows],
         pool: &rayon::ThreadPool,
     ) {
         let w = lin.matrix(&self.files);
@@ -472,22 +562,27 @@ impl Model {
             sc.act_ty = Some(want);
         }
         matmul(&w, &sc.act, y, pool);
-        for lora in &self.adapters {
-            let Some((a, b)) = lora.adapter.matrices(&lin.weight.name) else {
-                continue;
-            };
-            let rank = a.rows;
-            sc.lora_act
-                .quantize(a.ty.vec_dot_type(), x, n_tokens, lin.cols, pool);
-            resize(&mut sc.lora_mid, n_tokens * rank);
-            matmul(&a, &sc.lora_act, &mut sc.lora_mid, pool);
-            sc.lora_act
-                .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n_tokens, rank, pool);
-            resize(&mut sc.lora_out, n_tokens * lin.rows);
-            matmul(&b, &sc.lora_act, &mut sc.lora_out, pool);
-            let scale = lora.effective_scale(rank);
-            for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
-                *o += d * scale;
+        for (rows, adapters) in lora {
+            let n = rows.len();
+            let x = &x[rows.start * lin.cols..rows.end * lin.cols];
+            let y = &mut y[rows.start * lin.rows..rows.end * lin.rows];
+            for lora in adapters.iter() {
+                let Some((a, b)) = lora.adapter.matrices(&lin.weight.name) else {
+                    continue;
+                };
+                let rank = a.rows;
+                sc.lora_act
+                    .quantize(a.ty.vec_dot_type(), x, n, lin.cols, pool);
+                resize(&mut sc.lora_mid, n * rank);
+                matmul(&a, &sc.lora_act, &mut sc.lora_mid, pool);
+                sc.lora_act
+                    .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n, rank, pool);
+                resize(&mut sc.lora_out, n * lin.rows);
+                matmul(&b, &sc.lora_act, &mut sc.lora_out, pool);
+                let scale = lora.effective_scale(rank);
+                for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
+                    *o += d * scale;
+                }
             }
         }
         if let Some(b) = &lin.bias {

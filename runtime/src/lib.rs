@@ -7,6 +7,7 @@ pub mod generate;
 pub mod model_cache;
 pub mod rollout;
 pub mod sampler;
+pub mod server;
 pub mod step_format;
 pub mod stop;
 pub mod tokenizer;

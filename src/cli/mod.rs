@@ -14,6 +14,7 @@ mod merge;
 mod pull;
 mod quantize;
 mod reward;
+mod serve;
 mod solve;
 mod tokenize;
 mod train;
@@ -54,6 +55,8 @@ enum Command {
     Reward(reward::Args),
     /// Evaluate on held-out data: greedy step similarity, format failures, final-answer accuracy.
     Eval(eval::Args),
+    /// Serve the model over HTTP with an OpenAI-compatible API (chat, completions, adapters).
+    Serve(serve::Args),
     /// Solve a problem step by step as an SRL model is used, printing each step.
     Solve(solve::Args),
     /// Prepare training data: SRL step instances from expert trajectories
@@ -79,5 +82,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Reward(a) => reward::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Solve(a) => solve::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

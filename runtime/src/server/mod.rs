@@ -1,0 +1,258 @@
+//! `srl serve`: an OpenAI-compatible HTTP server over the native engine.
+//!
+//! Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (whole
+//! or streamed as server-sent events), `GET /v1/models`, LoRA adapters
+//! loaded and unloaded at run time (`GET|POST /v1/adapters`,
+//! `DELETE /v1/adapters/{name}`), `GET /health` and `GET /metrics`
+//! (Prometheus). One scheduler thread owns the model and decodes every
+//! request together (see [`scheduler`]); the HTTP side (tokio + axum) only
+//! parses, tokenizes and streams.
+
+pub mod adapters;
+pub mod errors;
+mod handlers;
+pub mod metrics;
+pub mod openai;
+pub mod reasoning;
+pub mod scheduler;
+
+use crate::generate::Engine;
+use adapters::{valid_name, Adapter, Registry};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+pub use errors::{ApiError, ServeError};
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub model: PathBuf,
+    /// The id clients name the base model by [default: the file's name
+    /// without `.gguf`].
+    pub model_id: Option<String>,
+    /// Adapters loaded at start: (name, path).
+    pub adapters: Vec<(String, PathBuf)>,
+    pub lora_scale: f32,
+    pub host: String,
+    /// 0 picks a free port (the address is printed).
+    pub port: u16,
+    /// Sequences decoded together (slots).
+    pub parallel: usize,
+    /// Requests that may wait for a slot; more get 429.
+    pub queue: usize,
+    /// Context of each slot, in tokens.
+    pub ctx: usize,
+    pub api_key: Option<String>,
+    /// Worker threads of the forward pass (0 = all cores).
+    pub threads: usize,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            model: PathBuf::new(),
+            model_id: None,
+            adapters: Vec::new(),
+            lora_scale: 1.0,
+            host: "127.0.0.1".into(),
+            port: 8080,
+            parallel: 4,
+            queue: 64,
+            ctx: 4096,
+            api_key: None,
+            threads: 0,
+            max_body: 4 << 20,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub scheduler: scheduler::Handle,
+    pub adapters: Registry,
+    pub metrics: Arc<Metrics>,
+    pub model_id: String,
+    pub api_key: Option<String>,
+    /// Start time (seconds since the epoch), the models' `created`.
+    pub started: u64,
+}
+
+/// The model id of a path: its file or folder name without `.gguf`.
+pub fn model_id_of(path: &std::path::Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    name.strip_suffix(".gguf").unwrap_or(&name).to_string()
+}
+
+/// Loads the model and adapters, then serves until the process ends.
+/// `on_listen` is told the bound address once the server accepts requests.
+pub fn serve(config: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    if config.parallel == 0 {
+        return Err(ServeError::Config("--parallel must be at least 1".into()));
+    }
+    if config.ctx < 16 {
+        return Err(ServeError::Config(
+            "--ctx must be at least 16 tokens".into(),
+        ));
+    }
+    let engine = Arc::new(Engine::load(&config.model, config.threads)?);
+    let model_id = config
+        .model_id
+        .clone()
+        .unwrap_or_else(|| model_id_of(&config.model));
+    let registry = Registry::default();
+    for (name, path) in &config.adapters {
+        if !valid_name(name) || *name == model_id {
+            return Err(ServeError::Config(format!(
+                "'{name}' cannot name an adapter: use 1-128 letters, digits, '-', '_', '.', ':', not the model's id"
+            )));
+        }
+        let a = Adapter::load(&engine.model, name, path, config.lora_scale)?;
+        if !registry.insert(a) {
+            return Err(ServeError::Config(format!(
+                "two adapters are named '{name}'"
+            )));
+        }
+    }
+    let metrics = Arc::new(Metrics::default());
+    metrics
+        .adapters
+        .store(registry.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let handle = scheduler::start(
+        engine.clone(),
+        config.parallel,
+        config.ctx,
+        config.queue,
+        metrics.clone(),
+    )?;
+    let state = Arc::new(AppState {
+        engine,
+        scheduler: handle,
+        adapters: registry,
+        metrics,
+        model_id,
+        api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+        started: openai::now_s(),
+    });
+    let app = router(state, config.max_body);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("srl-http")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        on_listen(listener.local_addr()?);
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+/// The routes, the API key check and the body limit.
+pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(handlers::chat))
+        .route("/chat/completions", post(handlers::chat))
+        .route("/v1/completions", post(handlers::completions))
+        .route("/completions", post(handlers::completions))
+        .route("/v1/models", get(handlers::models))
+        .route("/models", get(handlers::models))
+        .route(
+            "/v1/adapters",
+            get(handlers::list_adapters).post(handlers::load_adapter),
+        )
+        .route("/v1/adapters/{name}", delete(handlers::unload_adapter))
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::not_found(format!("no endpoint {} {}", req.method(), req.uri().path()))
+        .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+/// With an API key set, every endpoint but /health needs
+/// `Authorization: Bearer KEY`.
+async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(key) = &st.api_key {
+        if req.uri().path() != "/health" {
+            let given = req
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !constant_time_eq(given.as_bytes(), key.as_bytes()) {
+                Metrics::add(&st.metrics.errors, 1);
+                return ApiError::unauthorized().into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Equality whose time depends only on the length of `key`, not on where
+/// `given` first differs.
+pub fn constant_time_eq(given: &[u8], key: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != key.len());
+    for (i, &k) in key.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ k;
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret-and-more", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"sec", b"secret"));
+    }
+
+    #[test]
+    fn model_ids() {
+        assert_eq!(
+            model_id_of(std::path::Path::new("/m/SmolLM2-135M-Instruct.Q4_1.gguf")),
+            "SmolLM2-135M-Instruct.Q4_1"
+        );
+        assert_eq!(
+            model_id_of(std::path::Path::new("/m/qwen-folder")),
+            "qwen-folder"
+        );
+    }
+}

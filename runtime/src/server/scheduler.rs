@@ -1,0 +1,495 @@
+//! Continuous batching: one thread owns the model and serves every request.
+//!
+//! The server has `parallel` slots, each a KV cache. A request ([`Job`]) takes
+//! `n` free slots (one per choice), or waits in a bounded queue. Each step is
+//! one batched forward pass ([`Model::forward_batch_adapters`]): every decoding
+//! sequence feeds its last token, and one sequence still reading its prompt
+//! feeds its next chunk of up to [`PROMPT_BATCH`] tokens (chunks cut as
+//! [`crate::Session`] cuts them, so greedy output equals `srl generate`'s).
+//! Sequences of different adapters share the pass: the base weights are read
+//! once, each adapter's term applies to its own rows. New requests join
+//! between steps; a sequence whose client has gone (its event channel is
+//! closed) frees its slot at once. A slot keeps the tokens its cache holds
+//! after a request ends, so a later prompt with the same beginning (a chat's
+//! history, a shared system prompt) does not read it again.
+//!
+//! [`Model::forward_batch_adapters`]: srl_models::Model::forward_batch_adapters
+
+use super::adapters::Adapter;
+use super::errors::ApiError;
+use super::metrics::Metrics;
+use crate::generate::{Engine, StopReason, PROMPT_BATCH};
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::stop::StopMatcher;
+use crate::tokenizer::StreamDecoder;
+use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// What a request asks the scheduler for.
+pub struct JobSpec {
+    pub prompt: Vec<u32>,
+    /// Choices: independent samples, choice i drawn with seed + i.
+    pub n: usize,
+    /// At least 1.
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    pub stop: Vec<String>,
+    /// Report each token's log-probability and this many alternatives.
+    pub logprobs: Option<usize>,
+    pub adapter: Option<Arc<Adapter>>,
+}
+
+/// A token with its log-probability.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub token: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenLogprob {
+    pub chosen: Candidate,
+    pub top: Vec<Candidate>,
+}
+
+/// What the scheduler tells a request, in order, per choice.
+#[derive(Debug)]
+pub enum Event {
+    /// New text of choice `index` (empty while a possible stop string is
+    /// held back), and the token's log-probability when asked for.
+    Token {
+        index: usize,
+        text: String,
+        logprob: Option<TokenLogprob>,
+    },
+    Done {
+        index: usize,
+        reason: StopReason,
+        completion_tokens: usize,
+        /// Prompt tokens found in the slot's cache.
+        cached_tokens: usize,
+    },
+    Error(String),
+}
+
+/// The handlers' side: submits jobs, refuses them when the server is full.
+pub struct Handle {
+    tx: mpsc::Sender<Job>,
+    in_flight: Arc<AtomicUsize>,
+    /// Requests running or queued at most: slots + queue.
+    limit: usize,
+    pub parallel: usize,
+    pub n_ctx: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Handle {
+    /// Queues a job; its events come through the receiver. Dropping the
+    /// receiver cancels the job.
+    pub fn submit(&self, spec: JobSpec) -> Result<UnboundedReceiver<Event>, ApiError> {
+        let before = self.in_flight.fetch_add(1, Relaxed);
+        let permit = Permit(self.in_flight.clone());
+        if before >= self.limit {
+            Metrics::add(&self.metrics.rejected, 1);
+            return Err(ApiError::too_many_requests(before));
+        }
+        let (events, rx) = unbounded_channel();
+        let job = Job {
+            spec,
+            events,
+            submitted: Instant::now(),
+            _permit: permit,
+        };
+        Metrics::add(&self.metrics.queued, 1);
+        self.tx.send(job).map_err(|_| {
+            self.metrics.queued.fetch_sub(1, Relaxed);
+            ApiError::unavailable("the scheduler has stopped")
+        })?;
+        Ok(rx)
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+struct Job {
+    spec: JobSpec,
+    events: UnboundedSender<Event>,
+    submitted: Instant,
+    _permit: Permit,
+}
+
+/// A choice being generated in a slot.
+struct Seq {
+    job: Arc<Job>,
+    index: usize,
+    /// Prompt tokens in the cache.
+    fed: usize,
+    cached_tokens: usize,
+    sampler: Sampler,
+    stop: StopMatcher,
+    utf8: StreamDecoder,
+    /// Prompt and generated tokens (for the repetition penalty).
+    history: Vec<u32>,
+    generated: usize,
+    /// The sampled token to feed next, once the prompt is read.
+    next: Option<[u32; 1]>,
+    /// Admission order: prompts are read first come, first served.
+    order: u64,
+}
+
+struct Slot {
+    kv: KvCache,
+    /// The tokens `kv` holds.
+    cached: Vec<u32>,
+    seq: Option<Seq>,
+}
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    slots: Vec<Slot>,
+    rx: mpsc::Receiver<Job>,
+    /// A job that waits for enough free slots (first in line).
+    waiting: Option<Job>,
+    state: State,
+    metrics: Arc<Metrics>,
+    admitted: u64,
+}
+
+/// Starts the scheduler thread: `parallel` slots of `n_ctx` tokens, up to
+/// `queue` more requests waiting.
+pub fn start(
+    engine: Arc<Engine>,
+    parallel: usize,
+    n_ctx: usize,
+    queue: usize,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Handle> {
+    let (tx, rx) = mpsc::channel();
+    let n_ctx = n_ctx.clamp(2, engine.model.config.context_length);
+    let slots = (0..parallel)
+        .map(|_| Slot {
+            kv: engine.model.new_cache(n_ctx),
+            cached: Vec::new(),
+            seq: None,
+        })
+        .collect();
+    metrics.slots.store(parallel as u64, Relaxed);
+    let mut s = Scheduler {
+        engine,
+        slots,
+        rx,
+        waiting: None,
+        state: State::new(),
+        metrics: metrics.clone(),
+        admitted: 0,
+    };
+    std::thread::Builder::new()
+        .name("srl-scheduler".into())
+        .spawn(move || s.run())?;
+    Ok(Handle {
+        tx,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        limit: parallel + queue,
+        parallel,
+        n_ctx,
+        metrics,
+    })
+}
+
+impl Scheduler {
+    fn run(&mut self) {
+        loop {
+            let idle = self.slots.iter().all(|s| s.seq.is_none());
+            if idle && self.waiting.is_none() {
+                match self.rx.recv() {
+                    Ok(job) => self.waiting = Some(job),
+                    Err(_) => return, // the server is gone
+                }
+            }
+            self.admit();
+            self.drop_cancelled();
+            let active = self.slots.iter().filter(|s| s.seq.is_some()).count();
+            self.metrics.active_slots.store(active as u64, Relaxed);
+            if active > 0 {
+                self.step();
+            }
+        }
+    }
+
+    /// Moves queued jobs into free slots, first come first served.
+    fn admit(&mut self) {
+        loop {
+            let job = match self.waiting.take() {
+                Some(j) => j,
+                None => match self.rx.try_recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
+            if job.events.is_closed() {
+                self.metrics.queued.fetch_sub(1, Relaxed);
+                Metrics::add(&self.metrics.cancelled, 1);
+                continue;
+            }
+            let free = self.slots.iter().filter(|s| s.seq.is_none()).count();
+            if free < job.spec.n {
+                self.waiting = Some(job);
+                return;
+            }
+            self.metrics.queued.fetch_sub(1, Relaxed);
+            let job = Arc::new(job);
+            for index in 0..job.spec.n {
+                self.place(&job, index);
+            }
+        }
+    }
+
+    /// Puts choice `index` of `job` in the free slot whose cache shares the
+    /// longest beginning with the prompt.
+    fn place(&mut self, job: &Arc<Job>, index: usize) {
+        let prompt = &job.spec.prompt;
+        let common = |s: &Slot| {
+            s.cached
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.seq.is_none())
+            .max_by_key(|s| common(s))
+        else {
+            return; // admit checked there are enough
+        };
+        // Always read at least the last prompt token, for its logits.
+        let keep = common(slot).min(prompt.len() - 1);
+        slot.kv.truncate(keep);
+        slot.cached.truncate(keep);
+        let mut config = job.spec.sampler.clone();
+        config.seed = config.seed.wrapping_add(index as u64);
+        Metrics::add(&self.metrics.prompt_tokens, prompt.len() as u64);
+        Metrics::add(&self.metrics.prompt_tokens_cached, keep as u64);
+        self.admitted += 1;
+        slot.seq = Some(Seq {
+            job: job.clone(),
+            index,
+            fed: keep,
+            cached_tokens: keep,
+            sampler: Sampler::new(config),
+            stop: StopMatcher::new(&job.spec.stop),
+            utf8: StreamDecoder::new(),
+            history: prompt.clone(),
+            generated: 0,
+            next: None,
+            order: self.admitted,
+        });
+    }
+
+    /// Frees the slots of sequences whose client has gone.
+    fn drop_cancelled(&mut self) {
+        for slot in &mut self.slots {
+            if slot.seq.as_ref().is_some_and(|s| s.job.events.is_closed()) {
+                slot.seq = None;
+                Metrics::add(&self.metrics.cancelled, 1);
+            }
+        }
+    }
+
+    /// One batched forward pass over every decoding sequence and one prompt
+    /// chunk, then one new token for each sequence whose logits are ready.
+    fn step(&mut self) {
+        let prefill = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.seq.as_ref().map(|q| (i, q)))
+            .filter(|(_, q)| q.next.is_none())
+            .min_by_key(|(_, q)| q.order)
+            .map(|(i, _)| i);
+        // Rows grouped by adapter, so each adapter's rows are one block.
+        let mut rows: Vec<(usize, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let q = s.seq.as_ref()?;
+                (q.next.is_some() || Some(i) == prefill).then(|| (adapter_key(q), i))
+            })
+            .collect();
+        rows.sort_unstable();
+        let t0 = Instant::now();
+        let result = {
+            let mut picked: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
+            let mut segments = Vec::with_capacity(rows.len());
+            let mut sets: Vec<&[ActiveLora]> = Vec::with_capacity(rows.len());
+            for &(_, i) in &rows {
+                let Some(Slot {
+                    kv, seq: Some(q), ..
+                }) = picked[i].take()
+                else {
+                    continue; // (never: rows name distinct occupied slots)
+                };
+                let tokens: &[u32] = match &q.next {
+                    Some(t) => t,
+                    None => {
+                        let p = &q.job.spec.prompt;
+                        &p[q.fed..(q.fed + PROMPT_BATCH).min(p.len())]
+                    }
+                };
+                segments.push(Segment { tokens, kv });
+                sets.push(q.job.spec.adapter.as_ref().map_or(&[], |a| &a.lora[..]));
+            }
+            let e = &self.engine;
+            e.model.forward_batch_adapters(
+                &mut segments,
+                &sets,
+                &mut self.state,
+                Logits::Last,
+                &e.pool,
+            )
+        };
+        Metrics::add(&self.metrics.steps, 1);
+        Metrics::add(&self.metrics.step_rows, rows.len() as u64);
+        Metrics::add(&self.metrics.busy_us, t0.elapsed().as_micros() as u64);
+        if let Err(e) = result {
+            for &(_, i) in &rows {
+                if let Some(q) = self.slots[i].seq.take() {
+                    let _ = q.job.events.send(Event::Error(e.to_string()));
+                }
+                self.slots[i].cached.clear();
+                self.slots[i].kv.clear();
+            }
+            return;
+        }
+        let vocab = self.engine.model.config.vocab_size;
+        for (r, &(_, i)) in rows.iter().enumerate() {
+            let slot = &mut self.slots[i];
+            let Some(q) = slot.seq.as_mut() else { continue };
+            match q.next.take() {
+                Some([tok]) => slot.cached.push(tok),
+                None => {
+                    let p = &q.job.spec.prompt;
+                    let end = (q.fed + PROMPT_BATCH).min(p.len());
+                    slot.cached.extend_from_slice(&p[q.fed..end]);
+                    q.fed = end;
+                    if end < p.len() {
+                        continue; // more prompt to read
+                    }
+                }
+            }
+            let logits = &self.state.logits[r * vocab..(r + 1) * vocab];
+            take(&self.engine, &self.metrics, slot, logits);
+        }
+    }
+}
+
+fn adapter_key(q: &Seq) -> usize {
+    q.job
+        .spec
+        .adapter
+        .as_ref()
+        .map_or(0, |a| Arc::as_ptr(a) as usize)
+}
+
+/// Samples the next token of the slot's sequence from `logits`, tells the
+/// client, and decides whether the sequence goes on (`next` set) or ends
+/// (the slot freed).
+fn take(engine: &Engine, metrics: &Metrics, slot: &mut Slot, logits: &[f32]) {
+    let Some(q) = slot.seq.as_mut() else { return };
+    let spec = &q.job.spec;
+    let tok = q.sampler.sample(logits, &q.history);
+    if engine.tokenizer.is_eog(tok) {
+        return finish(slot, StopReason::Eog);
+    }
+    if q.generated == 0 {
+        Metrics::add(
+            &metrics.ttft_us,
+            q.job.submitted.elapsed().as_micros() as u64,
+        );
+        Metrics::add(&metrics.ttft_n, 1);
+    }
+    q.generated += 1;
+    q.history.push(tok);
+    Metrics::add(&metrics.generated_tokens, 1);
+    let logprob = spec.logprobs.map(|k| logprob_of(engine, logits, tok, k));
+    let piece = q.utf8.push(&engine.tokenizer, tok, false);
+    let (text, hit) = q.stop.push(&piece);
+    let _ = q.job.events.send(Event::Token {
+        index: q.index,
+        text,
+        logprob,
+    });
+    if hit {
+        return finish(slot, StopReason::StopString);
+    }
+    if q.generated >= spec.max_tokens {
+        return finish(slot, StopReason::MaxTokens);
+    }
+    if slot.kv.len() >= slot.kv.capacity() {
+        return finish(slot, StopReason::ContextFull);
+    }
+    q.next = Some([tok]);
+}
+
+/// Ends the slot's sequence: held-back text out, then `Done`.
+fn finish(slot: &mut Slot, reason: StopReason) {
+    let Some(mut q) = slot.seq.take() else { return };
+    if reason != StopReason::StopString {
+        let (rest, _) = q.stop.push(&q.utf8.flush());
+        let tail = rest + &q.stop.flush();
+        if !tail.is_empty() {
+            let _ = q.job.events.send(Event::Token {
+                index: q.index,
+                text: tail,
+                logprob: None,
+            });
+        }
+    }
+    let _ = q.job.events.send(Event::Done {
+        index: q.index,
+        reason,
+        completion_tokens: q.generated,
+        cached_tokens: q.cached_tokens,
+    });
+}
+
+/// log p(tok) under `logits` ([V]) and the `k` most likely tokens.
+fn logprob_of(engine: &Engine, logits: &[f32], tok: u32, k: usize) -> TokenLogprob {
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let lse = m + logits.iter().map(|&l| (l - m).exp()).sum::<f32>().ln();
+    let cand = |id: u32| {
+        let bytes = engine.tokenizer.token_to_piece(id, true);
+        Candidate {
+            token: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+            logprob: logits[id as usize] - lse,
+        }
+    };
+    let mut top: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(top.len());
+    if k > 0 {
+        top.select_nth_unstable_by(k - 1, |&a, &b| {
+            logits[b as usize].total_cmp(&logits[a as usize])
+        });
+    }
+    top.truncate(k);
+    top.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    TokenLogprob {
+        chosen: cand(tok),
+        top: top.into_iter().map(cand).collect(),
+    }
+}
