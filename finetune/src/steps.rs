@@ -336,6 +336,14 @@ pub fn step_instances(
             )))
         }
     };
+    // An empty `steps` (or blank `solution`) is a trajectory with nothing to
+    // learn from: counted, not an error (the SFT reader refuses it when it
+    // also lacks an answer).
+    let empty_steps = matches!(value.get("steps"), Some(Value::Array(a)) if a.is_empty())
+        || matches!(value.get("solution"), Some(Value::String(s)) if s.trim().is_empty());
+    if empty_steps && value.get("messages").is_none() && value.get("prompt").is_none() {
+        return Err(SkipReason::NoSteps);
+    }
     let (task, solution, answer) = match parse_record(value).map_err(bad)? {
         Record::Trajectory {
             task,

@@ -299,6 +299,16 @@ fn lines_without_instances_say_why() {
         reason(json!({"task": "t", "steps": [], "answer": "1"}), &opts()),
         SkipReason::NoSteps
     );
+    // Without an answer too (the bug: a malformed-line error that stopped
+    // `srl data build` and `srl train srl`).
+    assert_eq!(
+        reason(json!({"task": "t", "steps": []}), &opts()),
+        SkipReason::NoSteps
+    );
+    assert_eq!(
+        reason(json!({"task": "t", "solution": "  "}), &opts()),
+        SkipReason::NoSteps
+    );
     assert_eq!(
         reason(json!({"task": " ", "steps": ["a"]}), &opts()),
         SkipReason::EmptyTask
