@@ -459,12 +459,17 @@ fn finish(slot: &mut Slot, reason: StopReason) {
             });
         }
     }
-    let _ = q.job.events.send(Event::Done {
+    let events = q.job.events.clone();
+    let done = Event::Done {
         index: q.index,
         reason,
         completion_tokens: q.generated,
         cached_tokens: q.cached_tokens,
-    });
+    };
+    // The job's permit goes with its last sequence, before the client hears
+    // it is done (so an immediate next request finds the room free).
+    drop(q);
+    let _ = events.send(done);
 }
 
 /// log p(tok) under `logits` ([V]) and the `k` most likely tokens.

@@ -1,0 +1,379 @@
+//! End-to-end tests of `srl serve` on the default model: the official
+//! `openai` Python client (chat and completions, whole and streamed, models,
+//! adapters; greedy text equal to `srl generate`'s), and raw HTTP for every
+//! kind of bad input, which must each get an OpenAI-shaped JSON error while
+//! the server keeps serving.
+
+mod common;
+
+use common::{model, ok, srl};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `srl serve` on a free loopback port, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let m = model();
+        let mut args = vec!["serve", "--model", m.to_str().unwrap(), "--port", "0"];
+        args.extend(["--threads", "2"]);
+        args.extend(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start srl serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => panic!("srl serve ended before listening"),
+            };
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                break a.trim().to_string();
+            }
+        };
+        // Keep reading so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status and body of one request (`Connection: close`, read to the end).
+fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    // The server may answer (413) before reading a large body.
+    let _ = s.write_all(req.as_bytes());
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    (status, body)
+}
+
+fn post(addr: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
+    let auth = key.map(|k| format!("Authorization: Bearer {k}"));
+    let headers: Vec<&str> = auth.iter().map(|s| s.as_str()).collect();
+    http(addr, "POST", path, &headers, body)
+}
+
+/// Checks an error answer: its status and OpenAI's shape; returns the error.
+fn api_error(got: (u16, String), status: u16) -> Value {
+    assert_eq!(got.0, status, "expected {status}, got: {}", got.1);
+    let v: Value = serde_json::from_str(&got.1).unwrap_or_else(|e| panic!("{e}: {}", got.1));
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(e["type"].is_string(), "{v}");
+    assert!(e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    e.clone()
+}
+
+fn chat_body(content: &str, extra: Value) -> String {
+    let mut v = json!({"messages": [{"role": "user", "content": content}], "max_tokens": 4, "temperature": 0});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v.to_string()
+}
+
+fn generate(args: &[&str]) -> String {
+    let m = model();
+    let mut all = vec!["generate", "--model", m.to_str().unwrap(), "--temp", "0"];
+    all.extend(["--threads", "2", "--json"]);
+    all.extend(args);
+    let v: Value = serde_json::from_str(&ok(&srl(&all))).unwrap();
+    v["text"].as_str().unwrap().to_string()
+}
+
+const ADAPTER: &str = "tests/data/llamacpp/lora/unit_conversion.gguf";
+
+#[test]
+fn openai_client_matches_generate() {
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
+    let lora = format!("uc={}", adapter.display());
+    let server = Server::start(&["--parallel", "4", "--ctx", "512", "--lora", &lora]);
+    let (chat_prompt, completion_prompt, n) = (
+        "Convert 3 hours to minutes.",
+        "The capital of France is",
+        "24",
+    );
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py"))
+        .args([
+            &format!("http://{}/v1", server.addr),
+            chat_prompt,
+            completion_prompt,
+            n,
+            "uc",
+        ])
+        .output()
+        .expect("run python3 (the test needs python3 with the openai package: pip install openai)");
+    assert!(
+        out.status.success(),
+        "tests/openai_client.py failed (is the openai package installed? pip install openai):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = |k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+            .to_string()
+    };
+
+    let ids: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["SmolLM2-135M-Instruct.Q4_1", "uc"]);
+
+    // Greedy chat: whole == streamed == four at once == srl generate --chat.
+    let want = generate(&["--chat", "--prompt", chat_prompt, "-n", n]);
+    assert!(!want.is_empty());
+    assert_eq!(s("chat"), want);
+    assert_eq!(s("chat_stream"), want);
+    for c in v["concurrent"].as_array().unwrap() {
+        assert_eq!(c.as_str().unwrap(), want);
+    }
+    assert_eq!(v["chat_finish"], v["stream_finish"]);
+    let (u, su) = (&v["chat_usage"], &v["stream_usage"]);
+    assert_eq!(u["prompt_tokens"], su["prompt_tokens"], "{u} {su}");
+    assert_eq!(u["completion_tokens"], su["completion_tokens"], "{u} {su}");
+    assert!(u["completion_tokens"].as_u64().unwrap() >= 1);
+    let lps = v["chat_logprobs"].as_array().unwrap();
+    assert_eq!(lps.len() as u64, u["completion_tokens"].as_u64().unwrap());
+    for lp in lps {
+        assert!(lp["logprob"].as_f64().unwrap() <= 0.0);
+        // Greedy picks the most likely token.
+        assert_eq!(lp["top"][0], lp["token"], "{lp}");
+    }
+
+    // The adapter, chosen by model id, gives what srl generate --lora gives.
+    let with = generate(&[
+        "--chat",
+        "--prompt",
+        chat_prompt,
+        "-n",
+        n,
+        "--lora",
+        adapter.to_str().unwrap(),
+    ]);
+    assert_ne!(with, want, "the adapter must change the output");
+    assert_eq!(s("adapter_chat"), with);
+    assert_eq!(s("adapter_model"), "uc");
+
+    let n2 = v["n2"].as_array().unwrap();
+    assert_eq!(n2.len(), 2);
+    assert!(
+        n2.iter().all(|t| !t.as_str().unwrap().contains('\n')),
+        "{v}"
+    );
+
+    // Completions: raw prompt, no template.
+    let want = generate(&["--prompt", completion_prompt, "-n", n]);
+    assert_eq!(s("completion"), want);
+    assert_eq!(s("completion_stream"), want);
+    assert!(s("unknown_model").contains("404"), "{v}");
+}
+
+#[test]
+fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
+    let key = "s3cret-key";
+    let server = Server::start(&[
+        "--parallel",
+        "1",
+        "--queue",
+        "0",
+        "--ctx",
+        "256",
+        "--api-key",
+        key,
+        "--max-body",
+        "4096",
+    ]);
+    let a = server.addr.as_str();
+    let k = Some(key);
+    let chat = "/v1/chat/completions";
+
+    // Keys: /health is open, everything else needs the key.
+    assert_eq!(http(a, "GET", "/health", &[], "").0, 200);
+    let e = api_error(post(a, chat, None, &chat_body("hi", json!({}))), 401);
+    assert_eq!(e["code"], "invalid_api_key");
+    api_error(
+        post(a, chat, Some("s3cret-kez"), &chat_body("hi", json!({}))),
+        401,
+    );
+    api_error(http(a, "GET", "/v1/models", &[], ""), 401);
+    let auth = format!("Authorization: Bearer {key}");
+    assert_eq!(http(a, "GET", "/v1/models", &[&auth], "").0, 200);
+
+    // Malformed JSON, wrong types, missing fields.
+    let e = api_error(post(a, chat, k, "{\"messages\": [}"), 400);
+    assert!(
+        e["message"].as_str().unwrap().contains("not valid JSON"),
+        "{e}"
+    );
+    let e = api_error(
+        post(a, chat, k, &chat_body("hi", json!({"temperature": "hot"}))),
+        400,
+    );
+    assert_eq!(e["param"], "temperature");
+    let e = api_error(
+        post(
+            a,
+            chat,
+            k,
+            r#"{"messages": [{"role": "user", "content": 5}]}"#,
+        ),
+        400,
+    );
+    assert_eq!(e["param"], "messages[0].content", "{e}");
+    let e = api_error(post(a, chat, k, r#"{"model": "x"}"#), 400);
+    assert!(e["message"].as_str().unwrap().contains("messages"), "{e}");
+    let e = api_error(post(a, chat, k, r#"{"messages": []}"#), 400);
+    assert_eq!(e["param"], "messages");
+    let e = api_error(
+        post(a, chat, k, &chat_body("hi", json!({"temperature": 9}))),
+        400,
+    );
+    assert_eq!(e["param"], "temperature");
+    api_error(post(a, chat, k, &chat_body("hi", json!({"n": 2}))), 400);
+    api_error(
+        post(a, chat, k, &chat_body("hi", json!({"max_tokens": 0}))),
+        400,
+    );
+
+    // Too long for the context: an error with the counts, never truncation.
+    let long = "word ".repeat(400);
+    let e = api_error(post(a, chat, k, &chat_body(&long, json!({}))), 400);
+    assert_eq!(e["code"], "context_length_exceeded");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("tokens") && m.contains("256"), "{m}");
+    let e = api_error(
+        post(a, chat, k, &chat_body("hi", json!({"max_tokens": 1000}))),
+        400,
+    );
+    assert_eq!(e["param"], "max_tokens");
+    assert!(e["message"].as_str().unwrap().contains("1000"), "{e}");
+
+    // Unknown model or adapter.
+    let e = api_error(
+        post(a, chat, k, &chat_body("hi", json!({"model": "gpt-9"}))),
+        404,
+    );
+    assert_eq!(e["code"], "model_not_found");
+    let e = api_error(
+        post(a, chat, k, &chat_body("hi", json!({"lora": "nope"}))),
+        404,
+    );
+    assert_eq!(e["param"], "lora");
+
+    // Oversized body, unknown endpoint, wrong method.
+    let big = chat_body(&"x".repeat(5000), json!({}));
+    api_error(post(a, chat, k, &big), 413);
+    api_error(http(a, "GET", "/v2/nothing", &[&auth], ""), 404);
+    api_error(http(a, "GET", chat, &[&auth], ""), 405);
+
+    // One slot, no queue: a second request while one runs gets 429.
+    let body =
+        json!({"prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": 200, "temperature": 0, "stream": true})
+            .to_string();
+    let mut s = TcpStream::connect(a).unwrap();
+    let req = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: {a}\r\n{auth}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let e = api_error(post(a, chat, k, &chat_body("hi", json!({}))), 429);
+    assert_eq!(e["type"], "rate_limit_error");
+    // The client leaves mid-stream: its slot is freed at once.
+    drop(s);
+    let t0 = Instant::now();
+    let served = loop {
+        let r = post(a, chat, k, &chat_body("hi", json!({})));
+        if r.0 != 429 || t0.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(served.0, 200, "{}", served.1);
+    let v: Value = serde_json::from_str(&served.1).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    let metrics = http(a, "GET", "/metrics", &[&auth], "").1;
+    assert!(
+        metrics.contains("srl_sequences_cancelled_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("srl_requests_rejected_total"), "{metrics}");
+
+    // Adapters at run time.
+    let adapters = "/v1/adapters";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
+    let load = |name: &str, path: &str| json!({"name": name, "path": path}).to_string();
+    let e = api_error(
+        post(a, adapters, k, &load("uc", "/no/such/adapter.gguf")),
+        400,
+    );
+    assert_eq!(e["param"], "path");
+    api_error(
+        post(a, adapters, k, &load("a/b", path.to_str().unwrap())),
+        400,
+    );
+    let (status, body) = post(a, adapters, k, &load("uc", path.to_str().unwrap()));
+    assert_eq!(status, 201, "{body}");
+    api_error(
+        post(a, adapters, k, &load("uc", path.to_str().unwrap())),
+        409,
+    );
+    let ids = http(a, "GET", "/v1/models", &[&auth], "").1;
+    assert!(ids.contains("\"uc\""), "{ids}");
+    let (status, body) = post(
+        a,
+        chat,
+        k,
+        &chat_body("Convert 2 km to m.", json!({"lora": "uc"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http(a, "DELETE", "/v1/adapters/uc", &[&auth], "").0, 200);
+    api_error(http(a, "DELETE", "/v1/adapters/uc", &[&auth], ""), 404);
+    api_error(
+        post(a, chat, k, &chat_body("hi", json!({"model": "uc"}))),
+        404,
+    );
+
+    // Still serving.
+    assert_eq!(post(a, chat, k, &chat_body("hi", json!({}))).0, 200);
+    assert_eq!(http(a, "GET", "/health", &[], "").0, 200);
+}
