@@ -14,6 +14,7 @@ mod handlers;
 pub mod metrics;
 pub mod openai;
 pub mod reasoning;
+mod responses;
 pub mod scheduler;
 
 use crate::generate::Engine;
