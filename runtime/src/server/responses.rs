@@ -318,3 +318,107 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    fn output(chat: bool) -> Output {
+        Output {
+            id: "id".into(),
+            created: 0,
+            model: "m".into(),
+            chat,
+            in_think: false,
+            prompt_tokens: 3,
+            n: 1,
+        }
+    }
+
+    fn events(pieces: &[&str]) -> UnboundedReceiver<Event> {
+        let (tx, rx) = unbounded_channel();
+        for p in pieces {
+            tx.send(Event::Token {
+                index: 0,
+                text: p.to_string(),
+                logprob: None,
+            })
+            .unwrap();
+        }
+        tx.send(Event::Done {
+            index: 0,
+            reason: StopReason::Eog,
+            completion_tokens: pieces.len(),
+            cached_tokens: 0,
+        })
+        .unwrap();
+        rx
+    }
+
+    fn body(r: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let b = rt
+            .block_on(axum::body::to_bytes(r.into_body(), 1 << 20))
+            .unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    const PIECES: [&str; 5] = ["<thi", "nk>2+2", " is 4</th", "ink>\n\nIt", " is 4."];
+
+    #[test]
+    fn stream_splits_reasoning_like_the_whole_answer() {
+        let text = body(output(true).stream(events(&PIECES), true));
+        let mut chunks: Vec<Value> = Vec::new();
+        let mut done = false;
+        for block in text.split("\n\n").filter(|b| !b.is_empty()) {
+            let data = block.strip_prefix("data: ").expect(block);
+            if data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            chunks.push(serde_json::from_str(data).unwrap());
+        }
+        assert!(done, "{text}");
+        let field = |k: &str| {
+            chunks
+                .iter()
+                .filter_map(|c| c["choices"].get(0))
+                .filter_map(|ch| ch["delta"][k].as_str())
+                .collect::<String>()
+        };
+        assert_eq!(field("reasoning_content"), "2+2 is 4");
+        assert_eq!(field("content"), "It is 4.");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"].as_array().unwrap().len(), 0);
+        assert_eq!(last["usage"]["completion_tokens"], 5);
+        assert_eq!(
+            chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+            "stop"
+        );
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let whole = rt.block_on(output(true).whole(events(&PIECES))).unwrap();
+        let v: Value = serde_json::from_str(&body(whole)).unwrap();
+        let m = &v["choices"][0]["message"];
+        assert_eq!(m["reasoning_content"], "2+2 is 4");
+        assert_eq!(m["content"], "It is 4.");
+        assert_eq!(v["usage"]["total_tokens"], 8);
+    }
+
+    #[test]
+    fn completions_keep_the_text_as_is() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let whole = rt.block_on(output(false).whole(events(&PIECES))).unwrap();
+        let v: Value = serde_json::from_str(&body(whole)).unwrap();
+        assert_eq!(v["choices"][0]["text"], PIECES.concat());
+        assert_eq!(v["object"], "text_completion");
+    }
+}

@@ -92,6 +92,18 @@ impl Handle {
     /// Queues a job; its events come through the receiver. Dropping the
     /// receiver cancels the job.
     pub fn submit(&self, spec: JobSpec) -> Result<UnboundedReceiver<Event>, ApiError> {
+        // The handlers check these with clearer messages; the scheduler
+        // relies on them.
+        if spec.prompt.is_empty() || spec.prompt.len() >= self.n_ctx {
+            return Err(ApiError::invalid(
+                "the prompt must be 1 to n_ctx - 1 tokens",
+            ));
+        }
+        if spec.max_tokens == 0 || spec.n == 0 || spec.n > self.parallel {
+            return Err(ApiError::invalid(
+                "max_tokens and n must be at least 1, n at most the slots",
+            ));
+        }
         let before = self.in_flight.fetch_add(1, Relaxed);
         let permit = Permit(self.in_flight.clone());
         if before >= self.limit {
