@@ -265,3 +265,51 @@ fn an_error_cause_is_printed_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+/// Ctrl-C (SIGINT) during SFT finishes the step, saves a checkpoint of it
+/// and exits cleanly.
+#[test]
+fn ctrl_c_saves_a_final_checkpoint() {
+    let dir = temp("sigint");
+    let data = sample(&dir, "train.jsonl", 6);
+    let out = dir.join("adapter");
+    let args: Vec<String> = [
+        "train",
+        "sft",
+        "--model",
+        model().to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "100000",
+        "--save-every",
+        "0",
+        "--rank",
+        "2",
+        "--num-layers",
+        "1",
+        "--max-len",
+        "64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = common::interrupt_after_first_line(&args, &out.join("metrics.jsonl"));
+    let err = String::from_utf8_lossy(&run.stderr).to_string();
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("interrupted: "), "{err}");
+    let done = *metrics_steps(&out).last().unwrap();
+    assert!(done < 100000);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"].as_u64(), Some(done));
+    assert!(out
+        .join(format!(
+            "checkpoints/step-{done:06}/adapter_model.safetensors"
+        ))
+        .is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

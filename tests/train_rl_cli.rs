@@ -306,3 +306,50 @@ fn a_run_with_every_group_dropped_stops_and_says_why() {
     assert!(err.contains("1 trajectories skipped"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Ctrl-C (SIGINT) during training finishes the update, saves a checkpoint
+/// of it, and exits cleanly; the run can be resumed from there.
+#[test]
+fn ctrl_c_saves_a_final_checkpoint() {
+    let dir = temp("sigint");
+    let data = sample(&dir, 3);
+    let out = dir.join("run");
+    let m = model();
+    let mut args: Vec<String> = [
+        "train",
+        "srl",
+        "--model",
+        m.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "100",
+        "--group-size",
+        "4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    // Only the end-of-run checkpoint would be written without the signal.
+    let i = args.iter().position(|a| a == "--save-every").unwrap();
+    args[i + 1] = "0".into();
+    let output = common::interrupt_after_first_line(&args, &out.join("metrics.jsonl"));
+    let err = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let done = metrics(&out).len() as u64;
+    assert!((1..100).contains(&done), "{done} updates");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"].as_u64(), Some(done));
+    assert!(out
+        .join(format!(
+            "checkpoints/step-{done:06}/adapter_model.safetensors"
+        ))
+        .is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

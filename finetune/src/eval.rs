@@ -22,12 +22,12 @@ use crate::answer::{extract_boxed, AnswerChecker, MathAnswer};
 use crate::data::Step;
 use crate::similarity::Similarity;
 use crate::steps::{
-    parse_response, read_instances, render_prompt, step_instances, BuildOptions, Format,
-    FormatFailure, SkipReason, StepInstance, StepsError,
+    parse_response, prompt_ids, read_instances, render_prompt, step_instances, BuildOptions,
+    Format, FormatFailure, SkipReason, StepInstance, StepsError,
 };
 use serde::Serialize;
 use serde_json::Value;
-use srl_runtime::{Engine, GenerateParams, SamplerConfig};
+use srl_runtime::{Engine, GenerateParams, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 
 /// A problem to solve from scratch: a trajectory's task and, if known, its
@@ -148,6 +148,9 @@ pub struct EvalOptions {
     pub max_steps: usize,
     /// difflib's autojunk heuristic in the similarity.
     pub autojunk: bool,
+    /// Monologue tokens before `</think>` is written for the model (as in
+    /// training with a think budget); None: the model closes it itself.
+    pub think_budget: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -160,6 +163,7 @@ impl Default for EvalOptions {
             seed: 0,
             max_steps: 12,
             autojunk: true,
+            think_budget: None,
         }
     }
 }
@@ -262,16 +266,27 @@ pub fn states_answer(action: &str) -> bool {
     extract_boxed(action).is_some() || action.to_lowercase().contains("answer")
 }
 
+/// How a step is generated: one line after the monologue, which is closed
+/// for the model after `think_budget` tokens if given.
+pub fn step_format(think_budget: Option<usize>) -> StepFormat {
+    StepFormat {
+        think_budget,
+        stop_at_step_end: true,
+    }
+}
+
 /// Solves `task` step by step: the step-instance prompt with the steps so
 /// far, one generation, the action appended; until a step states an answer
 /// ([`states_answer`]), a format failure, or `max_steps`. Each step goes to
 /// `on_step` as it is made. Returns the steps and why it stopped.
+#[allow(clippy::too_many_arguments)]
 pub fn solve(
     engine: &Engine,
     task: &str,
     format: Format,
     max_steps: usize,
     params: &GenerateParams,
+    think_budget: Option<usize>,
     on_step: &mut dyn FnMut(&SolveStep),
 ) -> Result<(Vec<SolveStep>, SolveEnd), srl_runtime::RuntimeError> {
     let mut steps: Vec<SolveStep> = Vec::new();
@@ -289,7 +304,7 @@ pub fn solve(
             hint: None,
             answer: None,
         };
-        let response = generate(engine, &inst, params)?;
+        let response = generate(engine, &inst, params, think_budget)?;
         let parsed = parse_response(&response);
         let step = SolveStep {
             step: k,
@@ -321,10 +336,11 @@ fn generate(
     engine: &Engine,
     inst: &StepInstance,
     params: &GenerateParams,
+    think_budget: Option<usize>,
 ) -> Result<String, srl_runtime::RuntimeError> {
-    let prompt = engine.render_chat(&render_prompt(inst), true)?;
-    let ids = engine.tokenize_prompt(&prompt);
-    let group = engine.rollouts(&ids, 1, params)?;
+    let format = step_format(think_budget);
+    let ids = prompt_ids(engine, &render_prompt(inst), &format)?;
+    let group = engine.rollouts_with(&ids, 1, params, &format)?;
     Ok(group
         .samples
         .into_iter()
@@ -372,7 +388,8 @@ pub fn evaluate(
     };
     let mut steps = Vec::with_capacity(instances.len());
     for (i, inst) in instances.iter().enumerate() {
-        let response = generate(engine, inst, &greedy).map_err(gen_err(&inst.id))?;
+        let response =
+            generate(engine, inst, &greedy, opts.think_budget).map_err(gen_err(&inst.id))?;
         let (similarity, format_failure) = match parse_response(&response) {
             Ok(p) => (
                 Some(Similarity::new(&inst.target, opts.autojunk).ratio(&p.action)),
@@ -409,6 +426,7 @@ pub fn evaluate(
             p.format,
             opts.max_steps,
             &greedy,
+            opts.think_budget,
             &mut |_| {},
         )
         .map_err(gen_err(&p.id))?;
@@ -435,6 +453,7 @@ pub fn evaluate(
                 p.format,
                 opts.max_steps,
                 &params,
+                opts.think_budget,
                 &mut |_| {},
             )
             .map_err(gen_err(&p.id))?;

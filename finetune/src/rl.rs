@@ -33,6 +33,7 @@ use crate::optimizer::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
 use crate::plot::{write_svg_plot, Series};
 use crate::schedule::{Decay, Schedule};
 use crate::sft::{DataOrder, TrainError};
+use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
@@ -68,21 +69,6 @@ pub trait RlTask {
     /// Whether a response is one step (it then ends with its line).
     fn one_step(&self) -> bool;
     fn score(&self, i: usize, response: &str) -> Score;
-}
-
-/// The prompt token ids of a step-wise request: the model's chat template,
-/// then `<think>\n` when a think budget is in force (the model starts
-/// inside its monologue, as reasoning models' templates do).
-pub fn prompt_ids(
-    engine: &Engine,
-    messages: &[Message],
-    format: &StepFormat,
-) -> Result<Vec<u32>, srl_runtime::RuntimeError> {
-    let mut text = engine.render_chat(messages, true)?;
-    if format.think_budget.is_some() {
-        text.push_str("<think>\n");
-    }
-    Ok(engine.tokenize_prompt(&text))
 }
 
 /// What the trainer reports as it goes.

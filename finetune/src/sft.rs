@@ -23,6 +23,7 @@ use serde_json::json;
 use srl_models::lora_params::mix64;
 use srl_models::{LoraParams, Model, ModelError, PassOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Why a run stopped early.
@@ -84,6 +85,8 @@ pub struct Outcome {
     pub first_valid_loss: Option<f64>,
     pub last_valid_loss: Option<f64>,
     pub out: PathBuf,
+    /// Stopped early by the stop flag (Ctrl-C); a checkpoint was saved.
+    pub interrupted: bool,
 }
 
 /// The steps a run takes: `max_steps`, or `epochs` over `n` examples
@@ -180,11 +183,28 @@ pub fn eval_loss(
 /// `valid`, writing everything into `config.out`.
 pub fn train_sft(
     model: &Model,
+    config: TrainConfig,
+    train: &[Example],
+    valid: &[Example],
+    resume: bool,
+    pool: &rayon::ThreadPool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Outcome, TrainError> {
+    let never = AtomicBool::new(false);
+    train_sft_until(model, config, train, valid, resume, pool, &never, on_event)
+}
+
+/// [`train_sft`] that also stops when `stop` is set (Ctrl-C), after the
+/// current step, with a checkpoint of it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_sft_until(
+    model: &Model,
     mut config: TrainConfig,
     train: &[Example],
     valid: &[Example],
     resume: bool,
     pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, TrainError> {
     let out = config.out.clone();
@@ -262,7 +282,15 @@ pub fn train_sft(
         first_valid = Some(v);
         last_valid = Some(v);
     }
+    let mut done_steps = start;
+    let mut saved_at = None;
+    let mut interrupted = false;
+    let mut epoch = start as f64 * per_step as f64 / train.len() as f64;
     for step in start..total {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
         let t0 = Instant::now();
         grads.fill(0.0);
         let batch: Vec<&Example> = (step * per_step..(step + 1) * per_step)
@@ -334,36 +362,82 @@ pub fn train_sft(
             first_valid.get_or_insert(v);
             last_valid = Some(v);
         }
+        done_steps = done;
+        epoch = report.epoch;
         if last || (config.save_every > 0 && done % config.save_every == 0) {
-            let state = TrainerState {
+            let ck = Saved {
                 step: done,
-                total_steps: total,
-                epoch: report.epoch,
-                trainer: "sft".into(),
+                total,
+                epoch,
                 last_loss,
-                last_valid_loss: last_valid,
-                base_model: model.files.path().display().to_string(),
-                base_arch: model.config.arch.name().into(),
-                srl_version: env!("CARGO_PKG_VERSION").into(),
-                config: config.clone(),
-                data_position: done * per_step,
+                last_valid,
+                per_step,
             };
-            let dir = save_checkpoint(&out, &state, &params, &opt, model, config.keep_checkpoints)?;
-            publish(&out, &dir, &state, &params, model)?;
-            on_event(Event::Checkpoint {
-                step: done,
-                dir: &dir,
-            });
-            last_checkpoint = Some(dir);
+            last_checkpoint = Some(save(&out, &config, &ck, &params, &opt, model, on_event)?);
+            saved_at = Some(done);
         }
     }
+    if interrupted && done_steps > start && saved_at != Some(done_steps) {
+        let ck = Saved {
+            step: done_steps,
+            total,
+            epoch,
+            last_loss,
+            last_valid,
+            per_step,
+        };
+        save(&out, &config, &ck, &params, &opt, model, on_event)?;
+    }
     Ok(Outcome {
-        steps: total,
+        steps: done_steps,
+        interrupted,
         last_loss,
         first_valid_loss: first_valid,
         last_valid_loss: last_valid,
         out,
     })
+}
+
+/// Where a run stands when it saves.
+struct Saved {
+    step: u64,
+    total: u64,
+    epoch: f64,
+    last_loss: Option<f64>,
+    last_valid: Option<f64>,
+    per_step: u64,
+}
+
+/// Writes a checkpoint and publishes it at the top of the run folder.
+fn save(
+    out: &Path,
+    config: &TrainConfig,
+    at: &Saved,
+    params: &LoraParams,
+    opt: &AdamW,
+    model: &Model,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<PathBuf, TrainError> {
+    let state = TrainerState {
+        step: at.step,
+        total_steps: at.total,
+        epoch: at.epoch,
+        trainer: "sft".into(),
+        last_loss: at.last_loss,
+        last_valid_loss: at.last_valid,
+        base_model: model.files.path().display().to_string(),
+        base_arch: model.config.arch.name().into(),
+        srl_version: env!("CARGO_PKG_VERSION").into(),
+        config: config.clone(),
+        data_position: at.step * at.per_step,
+    };
+    let dir = save_checkpoint(out, &state, params, opt, model, config.keep_checkpoints)?;
+    publish(out, &dir, &state, params, model)?;
+    on_event(Event::Checkpoint {
+        step: at.step,
+        dir: &dir,
+    });
+    Ok(dir)
 }
 
 fn adamw_config(c: &TrainConfig) -> AdamWConfig {

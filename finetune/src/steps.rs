@@ -51,7 +51,8 @@ mod prompt;
 pub mod split;
 
 pub use prompt::{
-    parse_response, render_prompt, FormatFailure, Parsed, AGENTIC_SYSTEM_PROMPT, MATH_SYSTEM_PROMPT,
+    parse_response, prompt_ids, render_prompt, FormatFailure, Parsed, AGENTIC_SYSTEM_PROMPT,
+    MATH_SYSTEM_PROMPT,
 };
 use split::given_step;
 pub use split::{split_solution, strip_step_label, FoundStep, Split};

@@ -35,6 +35,9 @@ pub struct Args {
     /// Turn off difflib's autojunk heuristic in the similarity
     #[arg(long)]
     no_autojunk: bool,
+    /// Close the <think> block for the model after N tokens, as `srl train srl --think-budget` does
+    #[arg(long, value_name = "N")]
+    think_budget: Option<usize>,
     /// Print one JSON object (summary, per-step and per-problem results)
     #[arg(long)]
     json: bool,
@@ -58,6 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         max_steps: a.max_steps,
         autojunk: !a.no_autojunk,
+        think_budget: a.think_budget,
     };
     let report = evaluate(
         &engine,

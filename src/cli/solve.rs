@@ -21,6 +21,9 @@ pub struct Args {
     /// Maximum tokens per step
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
+    /// Close the <think> block for the model after N tokens (budget forcing)
+    #[arg(long, value_name = "N")]
+    think_budget: Option<usize>,
     /// Use the agentic prompt (actions) instead of the math one (steps)
     #[arg(long)]
     agentic: bool,
@@ -48,6 +51,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         format,
         a.max_steps,
         &params,
+        a.think_budget,
         &mut |s| {
             println!("Step {}", s.step);
             match &s.parsed {

@@ -7,11 +7,13 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use srl_finetune::checkpoint::{list_checkpoints, TrainerState, STATE_FILE};
 use srl_finetune::data::{load_examples, Formatter, LoadOptions};
-use srl_finetune::sft::{train_sft, Event};
+use srl_finetune::sft::{train_sft_until, Event};
 use srl_finetune::train_config::TrainConfig;
 use srl_runtime::Engine;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -253,13 +255,15 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         }
     };
     let mut every = 1;
-    let outcome = train_sft(
+    let stop = stop_on_ctrl_c("step")?;
+    let outcome = train_sft_until(
         &engine.model,
         config,
         &train,
         &valid,
         a.resume.is_some(),
         &engine.pool,
+        &stop,
         &mut |ev| match ev {
             Event::Start {
                 step,
@@ -297,7 +301,12 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let outcome = outcome?;
     eprintln!(
-        "done: {} steps, last loss {}, valid loss {} -> {}; adapter in {} (PEFT files and adapter.gguf; use it with --lora {})",
+        "{}: {} steps, last loss {}, valid loss {} -> {}; adapter in {} (PEFT files and adapter.gguf; use it with --lora {})",
+        if outcome.interrupted {
+            "interrupted"
+        } else {
+            "done"
+        },
         outcome.steps,
         fmt_loss(outcome.last_loss),
         fmt_loss(outcome.first_valid_loss),
@@ -306,6 +315,23 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// A flag that Ctrl-C sets: the trainer finishes its current `unit` (step
+/// or update), saves a checkpoint and stops. A second Ctrl-C quits at once.
+pub fn stop_on_ctrl_c(unit: &'static str) -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: saving a checkpoint after this {unit} (Ctrl-C again to quit now)"
+        );
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
 }
 
 /// The training progress bar on stderr, and whether stderr is a terminal

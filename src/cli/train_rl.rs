@@ -4,15 +4,13 @@
 //! and a checkpoint on Ctrl-C.
 
 use super::common::resolve_model;
-use super::train::{progress_bar, SftArgs};
+use super::train::{progress_bar, stop_on_ctrl_c, SftArgs};
 use anyhow::Context;
 use srl_finetune::answer::MathAnswer;
 use srl_finetune::eval::load_eval_data;
 use srl_finetune::rl::{read_problems, train_rl, RlEvent, RlTask, RlvrTask, SrlTask};
 use srl_finetune::train_config::TrainConfig;
 use srl_runtime::Engine;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Trainer {
@@ -127,20 +125,7 @@ pub fn run(a: RlArgs, trainer: Trainer) -> anyhow::Result<()> {
             })
         }
     };
-    // Ctrl-C: finish the update, save a checkpoint, stop. A second one quits.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted: saving a checkpoint after this update (Ctrl-C again to quit now)"
-            );
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = stop_on_ctrl_c("update")?;
     let out = config.out.clone();
     let (bar, tty) = progress_bar();
     let say = |msg: String| {

@@ -32,3 +32,25 @@ pub fn fails_with(out: &Output, needle: &str) {
     assert!(!err.contains("panicked"), "srl panicked: {err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
 }
+
+/// Runs `srl args`, sends it SIGINT (Ctrl-C) once `file` has a line, and
+/// returns its output.
+pub fn interrupt_after_first_line(args: &[String], file: &std::path::Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run srl");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(file).map_or(true, |t| t.lines().count() < 1) {
+        if t0.elapsed().as_secs() > 300 {
+            let _ = child.kill();
+            panic!("{} got no line within 5 minutes", file.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -INT failed");
+    child.wait_with_output().expect("wait for srl")
+}

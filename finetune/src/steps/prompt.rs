@@ -3,7 +3,7 @@
 //! format").
 
 use super::{strip_step_label, Format, StepInstance};
-use srl_runtime::Message;
+use srl_runtime::{Engine, Message, StepFormat};
 
 /// The system prompt of math instances (SRL.md, "Prompt and output format").
 pub const MATH_SYSTEM_PROMPT: &str = "You are solving a problem step by step. You are given \
@@ -69,6 +69,21 @@ pub fn render_prompt(inst: &StepInstance) -> Vec<Message> {
         inst.step
     );
     vec![Message::new("system", system), Message::new("user", &user)]
+}
+
+/// The prompt token ids of a step-wise request: the model's chat template,
+/// then `<think>\n` when a think budget is in force (the model starts
+/// inside its monologue, as reasoning models' templates do).
+pub fn prompt_ids(
+    engine: &Engine,
+    messages: &[Message],
+    format: &StepFormat,
+) -> Result<Vec<u32>, srl_runtime::RuntimeError> {
+    let mut text = engine.render_chat(messages, true)?;
+    if format.think_budget.is_some() {
+        text.push_str("<think>\n");
+    }
+    Ok(engine.tokenize_prompt(&text))
 }
 
 /// A response split per SRL.md: the monologue and the action (trimmed,
