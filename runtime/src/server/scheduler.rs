@@ -3,9 +3,10 @@
 //! The server has `parallel` slots, each a KV cache. A request ([`Job`]) takes
 //! `n` free slots (one per choice), or waits in a bounded queue. Each step is
 //! one batched forward pass ([`Model::forward_batch_adapters`]): every decoding
-//! sequence feeds its last token, and one sequence still reading its prompt
-//! feeds its next chunk of up to [`PROMPT_BATCH`] tokens (chunks cut as
-//! [`crate::Session`] cuts them, so greedy output equals `srl generate`'s).
+//! sequence feeds its last token, and sequences still reading their prompts
+//! feed their next chunks (up to [`PROMPT_BATCH`] prompt tokens a step, each
+//! chunk cut as [`crate::Session`] cuts it, so greedy output equals
+//! `srl generate`'s).
 //! Sequences of different adapters share the pass: the base weights are read
 //! once, each adapter's term applies to its own rows. New requests join
 //! between steps; a sequence whose client has gone (its event channel is
@@ -321,17 +322,33 @@ impl Scheduler {
         }
     }
 
-    /// One batched forward pass over every decoding sequence and one prompt
-    /// chunk, then one new token for each sequence whose logits are ready.
+    /// One batched forward pass over every decoding sequence and the next
+    /// prompt chunks (first come first served, up to [`PROMPT_BATCH`] prompt
+    /// tokens, at least one chunk), then one new token for each sequence
+    /// whose logits are ready.
     fn step(&mut self) {
-        let prefill = self
+        let mut reading: Vec<(u64, usize, usize)> = self
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.seq.as_ref().map(|q| (i, q)))
-            .filter(|(_, q)| q.next.is_none())
-            .min_by_key(|(_, q)| q.order)
-            .map(|(i, _)| i);
+            .filter_map(|(i, s)| {
+                let q = s.seq.as_ref()?;
+                let left = q.job.spec.prompt.len() - q.fed;
+                q.next
+                    .is_none()
+                    .then_some((q.order, i, left.min(PROMPT_BATCH)))
+            })
+            .collect();
+        reading.sort_unstable();
+        let mut budget = PROMPT_BATCH;
+        let mut prefill = vec![false; self.slots.len()];
+        for (k, &(_, i, n)) in reading.iter().enumerate() {
+            if k > 0 && n > budget {
+                break;
+            }
+            budget = budget.saturating_sub(n);
+            prefill[i] = true;
+        }
         // Rows grouped by adapter, so each adapter's rows are one block.
         let mut rows: Vec<(usize, usize)> = self
             .slots
@@ -339,7 +356,7 @@ impl Scheduler {
             .enumerate()
             .filter_map(|(i, s)| {
                 let q = s.seq.as_ref()?;
-                (q.next.is_some() || Some(i) == prefill).then(|| (adapter_key(q), i))
+                (q.next.is_some() || prefill[i]).then(|| (adapter_key(q), i))
             })
             .collect();
         rows.sort_unstable();
