@@ -373,6 +373,34 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
         404,
     );
 
+    // A model by id; stop strings as srl generate applies them.
+    let (status, body) = http(
+        a,
+        "GET",
+        "/v1/models/SmolLM2-135M-Instruct.Q4_1",
+        &[&auth],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    api_error(http(a, "GET", "/v1/models/nope", &[&auth], ""), 404);
+    let body =
+        json!({"prompt": "1, 2, 3, 4,", "max_tokens": 24, "temperature": 0, "stop": [" 8", "zzz"]});
+    let (status, got) = post(a, "/v1/completions", k, &body.to_string());
+    assert_eq!(status, 200, "{got}");
+    let got: Value = serde_json::from_str(&got).unwrap();
+    let want = generate(&[
+        "--prompt",
+        "1, 2, 3, 4,",
+        "-n",
+        "24",
+        "--stop",
+        " 8",
+        "--stop",
+        "zzz",
+    ]);
+    assert_eq!(got["choices"][0]["text"].as_str().unwrap(), want);
+    assert_eq!(got["choices"][0]["finish_reason"], "stop", "{got}");
+
     // Still serving.
     assert_eq!(post(a, chat, k, &chat_body("hi", json!({}))).0, 200);
     assert_eq!(http(a, "GET", "/health", &[], "").0, 200);

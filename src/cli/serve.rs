@@ -77,8 +77,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let loopback = matches!(a.host.as_str(), "127.0.0.1" | "localhost" | "::1");
     let keyed = api_key.as_deref().is_some_and(|k| !k.is_empty());
-    let (parallel, ctx) = (a.parallel, a.ctx);
-    serve(config, |addr| {
+    let parallel = a.parallel;
+    serve(config, |addr, ctx| {
         eprintln!(
             "srl serve: {} with {parallel} slots of {ctx} tokens, listening on http://{addr}",
             model.display()

@@ -329,23 +329,38 @@ fn clock_seed() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn models(State(st): Shared) -> Response {
-    let mut data = vec![json!({
-        "id": st.model_id,
-        "object": "model",
-        "created": st.started,
-        "owned_by": "srl",
-    })];
-    for a in st.adapters.list() {
-        data.push(json!({
-            "id": a.name,
+impl AppState {
+    /// The `model` objects: the base model, then each adapter.
+    fn model_list(&self) -> Vec<Value> {
+        let mut data = vec![json!({
+            "id": self.model_id,
             "object": "model",
-            "created": st.started,
+            "created": self.started,
             "owned_by": "srl",
-            "parent": st.model_id,
-        }));
+        })];
+        for a in self.adapters.list() {
+            data.push(json!({
+                "id": a.name,
+                "object": "model",
+                "created": self.started,
+                "owned_by": "srl",
+                "parent": self.model_id,
+            }));
+        }
+        data
     }
+}
+
+pub async fn models(State(st): Shared) -> Response {
+    let data = st.model_list();
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+pub async fn model(State(st): Shared, Path(id): Path<String>) -> Response {
+    match st.model_list().into_iter().find(|m| m["id"] == id.as_str()) {
+        Some(m) => json_response(StatusCode::OK, &m),
+        None => ApiError::model_not_found(&id, &st.model_ids()).into_response(),
+    }
 }
 
 pub async fn health(State(st): Shared) -> Response {

@@ -96,8 +96,12 @@ pub fn model_id_of(path: &std::path::Path) -> String {
 }
 
 /// Loads the model and adapters, then serves until the process ends.
-/// `on_listen` is told the bound address once the server accepts requests.
-pub fn serve(config: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+/// `on_listen` is told the bound address and the context of a slot (the
+/// model's own when `ctx` is larger) once the server accepts requests.
+pub fn serve(
+    config: ServeConfig,
+    on_listen: impl FnOnce(SocketAddr, usize),
+) -> Result<(), ServeError> {
     if config.parallel == 0 {
         return Err(ServeError::Config("--parallel must be at least 1".into()));
     }
@@ -136,6 +140,7 @@ pub fn serve(config: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> Result<
         config.queue,
         metrics.clone(),
     )?;
+    let n_ctx = handle.n_ctx;
     let state = Arc::new(AppState {
         engine,
         scheduler: handle,
@@ -159,7 +164,7 @@ pub fn serve(config: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> Result<
                 addr: addr.clone(),
                 source,
             })?;
-        on_listen(listener.local_addr()?);
+        on_listen(listener.local_addr()?, n_ctx);
         axum::serve(listener, app).await?;
         Ok(())
     })
@@ -174,6 +179,7 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/completions", post(handlers::completions))
         .route("/v1/models", get(handlers::models))
         .route("/models", get(handlers::models))
+        .route("/v1/models/{id}", get(handlers::model))
         .route(
             "/v1/adapters",
             get(handlers::list_adapters).post(handlers::load_adapter),
