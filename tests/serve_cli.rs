@@ -119,7 +119,8 @@ const ADAPTER: &str = "tests/data/llamacpp/lora/unit_conversion.gguf";
 fn openai_client_matches_generate() {
     let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
     let lora = format!("uc={}", adapter.display());
-    let server = Server::start(&["--parallel", "4", "--ctx", "512", "--lora", &lora]);
+    // Two slots: of the four concurrent streams below, two wait in the queue.
+    let server = Server::start(&["--parallel", "2", "--ctx", "512", "--lora", &lora]);
     let (chat_prompt, completion_prompt, n) = (
         "Convert 3 hours to minutes.",
         "The capital of France is",
@@ -156,7 +157,8 @@ fn openai_client_matches_generate() {
         .collect();
     assert_eq!(ids, ["SmolLM2-135M-Instruct.Q4_1", "uc"]);
 
-    // Greedy chat: whole == streamed == four at once == srl generate --chat.
+    // Greedy chat: whole == streamed == four at once (two batched, two
+    // queued) == srl generate --chat.
     let want = generate(&["--chat", "--prompt", chat_prompt, "-n", n]);
     assert!(!want.is_empty());
     assert_eq!(s("chat"), want);
