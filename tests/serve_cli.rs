@@ -269,6 +269,26 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
     );
     assert_eq!(e["param"], "temperature");
     api_error(post(a, chat, k, &chat_body("hi", json!({"n": 2}))), 400);
+    let e = api_error(
+        post(
+            a,
+            chat,
+            k,
+            &chat_body("hi", json!({"tools": [{"type": "function"}]})),
+        ),
+        400,
+    );
+    assert_eq!(e["param"], "tools");
+    let e = api_error(
+        post(
+            a,
+            chat,
+            k,
+            &chat_body("hi", json!({"response_format": {"type": "json_object"}})),
+        ),
+        400,
+    );
+    assert_eq!(e["param"], "response_format");
     api_error(
         post(a, chat, k, &chat_body("hi", json!({"max_tokens": 0}))),
         400,

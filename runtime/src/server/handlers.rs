@@ -69,6 +69,20 @@ pub async fn completions(State(st): Shared, body: BodyBytes) -> Response {
 async fn chat_inner(st: &Arc<AppState>, body: BodyBytes) -> Result<Response, ApiError> {
     let req: ChatRequest = openai::parse(&body_of(body)?)?;
     let (model, adapter) = st.resolve_model(req.model.as_deref(), req.lora.as_deref())?;
+    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid_param(
+            "tools",
+            "tool calling is not supported by this server yet",
+        ));
+    }
+    if let Some(f) = &req.response_format {
+        if f["type"] != "text" {
+            return Err(ApiError::invalid_param(
+                "response_format",
+                "only {\"type\": \"text\"} is supported (no JSON mode or schemas yet)",
+            ));
+        }
+    }
     if req.messages.is_empty() {
         return Err(ApiError::invalid_param(
             "messages",
@@ -278,7 +292,10 @@ impl AppState {
             ));
         }
         let mut sampler = SamplerConfig {
-            seed: s.seed.unwrap_or_else(clock_seed),
+            seed: s
+                .seed
+                .and_then(|x| u64::try_from(x).ok())
+                .unwrap_or_else(clock_seed),
             ..SamplerConfig::default()
         };
         let in_range = |name: &str, v: Option<f32>, lo: f32, hi: f32| match v {

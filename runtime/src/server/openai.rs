@@ -65,7 +65,8 @@ pub struct Sampling {
     pub max_tokens: Option<usize>,
     pub max_completion_tokens: Option<usize>,
     pub stop: Option<OneOrMany>,
-    pub seed: Option<u64>,
+    /// Negative (llama.cpp's -1): a seed from the clock.
+    pub seed: Option<i64>,
     pub n: Option<usize>,
 }
 
@@ -95,7 +96,7 @@ macro_rules! with_sampling {
             #[serde(default)]
             pub stop: Option<OneOrMany>,
             #[serde(default)]
-            pub seed: Option<u64>,
+            pub seed: Option<i64>,
             #[serde(default)]
             pub n: Option<usize>,
         }
@@ -124,6 +125,11 @@ with_sampling! {
         #[serde(default)]
         pub model: Option<String>,
         pub messages: Vec<ChatMessage>,
+        /// Not supported: refused when given (not silently ignored).
+        #[serde(default)]
+        pub tools: Option<Vec<Value>>,
+        #[serde(default)]
+        pub response_format: Option<Value>,
         #[serde(default)]
         pub stream: Option<bool>,
         #[serde(default)]
