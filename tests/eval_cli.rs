@@ -63,6 +63,7 @@ fn eval_reports_similarity_failures_and_accuracy() {
     );
     assert!(in_unit(&v["format_failure_rate"]));
     assert!(v["mean_similarity"].is_null() || in_unit(&v["mean_similarity"]));
+    assert!(in_unit(&v["mean_similarity_all"]));
     let reward = v["mean_reward"].as_f64().unwrap();
     assert!((-1.0..=1.0).contains(&reward));
     assert!(in_unit(&v["greedy_accuracy"]) && in_unit(&v["avg_at_k"]));
@@ -71,7 +72,8 @@ fn eval_reports_similarity_failures_and_accuracy() {
     let table = ok(&srl(&args));
     for row in [
         "| format-failure rate |",
-        "| mean step similarity (greedy, well-formed) |",
+        "| mean step similarity (greedy, failures count 0) |",
+        "| mean step similarity (greedy, well-formed only) |",
         "| mean step reward (failure = -1) |",
         "| final-answer accuracy (greedy) |",
         "| final-answer accuracy (avg@2) |",

@@ -8,15 +8,17 @@
 # each evaluated the same way (`srl eval`: greedy step similarity,
 # format-failure rate, step-wise solve accuracy), then one table.
 #   examples/srl-math/demo.sh [OUT_DIR]
-# Settings: THREADS (2), SRL_STEPS (24 updates), RLVR_STEPS (8), LIMIT (30).
+# Settings: THREADS (2), SRL_STEPS (30 updates), RLVR_STEPS (8), LIMIT (40
+# step instances), PROBLEMS (10 problems solved step by step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-adapters/srl-math}
 SRL=${SRL:-target/release/srl}
 THREADS=${THREADS:-2}
-SRL_STEPS=${SRL_STEPS:-24}
+SRL_STEPS=${SRL_STEPS:-30}
 RLVR_STEPS=${RLVR_STEPS:-8}
-LIMIT=${LIMIT:-30}
+LIMIT=${LIMIT:-40}
+PROBLEMS=${PROBLEMS:-10}
 DATA=examples/srl-math
 cargo build --release --quiet
 mkdir -p "$OUT"
@@ -28,20 +30,20 @@ evaluate() { # NAME [LORA]
     local lora=()
     [ -n "${2:-}" ] && lora=(--lora "$2")
     echo "== eval: $1"
-    "$SRL" eval --data "$DATA/valid.jsonl" --limit "$LIMIT" --k 0 --max-tokens 48 --max-steps 4 \
+    "$SRL" eval --data "$DATA/valid.jsonl" --limit "$LIMIT" --problems "$PROBLEMS" --k 0 --max-tokens 48 --max-steps 4 \
         "${FORMAT[@]}" -t "$THREADS" "${lora[@]}" --json 2>/dev/null > "$OUT/eval-$1.json"
 }
 start=$(date +%s)
 evaluate base
 
 echo "== SFT"
-"$SRL" train sft --data "$DATA/train.jsonl" --out "$OUT/sft" --epochs 1 --lr 2e-4 \
-    --save-every 0 --eval-every 0 "${ADAPTER[@]}"
+"$SRL" train sft --data "$DATA/train.jsonl" --out "$OUT/sft" --epochs 1 --batch-size 4 \
+    --lr 5e-4 --save-every 0 --eval-every 0 "${ADAPTER[@]}"
 evaluate sft "$OUT/sft"
 
 echo "== SRL"
 "$SRL" train srl --data "$DATA/train.jsonl" --out "$OUT/srl" --max-steps "$SRL_STEPS" \
-    --batch-size 2 --group-size 8 --max-new-tokens 40 --lr 5e-4 --save-every 8 \
+    --batch-size 2 --group-size 8 --max-new-tokens 40 --lr 1e-3 --save-every 10 \
     "${FORMAT[@]}" "${ADAPTER[@]}"
 evaluate srl "$OUT/srl"
 
@@ -55,14 +57,13 @@ python3 - "$OUT" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys
 out, secs = sys.argv[1], int(sys.argv[2])
 print()
-print("| model | held-out step similarity (greedy) | format-failure rate | mean step reward | answer accuracy (greedy) |")
-print("|---|---|---|---|---|")
+print("| model | step similarity (failures 0) | similarity (well-formed) | format failures | mean step reward | answer accuracy |")
+print("|---|---:|---:|---:|---:|---:|")
 for name, label in [("base", "base"), ("sft", "SFT"), ("srl", "SRL"), ("srl-rlvr", "SRL -> RLVR")]:
     r = json.load(open(f"{out}/eval-{name}.json"))
-    sim = r["mean_similarity"]
-    acc = r["greedy_accuracy"]
-    print(f"| {label} | {sim:.3f} | {r['format_failure_rate']:.3f} | {r['mean_reward']:.3f} | "
-          f"{acc:.3f} ({sum(p['greedy_correct'] for p in r['solved'])}/{r['problems']}) |"
-          if sim is not None and acc is not None else f"| {label} | - | {r['format_failure_rate']:.3f} | - | - |")
-print(f"\n{secs // 60} min {secs % 60} s in all")
+    wf = "-" if r["mean_similarity"] is None else f"{r['mean_similarity']:.3f}"
+    right = sum(p["greedy_correct"] for p in r["solved"])
+    print(f"| {label} | {r['mean_similarity_all']:.3f} | {wf} | {r['format_failure_rate']:.3f} "
+          f"| {r['mean_reward']:.3f} | {right}/{r['problems']} |")
+print(f"\n{r['instances']} held-out step instances, {r['problems']} problems; {secs // 60} min {secs % 60} s in all")
 PY

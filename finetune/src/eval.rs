@@ -140,6 +140,8 @@ pub struct EvalOptions {
     pub max_tokens: usize,
     /// Step instances scored, and problems solved (0 = all).
     pub limit: usize,
+    /// Problems solved, when not `limit` (0 = none).
+    pub problems: Option<usize>,
     /// Sampled solutions per problem for avg@k (0 = none).
     pub k: usize,
     pub temperature: f32,
@@ -158,6 +160,7 @@ impl Default for EvalOptions {
         EvalOptions {
             max_tokens: 256,
             limit: 0,
+            problems: None,
             k: 4,
             temperature: 1.0,
             seed: 0,
@@ -199,6 +202,9 @@ pub struct EvalReport {
     pub format_failure_rate: f64,
     /// Over well-formed responses; None when there are none.
     pub mean_similarity: Option<f64>,
+    /// Over every instance, a format failure counting 0: comparable between
+    /// models that fail the format at different rates.
+    pub mean_similarity_all: f64,
     /// SRL.md's reward: the similarity, -1 for a format failure.
     pub mean_reward: f64,
     /// Problems with a reference answer that were solved.
@@ -222,7 +228,11 @@ impl EvalReport {
                 format!("{:.4}", self.format_failure_rate),
             ),
             (
-                "mean step similarity (greedy, well-formed)",
+                "mean step similarity (greedy, failures count 0)",
+                format!("{:.4}", self.mean_similarity_all),
+            ),
+            (
+                "mean step similarity (greedy, well-formed only)",
                 opt(self.mean_similarity),
             ),
             (
@@ -359,7 +369,7 @@ fn correct(steps: &[SolveStep], reference: &str) -> bool {
 }
 
 /// Scores `instances` and solves `problems` (those with answers), up to
-/// `opts.limit` of each; `progress` gets one line per item done.
+/// `opts.limit` of each (`opts.problems` of the problems if given); `progress` gets one line per item done.
 pub fn evaluate(
     engine: &Engine,
     instances: &[StepInstance],
@@ -376,7 +386,11 @@ pub fn evaluate(
     };
     let instances = &instances[..take(instances.len())];
     let problems: Vec<&Problem> = problems.iter().filter(|p| p.answer.is_some()).collect();
-    let problems = &problems[..take(problems.len())];
+    let n_problems = match opts.problems {
+        Some(n) => n.min(problems.len()),
+        None => take(problems.len()),
+    };
+    let problems = &problems[..n_problems];
     let greedy = GenerateParams {
         max_tokens: opts.max_tokens,
         sampler: SamplerConfig::greedy(),
@@ -504,6 +518,7 @@ fn summarize(steps: Vec<ScoredStep>, solved: Vec<SolvedProblem>, k: usize) -> Ev
             failures as f64 / n as f64
         },
         mean_similarity: mean(&sims),
+        mean_similarity_all: sims.iter().sum::<f64>() / n.max(1) as f64,
         mean_reward: mean(&rewards).unwrap_or(0.0),
         problems: np,
         k,
@@ -542,6 +557,7 @@ mod tests {
         assert_eq!((r.instances, r.well_formed, r.format_failures), (4, 2, 2));
         assert_eq!(r.format_failure_rate, 0.5);
         assert_eq!(r.mean_similarity, Some(0.75));
+        assert_eq!(r.mean_similarity_all, 1.5 / 4.0);
         assert_eq!(r.mean_reward, (0.5 - 1.0 + 1.0 - 1.0) / 4.0);
         assert_eq!((r.greedy_accuracy, r.avg_at_k), (None, None));
         assert!(r.table().contains("| format-failure rate | 0.5000 |"));

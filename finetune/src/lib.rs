@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod optimizer;
 pub mod plot;
 pub mod rl;
+pub mod run_start;
 pub mod schedule;
 pub mod sft;
 pub mod similarity;

@@ -22,16 +22,15 @@ mod srl_task;
 pub use rlvr_task::{read_problems, RlvrTask, RLVR_SYSTEM_PROMPT};
 pub use srl_task::SrlTask;
 
-use crate::adapter_files::{read_adapter, write_adapter_folder};
+use crate::adapter_files::write_adapter_folder;
 use crate::checkpoint::{
-    list_checkpoints, load_latest, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE,
-    STATE_FILE,
+    list_checkpoints, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE,
 };
 use crate::grpo::{group_advantages, mean_std, token_term};
-use crate::metrics::{metric_points, read_metrics, MetricsWriter};
-use crate::optimizer::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
+use crate::metrics::{metric_points, read_metrics};
+use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
 use crate::plot::{write_svg_plot, Series};
-use crate::schedule::{Decay, Schedule};
+use crate::run_start::{open_metrics, schedule, start_run};
 use crate::sft::{DataOrder, TrainError};
 use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
@@ -155,49 +154,15 @@ struct Group {
 pub fn train_rl(
     engine: &mut Engine,
     task: &dyn RlTask,
-    mut config: TrainConfig,
+    config: TrainConfig,
     resume: bool,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(RlEvent),
 ) -> Result<RlOutcome, TrainError> {
+    let run = start_run(&engine.model, config, resume, task.name())?;
+    let (config, mut params, mut opt) = (run.config, run.params, run.optimizer);
+    let (start, mut position) = (run.step, run.position);
     let out = config.out.clone();
-    let io = |p: &Path, e: std::io::Error| TrainError::Model(ModelError::io(p, e));
-    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
-    let (mut params, mut opt, start, mut position) = if resume {
-        let r = load_latest(&out, &engine.model)?;
-        if r.state.trainer != task.name() {
-            return Err(TrainError::Config(format!(
-                "{} holds a '{}' run; it cannot be resumed as '{}'",
-                out.display(),
-                r.state.trainer,
-                task.name()
-            )));
-        }
-        let (max_steps, epochs) = (config.max_steps, config.epochs);
-        config = r.state.config.clone();
-        if max_steps.is_some() || epochs.is_some() {
-            config.max_steps = max_steps;
-            config.epochs = epochs;
-        }
-        (r.params, r.optimizer, r.state.step, r.state.data_position)
-    } else {
-        config
-            .validate()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
-        let lora = config
-            .lora()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
-        let params = match &config.init_adapter {
-            Some(path) => {
-                let mut p = read_adapter(path, &engine.model)?;
-                p.config.dropout = lora.dropout;
-                p
-            }
-            None => LoraParams::init(&engine.model.config, lora, config.seed),
-        };
-        let opt = AdamW::new(adamw_config(&config), &params);
-        (params, opt, 0, 0)
-    };
     let rl = config.rl.clone();
     let grpo = rl.grpo();
     let format = StepFormat {
@@ -231,19 +196,8 @@ pub fn train_rl(
             .ceil()
             .max(1.0) as u64,
     };
-    let schedule = Schedule {
-        decay: Decay::parse(&config.schedule).unwrap_or(Decay::Cosine),
-        lr: config.lr,
-        min_lr: config.lr * config.min_lr_ratio,
-        warmup: config.warmup_steps,
-        total,
-    };
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = if resume {
-        MetricsWriter::resume(&metrics_path, start)?
-    } else {
-        MetricsWriter::create(&metrics_path)?
-    };
+    let schedule = schedule(&config, total);
+    let mut metrics = open_metrics(&out, resume, start)?;
     on_event(RlEvent::Start {
         step: start,
         total_steps: total,
@@ -269,6 +223,9 @@ pub fn train_rl(
             scale: 1.0,
         }];
         let t0 = Instant::now();
+        // Where this update starts reading: an update abandoned by the stop
+        // flag leaves the position here, so a resume replays it exactly.
+        let update_start = position;
         let mut kept: Vec<Group> = Vec::new();
         let (mut sampled, mut dropped) = (0usize, 0usize);
         let mut rewards = Vec::new();
@@ -331,6 +288,7 @@ pub fn train_rl(
             });
         }
         if stop.load(Ordering::Relaxed) && kept.len() < groups_per_update {
+            position = update_start;
             interrupted = true;
             break;
         }
@@ -586,13 +544,4 @@ fn checkpoint(
     write_svg_plot(&out.join("reward.svg"), &title, &series, "update", "reward")?;
     on_event(RlEvent::Checkpoint { step, dir: &dir });
     Ok(dir)
-}
-
-fn adamw_config(c: &TrainConfig) -> AdamWConfig {
-    AdamWConfig {
-        beta1: c.beta1,
-        beta2: c.beta2,
-        eps: c.eps,
-        weight_decay: c.weight_decay,
-    }
 }

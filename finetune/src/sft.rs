@@ -9,15 +9,13 @@
 //! seeded shuffle per epoch and dropout masks derive from (seed, step), so a
 //! resumed run continues exactly as if it had never stopped.
 
-use crate::adapter_files::{read_adapter, write_adapter_folder};
-use crate::checkpoint::{
-    load_latest, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE,
-};
+use crate::adapter_files::write_adapter_folder;
+use crate::checkpoint::{save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE};
 use crate::data::Example;
-use crate::metrics::{metric_points, read_metrics, MetricsWriter};
-use crate::optimizer::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
+use crate::metrics::{metric_points, read_metrics};
+use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
 use crate::plot::{write_svg_plot, Series};
-use crate::schedule::{Decay, Schedule};
+use crate::run_start::{open_metrics, schedule, start_run};
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
@@ -199,7 +197,7 @@ pub fn train_sft(
 #[allow(clippy::too_many_arguments)]
 pub fn train_sft_until(
     model: &Model,
-    mut config: TrainConfig,
+    config: TrainConfig,
     train: &[Example],
     valid: &[Example],
     resume: bool,
@@ -207,57 +205,18 @@ pub fn train_sft_until(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, TrainError> {
-    let out = config.out.clone();
-    let io = |p: &Path, e: std::io::Error| TrainError::Model(ModelError::io(p, e));
-    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
     let train: Vec<&Example> = train.iter().filter(|e| target_count(e) > 0).collect();
     if train.is_empty() {
         return Err(TrainError::Config(
             "no training example has target tokens".into(),
         ));
     }
-    let (mut params, mut opt, start) = if resume {
-        let r = load_latest(&out, model)?;
-        // The run continues with its own settings; only the length may grow.
-        let (max_steps, epochs) = (config.max_steps, config.epochs);
-        config = r.state.config.clone();
-        if max_steps.is_some() || epochs.is_some() {
-            config.max_steps = max_steps;
-            config.epochs = epochs;
-        }
-        (r.params, r.optimizer, r.state.step)
-    } else {
-        config
-            .validate()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
-        let lora = config
-            .lora()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
-        let params = match &config.init_adapter {
-            Some(path) => {
-                let mut p = read_adapter(path, model)?;
-                p.config.dropout = lora.dropout;
-                p
-            }
-            None => LoraParams::init(&model.config, lora, config.seed),
-        };
-        let opt = AdamW::new(adamw_config(&config), &params);
-        (params, opt, 0)
-    };
+    let run = start_run(model, config, resume, "sft")?;
+    let (config, mut params, mut opt, start) = (run.config, run.params, run.optimizer, run.step);
+    let out = config.out.clone();
     let total = total_steps(&config, train.len());
-    let schedule = Schedule {
-        decay: Decay::parse(&config.schedule).unwrap_or(Decay::Cosine),
-        lr: config.lr,
-        min_lr: config.lr * config.min_lr_ratio,
-        warmup: config.warmup_steps,
-        total,
-    };
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = if resume {
-        MetricsWriter::resume(&metrics_path, start)?
-    } else {
-        MetricsWriter::create(&metrics_path)?
-    };
+    let schedule = schedule(&config, total);
+    let mut metrics = open_metrics(&out, resume, start)?;
     on_event(Event::Start {
         step: start,
         total_steps: total,
@@ -438,15 +397,6 @@ fn save(
         dir: &dir,
     });
     Ok(dir)
-}
-
-fn adamw_config(c: &TrainConfig) -> AdamWConfig {
-    AdamWConfig {
-        beta1: c.beta1,
-        beta2: c.beta2,
-        eps: c.eps,
-        weight_decay: c.weight_decay,
-    }
 }
 
 /// Puts the latest checkpoint's adapter at the top of the run folder (PEFT

@@ -114,7 +114,9 @@ impl Sampler {
                 .fold(0, |b, &(i, l)| if l > c[b].1 { i as usize } else { b });
             return best as u32;
         }
-        // Sort descending (top-k first when it applies, to keep this cheap).
+        // Top-k first when it applies (a partial selection, cheap); the full
+        // sort only when top-p needs the order. Without it (RL rollouts:
+        // top-k 0, top-p 1) candidates stay in id order.
         let k = if cfg.top_k > 0 {
             cfg.top_k.min(c.len())
         } else {
@@ -124,9 +126,9 @@ impl Sampler {
             c.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
             c.truncate(k);
         }
-        c.sort_by(|a, b| b.1.total_cmp(&a.1));
         let p = &mut self.probs;
         if cfg.top_p < 1.0 {
+            c.sort_by(|a, b| b.1.total_cmp(&a.1));
             softmax(c, 1.0, p);
             let mut cum = 0.0;
             let mut keep = c.len();
@@ -140,10 +142,10 @@ impl Sampler {
             c.truncate(keep.max(1));
         }
         if cfg.min_p > 0.0 {
-            let m = c[0].1;
-            let threshold = m + cfg.min_p.ln();
-            let keep = c.iter().take_while(|&&(_, l)| l >= threshold).count();
-            c.truncate(keep.max(1));
+            let m = max_logit(c);
+            // The best candidate always stays (min_p above 1 included).
+            let threshold = (m + cfg.min_p.ln()).min(m);
+            c.retain(|&(_, l)| l >= threshold);
         }
         softmax(c, cfg.temperature, p);
         let r: f32 = self.rng.gen();
@@ -158,9 +160,13 @@ impl Sampler {
     }
 }
 
-/// Softmax of the (sorted, descending) candidates' logits at `temp`, into `p`.
+fn max_logit(c: &[(u32, f32)]) -> f32 {
+    c.iter().fold(f32::NEG_INFINITY, |m, &(_, l)| m.max(l))
+}
+
+/// Softmax of the candidates' logits at `temp`, into `p`.
 fn softmax(c: &[(u32, f32)], temp: f32, p: &mut Vec<f32>) {
-    let m = c[0].1;
+    let m = max_logit(c);
     p.clear();
     p.extend(c.iter().map(|&(_, l)| ((l - m) / temp).exp()));
     let s: f32 = p.iter().sum();

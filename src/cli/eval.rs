@@ -17,6 +17,9 @@ pub struct Args {
     /// Step instances scored, and problems solved (0 = all)
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    /// Problems solved, if not --limit (0 = none)
+    #[arg(long, value_name = "N")]
+    problems: Option<usize>,
     /// Maximum tokens per generated step
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
@@ -56,6 +59,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = EvalOptions {
         max_tokens: a.max_tokens,
         limit: a.limit,
+        problems: a.problems,
         k: a.k,
         temperature: a.temperature,
         seed: a.seed,

@@ -317,8 +317,10 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A flag that Ctrl-C sets: the trainer finishes its current `unit` (step
-/// or update), saves a checkpoint and stops. A second Ctrl-C quits at once.
+/// A flag that Ctrl-C sets: the trainer finishes its current `unit` (an SFT
+/// step, or an RL update already training; one still sampling is dropped and
+/// replayed on resume), saves a checkpoint and stops. A second Ctrl-C quits
+/// at once.
 pub fn stop_on_ctrl_c(unit: &'static str) -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

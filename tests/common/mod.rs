@@ -54,3 +54,19 @@ pub fn interrupt_after_first_line(args: &[String], file: &std::path::Path) -> Ou
     assert!(sent.is_ok_and(|s| s.success()), "kill -INT failed");
     child.wait_with_output().expect("wait for srl")
 }
+
+/// Checks that the run in `out` stopped cleanly after an interrupt with a
+/// complete checkpoint of step `done` published as its state.
+pub fn assert_interrupted_at(run: &Output, out: &std::path::Path, done: u64) {
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("interrupted: "), "{err}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"].as_u64(), Some(done));
+    let ck = out.join(format!(
+        "checkpoints/step-{done:06}/adapter_model.safetensors"
+    ));
+    assert!(ck.is_file(), "{} missing", ck.display());
+}

@@ -92,8 +92,8 @@ impl Model {
 
     /// The per-token weighted negative log-likelihood
     /// `L = sum_t weights[t] * -log p(tokens[t+1] | tokens[..=t])` (weights may
-    /// be negative: advantage-weighted log-probabilities are this with
-    /// weights = -advantage / count). With `grads`, adds dL/d(each A and B of
+    /// be negative: the policy-gradient loss -sum A log p / N is this with
+    /// weights = A / N, see finetune/src/grpo.rs). With `grads`, adds dL/d(each A and B of
     /// `lora`) into it (same shapes as `lora`). `opts` sets dropout and how
     /// many intermediates are kept rather than recomputed ([`PassOptions`]).
     ///
