@@ -157,7 +157,11 @@ pub fn serve(
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let addr = format!("{}:{}", config.host, config.port);
+        let addr = if config.host.contains(':') && !config.host.starts_with('[') {
+            format!("[{}]:{}", config.host, config.port) // IPv6
+        } else {
+            format!("{}:{}", config.host, config.port)
+        };
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind {
