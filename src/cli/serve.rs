@@ -43,6 +43,9 @@ pub struct Args {
     /// Largest request body in bytes
     #[arg(long, default_value_t = 4 << 20)]
     max_body: usize,
+    /// Print a line per request on stderr (method, path, status, milliseconds)
+    #[arg(long)]
+    log_requests: bool,
 }
 
 /// NAME=PATH, or PATH named after its file (without .gguf).
@@ -74,6 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         api_key: api_key.clone(),
         threads: a.threads,
         max_body: a.max_body,
+        log_requests: a.log_requests,
     };
     let loopback = matches!(a.host.as_str(), "127.0.0.1" | "localhost" | "::1");
     let keyed = api_key.as_deref().is_some_and(|k| !k.is_empty());

@@ -53,6 +53,9 @@ pub struct ServeConfig {
     pub threads: usize,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Print a line per request on stderr (method, path, status, time to
+    /// the response's head).
+    pub log_requests: bool,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +73,7 @@ impl Default for ServeConfig {
             api_key: None,
             threads: 0,
             max_body: 4 << 20,
+            log_requests: false,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct AppState {
     pub api_key: Option<String>,
     /// Start time (seconds since the epoch), the models' `created`.
     pub started: u64,
+    pub log_requests: bool,
 }
 
 /// The model id of a path: its file or folder name without `.gguf`.
@@ -149,6 +154,7 @@ pub fn serve(
         model_id,
         api_key: config.api_key.clone().filter(|k| !k.is_empty()),
         started: openai::now_s(),
+        log_requests: config.log_requests,
     });
     let app = router(state, config.max_body);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -213,8 +219,23 @@ async fn method_not_allowed(req: Request) -> Response {
 }
 
 /// With an API key set, every endpoint but /health needs
-/// `Authorization: Bearer KEY`.
+/// `Authorization: Bearer KEY`. Logs the request when asked to.
 async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !st.log_requests {
+        return check_key(&st, req, next).await;
+    }
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let t0 = std::time::Instant::now();
+    let r = check_key(&st, req, next).await;
+    eprintln!(
+        "{method} {path} {} {:.1} ms",
+        r.status().as_u16(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    r
+}
+
+async fn check_key(st: &AppState, req: Request, next: Next) -> Response {
     if let Some(key) = &st.api_key {
         if req.uri().path() != "/health" {
             let given = req
