@@ -423,6 +423,25 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
     assert_eq!(got["choices"][0]["text"].as_str().unwrap(), want);
     assert_eq!(got["choices"][0]["finish_reason"], "stop", "{got}");
 
+    // A prompt past 64 tokens (attention's tiled numerics) twice: the second
+    // reuses the cached beginning, and both equal srl generate's text.
+    let story = "Here is a long story about a small robot who lived in a lighthouse by the sea. \
+        Every night the robot climbed the stairs, cleaned the great lamp, and watched the ships \
+        pass. One winter a storm broke the lamp, and the robot had to find a way to guide the \
+        ships home without it. Tell me, in a few sentences, what the robot did next.";
+    let want = generate(&["--chat", "--prompt", story, "-n", "24"]);
+    for round in 0..2 {
+        let (status, got) = post(a, chat, k, &chat_body(story, json!({"max_tokens": 24})));
+        assert_eq!(status, 200, "{got}");
+        let got: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(
+            got["choices"][0]["message"]["content"].as_str().unwrap(),
+            want
+        );
+        let cached = got["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64();
+        assert!(round == 0 || cached > Some(0), "{got}");
+    }
+
     // Still serving.
     assert_eq!(post(a, chat, k, &chat_body("hi", json!({}))).0, 200);
     assert_eq!(http(a, "GET", "/health", &[], "").0, 200);

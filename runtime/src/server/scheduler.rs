@@ -12,7 +12,8 @@
 //! between steps; a sequence whose client has gone (its event channel is
 //! closed) frees its slot at once. A slot keeps the tokens its cache holds
 //! after a request ends, so a later prompt with the same beginning (a chat's
-//! history, a shared system prompt) does not read it again.
+//! history, a shared system prompt) does not read it again, as far as that
+//! gives the numbers a fresh read would (see [`Slot::reusable`]).
 //!
 //! [`Model::forward_batch_adapters`]: srl_models::Model::forward_batch_adapters
 
@@ -23,6 +24,7 @@ use crate::generate::{Engine, StopReason, PROMPT_BATCH};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::tokenizer::StreamDecoder;
+use srl_models::attention::TILED_MIN_TOKENS;
 use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -166,7 +168,63 @@ struct Slot {
     kv: KvCache,
     /// The tokens `kv` holds.
     cached: Vec<u32>,
+    /// For each of them, whether attention read it with the tiled numerics
+    /// (a call of [`TILED_MIN_TOKENS`] tokens or more) or the f16 ones.
+    tiled: Vec<bool>,
     seq: Option<Seq>,
+}
+
+impl Slot {
+    fn clear(&mut self) {
+        self.kv.clear();
+        self.cached.clear();
+        self.tiled.clear();
+    }
+
+    /// How many tokens of this slot's cache `prompt` can reuse with the
+    /// numbers a fresh read of `prompt` would give (what `srl generate`
+    /// computes): a fresh read takes the prompt in chunks of [`PROMPT_BATCH`]
+    /// from position 0, and attention's numerics depend on a call's length
+    /// (f16 below [`TILED_MIN_TOKENS`] tokens, tiled f32 from there). So a
+    /// cached token counts only if it was read with its fresh chunk's
+    /// numerics, and the rest of the chunk the reuse ends in must still be
+    /// long enough for the tiled numerics when the chunk had them. At most
+    /// `prompt.len() - 1`: the last token is always read, for its logits.
+    fn reusable(&self, prompt: &[u32]) -> usize {
+        reusable(&self.cached, &self.tiled, prompt)
+    }
+}
+
+/// [`Slot::reusable`] of a cache holding `cached`, read as `tiled` says.
+fn reusable(cached: &[u32], tiled: &[bool], prompt: &[u32]) -> usize {
+    let n = prompt.len();
+    let chunk = |p: usize| {
+        let start = p / PROMPT_BATCH * PROMPT_BATCH;
+        (start, (start + PROMPT_BATCH).min(n))
+    };
+    let fresh_tiled = |p: usize| {
+        let (start, end) = chunk(p);
+        end - start >= TILED_MIN_TOKENS
+    };
+    let mut keep = cached
+        .iter()
+        .zip(tiled)
+        .zip(prompt)
+        .enumerate()
+        .take_while(|&(p, ((c, &t), q))| c == q && t == fresh_tiled(p))
+        .count()
+        .min(n - 1);
+    let (_, end) = chunk(keep);
+    if fresh_tiled(keep) && end - keep < TILED_MIN_TOKENS {
+        keep = end - TILED_MIN_TOKENS;
+    }
+    keep
+}
+
+/// Where the prompt chunk that starts at `fed` ends: chunks are cut at the
+/// multiples of [`PROMPT_BATCH`], as a fresh read cuts them.
+fn chunk_end(fed: usize, n: usize) -> usize {
+    ((fed / PROMPT_BATCH + 1) * PROMPT_BATCH).min(n)
 }
 
 pub struct Scheduler {
@@ -195,6 +253,7 @@ pub fn start(
         .map(|_| Slot {
             kv: engine.model.new_cache(n_ctx),
             cached: Vec::new(),
+            tiled: Vec::new(),
             seq: None,
         })
         .collect();
@@ -269,29 +328,22 @@ impl Scheduler {
         }
     }
 
-    /// Puts choice `index` of `job` in the free slot whose cache shares the
-    /// longest beginning with the prompt.
+    /// Puts choice `index` of `job` in the free slot whose cache holds the
+    /// longest reusable beginning of the prompt.
     fn place(&mut self, job: &Arc<Job>, index: usize) {
         let prompt = &job.spec.prompt;
-        let common = |s: &Slot| {
-            s.cached
-                .iter()
-                .zip(prompt)
-                .take_while(|(a, b)| a == b)
-                .count()
-        };
-        let Some(slot) = self
+        let Some((keep, slot)) = self
             .slots
             .iter_mut()
             .filter(|s| s.seq.is_none())
-            .max_by_key(|s| common(s))
+            .map(|s| (s.reusable(prompt), s))
+            .max_by_key(|(keep, _)| *keep)
         else {
             return; // admit checked there are enough
         };
-        // Always read at least the last prompt token, for its logits.
-        let keep = common(slot).min(prompt.len() - 1);
         slot.kv.truncate(keep);
         slot.cached.truncate(keep);
+        slot.tiled.truncate(keep);
         let mut config = job.spec.sampler.clone();
         config.seed = config.seed.wrapping_add(index as u64);
         Metrics::add(&self.metrics.prompt_tokens, prompt.len() as u64);
@@ -333,10 +385,10 @@ impl Scheduler {
             .enumerate()
             .filter_map(|(i, s)| {
                 let q = s.seq.as_ref()?;
-                let left = q.job.spec.prompt.len() - q.fed;
+                let n = q.job.spec.prompt.len();
                 q.next
                     .is_none()
-                    .then_some((q.order, i, left.min(PROMPT_BATCH)))
+                    .then_some((q.order, i, chunk_end(q.fed, n) - q.fed))
             })
             .collect();
         reading.sort_unstable();
@@ -376,7 +428,7 @@ impl Scheduler {
                     Some(t) => t,
                     None => {
                         let p = &q.job.spec.prompt;
-                        &p[q.fed..(q.fed + PROMPT_BATCH).min(p.len())]
+                        &p[q.fed..chunk_end(q.fed, p.len())]
                     }
                 };
                 segments.push(Segment { tokens, kv });
@@ -399,8 +451,7 @@ impl Scheduler {
                 if let Some(q) = self.slots[i].seq.take() {
                     let _ = q.job.events.send(Event::Error(e.to_string()));
                 }
-                self.slots[i].cached.clear();
-                self.slots[i].kv.clear();
+                self.slots[i].clear();
             }
             return;
         }
@@ -409,11 +460,16 @@ impl Scheduler {
             let slot = &mut self.slots[i];
             let Some(q) = slot.seq.as_mut() else { continue };
             match q.next.take() {
-                Some([tok]) => slot.cached.push(tok),
+                Some([tok]) => {
+                    slot.cached.push(tok);
+                    slot.tiled.push(false);
+                }
                 None => {
                     let p = &q.job.spec.prompt;
-                    let end = (q.fed + PROMPT_BATCH).min(p.len());
+                    let end = chunk_end(q.fed, p.len());
                     slot.cached.extend_from_slice(&p[q.fed..end]);
+                    let tiled = end - q.fed >= TILED_MIN_TOKENS;
+                    slot.tiled.resize(slot.cached.len(), tiled);
                     q.fed = end;
                     if end < p.len() {
                         continue; // more prompt to read
@@ -525,5 +581,37 @@ fn logprob_of(engine: &Engine, logits: &[f32], tok: u32, k: usize) -> TokenLogpr
     TokenLogprob {
         chosen: cand(tok),
         top: top.into_iter().map(cand).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chunk_end, reusable, PROMPT_BATCH, TILED_MIN_TOKENS};
+
+    #[test]
+    fn cache_reuse_keeps_fresh_numerics() {
+        let prompt: Vec<u32> = (0..40).collect();
+        // Short prompts (one f16 chunk): any cached beginning read with f16
+        // numerics, decoded tokens included, is reusable; the last token never.
+        assert_eq!(reusable(&prompt[..30], &[false; 30], &prompt), 30);
+        assert_eq!(reusable(&prompt, &[false; 40], &prompt), 39);
+        assert_eq!(reusable(&[0, 1, 9], &[false; 3], &prompt), 2);
+        assert_eq!(reusable(&prompt[..30], &[true; 30], &prompt), 0);
+        // A 100-token prompt is one tiled chunk: cached tiled tokens count,
+        // but at least 64 must be read again in one call.
+        let long: Vec<u32> = (0..100).collect();
+        assert_eq!(reusable(&long, &[true; 100], &long), 100 - TILED_MIN_TOKENS);
+        assert_eq!(reusable(&long[..20], &[true; 20], &long), 20);
+        // Decoded (f16) tokens inside a tiled chunk stop the reuse there.
+        let mut t = vec![true; 30];
+        t.extend([false; 10]);
+        assert_eq!(reusable(&long[..40], &t, &long), 30);
+        // Past the first chunk: reuse up to its end, or into a later chunk.
+        let n = PROMPT_BATCH + 100;
+        let big: Vec<u32> = (0..n as u32).collect();
+        assert_eq!(reusable(&big, &vec![true; n], &big), n - TILED_MIN_TOKENS);
+        assert_eq!(chunk_end(0, n), PROMPT_BATCH);
+        assert_eq!(chunk_end(10, n), PROMPT_BATCH);
+        assert_eq!(chunk_end(PROMPT_BATCH, n), n);
     }
 }
