@@ -295,7 +295,17 @@ impl Scheduler {
             let active = self.slots.iter().filter(|s| s.seq.is_some()).count();
             self.metrics.active_slots.store(active as u64, Relaxed);
             if active > 0 {
-                self.step();
+                // A panic in a step (a bug) fails the requests in flight, not
+                // the server.
+                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+                if let Err(panic) = step {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    self.fail_all(&format!("internal error while generating: {what}"));
+                }
             }
         }
     }
@@ -362,6 +372,14 @@ impl Scheduler {
             next: None,
             order: self.admitted,
         });
+    }
+
+    /// Ends every sequence with an error and empties every slot.
+    fn fail_all(&mut self, message: &str) {
+        for slot in &mut self.slots {
+            fail(slot, message);
+        }
+        self.state = State::new();
     }
 
     /// Frees the slots of sequences whose client has gone.
@@ -447,11 +465,9 @@ impl Scheduler {
         Metrics::add(&self.metrics.step_rows, rows.len() as u64);
         Metrics::add(&self.metrics.busy_us, t0.elapsed().as_micros() as u64);
         if let Err(e) = result {
+            let message = e.to_string();
             for &(_, i) in &rows {
-                if let Some(q) = self.slots[i].seq.take() {
-                    let _ = q.job.events.send(Event::Error(e.to_string()));
-                }
-                self.slots[i].clear();
+                fail(&mut self.slots[i], &message);
             }
             return;
         }
@@ -528,6 +544,16 @@ fn take(engine: &Engine, metrics: &Metrics, slot: &mut Slot, logits: &[f32]) {
         return finish(slot, StopReason::ContextFull);
     }
     q.next = Some([tok]);
+}
+
+/// Ends the slot's sequence with an error and empties the slot.
+fn fail(slot: &mut Slot, message: &str) {
+    if let Some(q) = slot.seq.take() {
+        let events = q.job.events.clone();
+        drop(q); // the job's permit first, as in `finish`
+        let _ = events.send(Event::Error(message.to_string()));
+    }
+    slot.clear();
 }
 
 /// Ends the slot's sequence: held-back text out, then `Done`.
