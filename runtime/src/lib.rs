@@ -9,6 +9,7 @@ pub mod rollout;
 pub mod sampler;
 pub mod server;
 pub mod step_format;
+pub mod step_trace;
 pub mod stop;
 pub mod tokenizer;
 

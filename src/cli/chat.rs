@@ -1,7 +1,10 @@
 //! `srl chat`: an interactive conversation in the terminal, using the model's
 //! own chat template, streaming tokens and keeping the conversation (the KV
-//! cache of earlier turns is reused, not recomputed).
+//! cache of earlier turns is reused, not recomputed). Replies are shown as
+//! step traces (chat_trace.rs): the monologue apart, steps numbered with
+//! their tokens and time; `--trace FILE` records every turn.
 
+use super::chat_trace::{record_turn, TraceView};
 use super::common::{ModelArgs, SamplingArgs};
 use srl_runtime::{GenerateParams, Message};
 use std::io::{BufRead, IsTerminal, Write};
@@ -21,6 +24,12 @@ pub struct Args {
     /// Context size in tokens
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
+    /// Fold the <think> monologue to one line (its tokens and time)
+    #[arg(long)]
+    hide_think: bool,
+    /// Append every turn (messages, thought, steps, timings, sampler) to this JSONL file
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system message and reset), /quit";
@@ -46,6 +55,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             engine.threads()
         );
     }
+    let color = std::io::stdout().is_terminal();
+    let mut turn = 0;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -109,14 +120,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let prompt = engine.render_chat(&convo, true)?;
         let ids = engine.tokenize_prompt(&prompt);
         let mut out = std::io::stdout().lock();
+        let in_think = prompt.trim_end().ends_with("<think>");
+        let mut view = TraceView::new(in_think, a.hide_think, color);
+        let mut shown = 0;
         let result = session.generate(&ids, &params, |piece| {
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
+            // One call per token whose text is complete: the count is exact
+            // but for tokens holding part of a character or a stop string.
+            view.push(piece, 1, &mut out);
+            shown += 1;
             true
         });
         match result {
             Ok(done) => {
-                writeln!(out)?;
+                let mut parts = view.finish(&mut out);
+                if let Some(last) = parts.last_mut() {
+                    last.tokens += done.ids.len().saturating_sub(shown);
+                }
+                turn += 1;
+                if let Some(path) = &a.trace {
+                    record_turn(
+                        path,
+                        turn,
+                        &convo,
+                        &done.text,
+                        &parts,
+                        &done.timings,
+                        &params.sampler,
+                    )?;
+                }
                 if interactive {
                     let t = &done.timings;
                     eprintln!(

@@ -5,6 +5,7 @@ mod bench;
 mod bench_rollouts;
 mod bench_train;
 mod chat;
+mod chat_trace;
 mod common;
 mod data;
 mod eval;
