@@ -86,7 +86,11 @@ fn a_think_budget_forces_the_close_and_the_step_ends_at_its_line() {
         let forced: Vec<usize> = (0..s.ids.len()).filter(|&i| s.forced[i]).collect();
         if !forced.is_empty() {
             // Forced right after the 6th sampled monologue token.
-            assert_eq!(forced, (6..6 + close.len()).collect::<Vec<_>>(), "sample {g}");
+            assert_eq!(
+                forced,
+                (6..6 + close.len()).collect::<Vec<_>>(),
+                "sample {g}"
+            );
             assert_eq!(&s.ids[6..6 + close.len()], &close[..]);
         }
         if s.text.contains("</think>") {
