@@ -22,6 +22,10 @@ pub enum RuntimeError {
     },
     #[error("could not fetch the default model: {0}")]
     Fetch(String),
+    /// The backend asked for is missing from this build, or cannot run the
+    /// model (see backend.rs, llama_cpp_backend.rs).
+    #[error("{0}")]
+    Backend(String),
     #[error("{0}")]
     Other(String),
 }

@@ -1,9 +1,12 @@
 //! Everything needed to run a model for a user: tokenizers, chat templates,
 //! sampling, stop strings, generation sessions and the model cache.
 
+pub mod backend;
 pub mod chat_template;
 pub mod error;
 pub mod generate;
+#[cfg(feature = "llama-cpp")]
+pub mod llama_cpp_backend;
 pub mod model_cache;
 pub mod rollout;
 pub mod sampler;
@@ -13,6 +16,7 @@ pub mod step_trace;
 pub mod stop;
 pub mod tokenizer;
 
+pub use backend::{BackendKind, Runner, RunnerOptions, RunnerSession};
 pub use chat_template::{ChatTemplate, Message};
 pub use error::RuntimeError;
 pub use generate::{Completion, Engine, GenerateParams, Session, StopReason, Timings};

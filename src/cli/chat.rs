@@ -5,7 +5,7 @@
 //! their tokens and time; `--trace FILE` records every turn.
 
 use super::chat_trace::{record_turn, TraceView};
-use super::common::{ModelArgs, SamplingArgs};
+use super::common::{BackendArgs, ModelArgs, SamplingArgs};
 use srl_runtime::{GenerateParams, Message};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -15,6 +15,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// System message
     #[arg(long)]
     system: Option<String>,
@@ -35,14 +37,15 @@ pub struct Args {
 const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system message and reset), /quit";
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let engine = a.model.load()?;
+    let runner = a.model.load_runner(&a.backend)?;
+    let engine = &runner.engine;
     if engine.template.is_none() {
         anyhow::bail!("this model has no chat template; use `srl generate` with a raw prompt");
     }
     let interactive = std::io::stdin().is_terminal();
     let mut system = a.system.clone();
     let mut messages: Vec<Message> = Vec::new();
-    let mut session = engine.session(a.ctx);
+    let mut session = runner.session(a.ctx)?;
     let params = GenerateParams {
         max_tokens: a.n_predict,
         sampler: a.sampling.config(),

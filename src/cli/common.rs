@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use srl_runtime::model_cache;
-use srl_runtime::{Engine, SamplerConfig};
+use srl_runtime::{BackendKind, Engine, Runner, RunnerOptions, SamplerConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -34,6 +34,38 @@ impl ModelArgs {
             engine.model.add_lora(adapter, self.lora_scale)?;
         }
         Ok(engine)
+    }
+}
+
+/// Which engine runs the model (`generate`, `chat`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// native (srl's engine) or llama-cpp (llama.cpp; needs a build with --features llama-cpp)
+    #[arg(long, default_value_t = BackendKind::Native, value_name = "NAME")]
+    pub backend: BackendKind,
+    /// Layers llama.cpp offloads to the GPU (--backend llama-cpp in a cuda, vulkan or metal build)
+    #[arg(long, value_name = "N")]
+    pub gpu_layers: Option<u32>,
+}
+
+impl ModelArgs {
+    /// The model with its adapters on the backend that `b` names.
+    pub fn load_runner(&self, b: &BackendArgs) -> anyhow::Result<Runner> {
+        let path = self.path()?;
+        let opts = RunnerOptions {
+            backend: b.backend,
+            threads: self.threads,
+            loras: self.lora.clone(),
+            lora_scale: self.lora_scale,
+            gpu_layers: b.gpu_layers,
+        };
+        Runner::load(&path, &opts).with_context(|| {
+            format!(
+                "cannot load model {} on the {} backend",
+                path.display(),
+                b.backend
+            )
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `srl generate`: one completion, streamed to stdout (or one JSON object).
 
-use super::common::{ModelArgs, SamplingArgs};
+use super::common::{BackendArgs, ModelArgs, SamplingArgs};
 use anyhow::Context;
 use srl_runtime::{GenerateParams, Message};
 use std::io::Write;
@@ -11,6 +11,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// The prompt text
     #[arg(short, long, required_unless_present = "file", conflicts_with = "file")]
     prompt: Option<String>,
@@ -47,7 +49,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read the prompt file {}", f.display()))?,
         (None, None) => unreachable!("clap requires one of --prompt and --file"),
     };
-    let engine = a.model.load()?;
+    let runner = a.model.load_runner(&a.backend)?;
+    let engine = &runner.engine;
     let text = if a.chat {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
@@ -65,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         stop: a.stop.clone(),
         ignore_eog: a.ignore_eos,
     };
-    let mut session = engine.session(a.ctx);
+    let mut session = runner.session(a.ctx)?;
     let stdout = std::io::stdout();
     let done = if a.json {
         session.generate(&prompt_ids, &params, |_| true)?
@@ -86,8 +89,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "ids": done.ids,
             "text": done.text,
             "stop_reason": done.stop_reason,
+            "backend": runner.backend.name(),
             "timings": {
-                "load_ms": engine.load_ms,
+                "load_ms": runner.load_ms,
                 "prompt_tokens": done.timings.prompt_tokens,
                 "prompt_ms": done.timings.prompt_ms,
                 "prompt_tokens_per_s": done.timings.prompt_tokens_per_s,
