@@ -446,3 +446,40 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
     assert_eq!(post(a, chat, k, &chat_body("hi", json!({}))).0, 200);
     assert_eq!(http(a, "GET", "/health", &[], "").0, 200);
 }
+
+/// The load test of issue 5, bounded and on loopback: 16 clients stream
+/// chat completions back to back for a minute against 16 slots; none may
+/// fail. Throughput and time-to-first-token figures are printed (timings are
+/// for benchmarks, not asserted; see bench/serve_load.sh for the side-by-side
+/// run against llama-server).
+#[test]
+fn sixteen_streaming_clients_for_a_minute_without_a_failure() {
+    let server = Server::start(&["--parallel", "16"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/serve_load.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--clients", "16", "--duration", "60", "--max-tokens", "32"])
+        .args(["--timeout", "120", "--json"])
+        .output()
+        .expect("run python3 bench/serve_load.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("load test: {report}");
+    assert_eq!(report["requests_failed"], 0, "{report}");
+    assert!(report["requests_ok"].as_u64().unwrap() >= 16, "{report}");
+    assert!(out.status.success(), "{report}");
+    // The server still answers afterwards.
+    let (status, _) = post(
+        &server.addr,
+        "/v1/chat/completions",
+        None,
+        &chat_body("Hi", json!({"max_tokens": 4})),
+    );
+    assert_eq!(status, 200);
+}
