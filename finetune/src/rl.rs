@@ -390,6 +390,11 @@ pub fn train_rl(
                         kl_sum += term.kl;
                     }
                 }
+                // A rollout at the group's mean reward (advantage 0, no KL)
+                // has no gradient: skip its pass.
+                if weights.iter().all(|&w| w == 0.0) {
+                    continue;
+                }
                 let seed =
                     mix64(config.seed ^ mix64((step * 64 + it as u64) * 1_000_003 + k as u64));
                 model.weighted_nll(
