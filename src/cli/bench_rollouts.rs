@@ -2,10 +2,14 @@
 //! batch (prefill once, decode together) against the same G samples
 //! generated one after another, as RL rollouts use them. Samples run to
 //! their full length (end-of-generation tokens ignored), as llama-bench's tg.
+//! In a build with `--features llama-cpp` the same G samples are also
+//! generated one after another by llama.cpp in the same run: the reference
+//! the batched figure is compared with.
 
 use super::common::ModelArgs;
+use srl_runtime::backend::LLAMA_CPP_BUILT;
 use srl_runtime::generate::GenerateParams;
-use srl_runtime::SamplerConfig;
+use srl_runtime::{BackendKind, Runner, RunnerOptions, SamplerConfig};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -76,6 +80,38 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sequential_s = t.elapsed().as_secs_f64();
     let batched = group.generated_tokens as f64 / batched_s;
     let sequential = sequential_tokens as f64 / sequential_s;
+    // llama.cpp, one sample after another (the same prompt and settings).
+    let llama = if LLAMA_CPP_BUILT {
+        let opts = RunnerOptions {
+            backend: BackendKind::LlamaCpp,
+            threads: engine.threads(),
+            loras: a.model.lora.clone(),
+            lora_scale: a.model.lora_scale,
+            gpu_layers: None,
+        };
+        let runner = Runner::load(&a.model.path()?, &opts)?;
+        runner.session(prompt.len() + 4)?.generate(
+            &prompt[..1],
+            &GenerateParams {
+                max_tokens: 2,
+                ..params.clone()
+            },
+            |_| true,
+        )?;
+        let t = Instant::now();
+        let mut tokens = 0;
+        for g in 0..a.group {
+            let mut p = params.clone();
+            p.sampler.seed += g as u64;
+            let c = runner
+                .session(prompt.len() + a.n_gen + 1)?
+                .generate(&prompt, &p, |_| true)?;
+            tokens += c.ids.len();
+        }
+        Some(tokens as f64 / t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
     if a.json {
         println!(
             "{}",
@@ -88,6 +124,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "batched_tokens_per_s": batched,
                 "sequential_tokens_per_s": sequential,
                 "speedup": batched / sequential,
+                "llamacpp_sequential_tokens_per_s": llama,
+                "batched_vs_llamacpp": llama.map(|l| batched / l),
             })
         );
     } else {
@@ -101,7 +139,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("| mode | tokens/s |\n|---|---:|");
         println!("| batched (prefill once, decode together) | {batched:.1} |");
         println!("| sequential (one sample at a time) | {sequential:.1} |");
+        if let Some(l) = llama {
+            println!("| llama.cpp sequential (same run) | {l:.1} |");
+        }
         println!("speedup: {:.2}x", batched / sequential);
+        match llama {
+            Some(l) => println!("batched / llama.cpp sequential: {:.2}x", batched / l),
+            None => {
+                println!("(build with --features llama-cpp to measure llama.cpp in the same run)")
+            }
+        }
     }
     Ok(())
 }
