@@ -214,82 +214,146 @@ impl Session<'_> {
         &mut self,
         prompt_ids: &[u32],
         params: &GenerateParams,
-        mut on_text: impl FnMut(&str) -> bool,
+        on_text: impl FnMut(&str) -> bool,
     ) -> Result<Completion> {
-        let e = self.engine;
-        if prompt_ids.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        if prompt_ids.len() >= self.n_ctx() {
-            return Err(RuntimeError::PromptTooLong {
-                n_prompt: prompt_ids.len(),
-                n_ctx: self.n_ctx(),
-                n_train: e.model.config.context_length,
-            });
-        }
-        let mut timings = Timings::default();
-        let t0 = Instant::now();
-        timings.prompt_tokens = self.prefill(prompt_ids)?;
-        timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
-
-        let mut sampler = Sampler::new(params.sampler.clone());
-        let mut history: Vec<u32> = prompt_ids.to_vec();
-        let mut ids = Vec::new();
-        let mut stop = StopMatcher::new(&params.stop);
-        let mut utf8 = StreamDecoder::new();
-        let mut text = String::new();
-        let mut reason = StopReason::MaxTokens;
-        let t1 = Instant::now();
-        while ids.len() < params.max_tokens {
-            let tok = sampler.sample(&self.state.logits, &history);
-            if !params.ignore_eog && e.tokenizer.is_eog(tok) {
-                reason = StopReason::Eog;
-                break;
-            }
-            ids.push(tok);
-            history.push(tok);
-            let piece = utf8.push(&e.tokenizer, tok, false);
-            let (emit, hit) = stop.push(&piece);
-            text.push_str(&emit);
-            if !emit.is_empty() && !on_text(&emit) {
-                reason = StopReason::Cancelled;
-                break;
-            }
-            if hit {
-                reason = StopReason::StopString;
-                break;
-            }
-            if ids.len() == params.max_tokens {
-                break;
-            }
-            if self.kv.len() >= self.kv.capacity() {
-                reason = StopReason::ContextFull;
-                break;
-            }
-            e.model
-                .forward(&[tok], &mut self.kv, &mut self.state, Logits::Last, &e.pool)?;
-            self.cached.push(tok);
-        }
-        if reason != StopReason::StopString && reason != StopReason::Cancelled {
-            let (rest, _) = stop.push(&utf8.flush());
-            let tail = format!("{rest}{}", stop.flush());
-            if !tail.is_empty() {
-                text.push_str(&tail);
-                on_text(&tail);
-            }
-        }
-        timings.generated_tokens = ids.len();
-        timings.generate_ms = t1.elapsed().as_secs_f64() * 1e3;
-        timings.prompt_tokens_per_s = per_s(timings.prompt_tokens, timings.prompt_ms);
-        timings.generate_tokens_per_s = per_s(timings.generated_tokens, timings.generate_ms);
-        Ok(Completion {
-            prompt_ids: prompt_ids.to_vec(),
-            ids,
-            text,
-            stop_reason: reason,
-            timings,
-        })
+        let engine = self.engine;
+        let mut step = NativeStep {
+            session: self,
+            sampler: Sampler::new(params.sampler.clone()),
+            history: prompt_ids.to_vec(),
+        };
+        run_generation(&mut step, engine, prompt_ids, params, on_text)
     }
+}
+
+/// One backend's part of a generation: reading the prompt, sampling from
+/// the last logits, running a sampled token. [`run_generation`] does the
+/// rest the same way for every backend.
+pub(crate) trait TokenStep {
+    /// Context size in tokens.
+    fn n_ctx(&self) -> usize;
+    /// Tokens the context holds.
+    fn cached(&self) -> usize;
+    /// Reads the prompt (after any prefix already cached); returns the tokens
+    /// computed.
+    fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize>;
+    /// Draws the next token from the last logits.
+    fn sample(&mut self) -> u32;
+    /// Runs a sampled token, leaving its logits for the next `sample`.
+    fn feed(&mut self, tok: u32) -> Result<()>;
+}
+
+/// The native engine's [`TokenStep`]: srl's sampler over the session.
+struct NativeStep<'s, 'e> {
+    session: &'s mut Session<'e>,
+    sampler: Sampler,
+    history: Vec<u32>,
+}
+
+impl TokenStep for NativeStep<'_, '_> {
+    fn n_ctx(&self) -> usize {
+        self.session.n_ctx()
+    }
+    fn cached(&self) -> usize {
+        self.session.kv.len()
+    }
+    fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize> {
+        self.session.prefill(prompt_ids)
+    }
+    fn sample(&mut self) -> u32 {
+        let tok = self
+            .sampler
+            .sample(&self.session.state.logits, &self.history);
+        self.history.push(tok);
+        tok
+    }
+    fn feed(&mut self, tok: u32) -> Result<()> {
+        let s = &mut *self.session;
+        let e = s.engine;
+        e.model
+            .forward(&[tok], &mut s.kv, &mut s.state, Logits::Last, &e.pool)?;
+        s.cached.push(tok);
+        Ok(())
+    }
+}
+
+/// The generation loop of every backend: checks the prompt, reads it, then
+/// samples until an end-of-generation token, a stop string, the token limit
+/// or a full context, streaming text (stop strings held back) to `on_text`.
+pub(crate) fn run_generation(
+    step: &mut impl TokenStep,
+    e: &Engine,
+    prompt_ids: &[u32],
+    params: &GenerateParams,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<Completion> {
+    if prompt_ids.is_empty() {
+        return Err(RuntimeError::EmptyPrompt);
+    }
+    if prompt_ids.len() >= step.n_ctx() {
+        return Err(RuntimeError::PromptTooLong {
+            n_prompt: prompt_ids.len(),
+            n_ctx: step.n_ctx(),
+            n_train: e.model.config.context_length,
+        });
+    }
+    let mut timings = Timings::default();
+    let t0 = Instant::now();
+    timings.prompt_tokens = step.prefill(prompt_ids)?;
+    timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let mut ids = Vec::new();
+    let mut stop = StopMatcher::new(&params.stop);
+    let mut utf8 = StreamDecoder::new();
+    let mut text = String::new();
+    let mut reason = StopReason::MaxTokens;
+    let t1 = Instant::now();
+    while ids.len() < params.max_tokens {
+        let tok = step.sample();
+        if !params.ignore_eog && e.tokenizer.is_eog(tok) {
+            reason = StopReason::Eog;
+            break;
+        }
+        ids.push(tok);
+        let piece = utf8.push(&e.tokenizer, tok, false);
+        let (emit, hit) = stop.push(&piece);
+        text.push_str(&emit);
+        if !emit.is_empty() && !on_text(&emit) {
+            reason = StopReason::Cancelled;
+            break;
+        }
+        if hit {
+            reason = StopReason::StopString;
+            break;
+        }
+        if ids.len() == params.max_tokens {
+            break;
+        }
+        if step.cached() >= step.n_ctx() {
+            reason = StopReason::ContextFull;
+            break;
+        }
+        step.feed(tok)?;
+    }
+    if reason != StopReason::StopString && reason != StopReason::Cancelled {
+        let (rest, _) = stop.push(&utf8.flush());
+        let tail = format!("{rest}{}", stop.flush());
+        if !tail.is_empty() {
+            text.push_str(&tail);
+            on_text(&tail);
+        }
+    }
+    timings.generated_tokens = ids.len();
+    timings.generate_ms = t1.elapsed().as_secs_f64() * 1e3;
+    timings.prompt_tokens_per_s = per_s(timings.prompt_tokens, timings.prompt_ms);
+    timings.generate_tokens_per_s = per_s(timings.generated_tokens, timings.generate_ms);
+    Ok(Completion {
+        prompt_ids: prompt_ids.to_vec(),
+        ids,
+        text,
+        stop_reason: reason,
+        timings,
+    })
 }
 
 fn per_s(n: usize, ms: f64) -> f64 {

@@ -12,10 +12,10 @@
 
 use crate::backend::RunnerOptions;
 use crate::error::{Result, RuntimeError};
-use crate::generate::{Completion, Engine, GenerateParams, StopReason, Timings, PROMPT_BATCH};
+use crate::generate::{
+    run_generation, Completion, Engine, GenerateParams, TokenStep, PROMPT_BATCH,
+};
 use crate::sampler::SamplerConfig;
-use crate::stop::StopMatcher;
-use crate::tokenizer::StreamDecoder;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -27,7 +27,6 @@ use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// Set to 1 to let llama.cpp print its own log on stderr (silent otherwise).
 pub const LOG_ENV: &str = "SRL_LLAMA_LOG";
@@ -244,82 +243,45 @@ impl LlamaCppSession<'_> {
         &mut self,
         prompt_ids: &[u32],
         params: &GenerateParams,
-        mut on_text: impl FnMut(&str) -> bool,
+        on_text: impl FnMut(&str) -> bool,
     ) -> Result<Completion> {
-        let e = self.engine;
-        if prompt_ids.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        if prompt_ids.len() >= self.n_ctx {
-            return Err(RuntimeError::PromptTooLong {
-                n_prompt: prompt_ids.len(),
-                n_ctx: self.n_ctx,
-                n_train: e.model.config.context_length,
-            });
-        }
-        let mut timings = Timings::default();
-        let t0 = Instant::now();
-        timings.prompt_tokens = self.prefill(prompt_ids)?;
-        timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
-
+        let engine = self.engine;
         let mut sampler = sampler_chain(&params.sampler, self.n_vocab);
         sampler.accept_many(prompt_ids.iter().map(|&t| LlamaToken(t as i32)));
-        let mut ids = Vec::new();
-        let mut stop = StopMatcher::new(&params.stop);
-        let mut utf8 = StreamDecoder::new();
-        let mut text = String::new();
-        let mut reason = StopReason::MaxTokens;
-        let t1 = Instant::now();
-        while ids.len() < params.max_tokens {
-            // Samples from the last logits and records the token in the
-            // chain's history (for the repetition penalty).
-            let tok = sampler.sample(&self.ctx, -1).0 as u32;
-            if !params.ignore_eog && e.tokenizer.is_eog(tok) {
-                reason = StopReason::Eog;
-                break;
-            }
-            ids.push(tok);
-            let piece = utf8.push(&e.tokenizer, tok, false);
-            let (emit, hit) = stop.push(&piece);
-            text.push_str(&emit);
-            if !emit.is_empty() && !on_text(&emit) {
-                reason = StopReason::Cancelled;
-                break;
-            }
-            if hit {
-                reason = StopReason::StopString;
-                break;
-            }
-            if ids.len() == params.max_tokens {
-                break;
-            }
-            if self.cached.len() >= self.n_ctx {
-                reason = StopReason::ContextFull;
-                break;
-            }
-            let pos = self.cached.len();
-            self.decode(&[tok], pos, true)?;
-            self.cached.push(tok);
-        }
-        if reason != StopReason::StopString && reason != StopReason::Cancelled {
-            let (rest, _) = stop.push(&utf8.flush());
-            let tail = format!("{rest}{}", stop.flush());
-            if !tail.is_empty() {
-                text.push_str(&tail);
-                on_text(&tail);
-            }
-        }
-        timings.generated_tokens = ids.len();
-        timings.generate_ms = t1.elapsed().as_secs_f64() * 1e3;
-        timings.prompt_tokens_per_s = per_s(timings.prompt_tokens, timings.prompt_ms);
-        timings.generate_tokens_per_s = per_s(timings.generated_tokens, timings.generate_ms);
-        Ok(Completion {
-            prompt_ids: prompt_ids.to_vec(),
-            ids,
-            text,
-            stop_reason: reason,
-            timings,
-        })
+        let mut step = LlamaStep {
+            session: self,
+            sampler,
+        };
+        run_generation(&mut step, engine, prompt_ids, params, on_text)
+    }
+}
+
+/// llama.cpp's [`TokenStep`]: its sampler chain over the session.
+struct LlamaStep<'s, 'm> {
+    session: &'s mut LlamaCppSession<'m>,
+    sampler: LlamaSampler,
+}
+
+impl TokenStep for LlamaStep<'_, '_> {
+    fn n_ctx(&self) -> usize {
+        self.session.n_ctx
+    }
+    fn cached(&self) -> usize {
+        self.session.cached.len()
+    }
+    fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize> {
+        self.session.prefill(prompt_ids)
+    }
+    fn sample(&mut self) -> u32 {
+        // Samples from the last logits and records the token in the chain's
+        // history (for the repetition penalty).
+        self.sampler.sample(&self.session.ctx, -1).0 as u32
+    }
+    fn feed(&mut self, tok: u32) -> Result<()> {
+        let pos = self.session.cached.len();
+        self.session.decode(&[tok], pos, true)?;
+        self.session.cached.push(tok);
+        Ok(())
     }
 }
 
@@ -355,12 +317,4 @@ fn sampler_chain(cfg: &SamplerConfig, n_vocab: i32) -> LlamaSampler {
         chain.push(LlamaSampler::dist((cfg.seed ^ (cfg.seed >> 32)) as u32));
     }
     LlamaSampler::chain_simple(chain)
-}
-
-fn per_s(n: usize, ms: f64) -> f64 {
-    if ms > 0.0 {
-        n as f64 * 1e3 / ms
-    } else {
-        0.0
-    }
 }
