@@ -212,9 +212,30 @@ pub fn train_rl(
     let bound = groups_per_update * rl.sampling_bound;
     let mut step = start;
     let mut interrupted = false;
-    while step < total {
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
+    let mut saved_at = None;
+    loop {
+        interrupted |= stop.load(Ordering::Relaxed);
+        let done = step == total || interrupted;
+        // The one place a checkpoint is written: every `save_every` updates,
+        // at the end, and when stopped (of the last complete update).
+        let due = done || (config.save_every > 0 && step % config.save_every == 0);
+        if due && step > start && saved_at != Some(step) {
+            last_checkpoint = Some(checkpoint(
+                &out,
+                task,
+                &config,
+                step,
+                total,
+                position,
+                last_reward,
+                &params,
+                &opt,
+                &engine.model,
+                on_event,
+            )?);
+            saved_at = Some(step);
+        }
+        if done {
             break;
         }
         // The policy the rollouts sample from.
@@ -289,8 +310,7 @@ pub fn train_rl(
         }
         if stop.load(Ordering::Relaxed) && kept.len() < groups_per_update {
             position = update_start;
-            interrupted = true;
-            break;
+            continue;
         }
         if kept.is_empty() {
             return Err(TrainError::Config(format!(
@@ -456,36 +476,6 @@ pub fn train_rl(
         metrics.write(step, &record)?;
         on_event(RlEvent::Update(&report));
         last_reward = Some(reward_mean);
-        if step == total || (config.save_every > 0 && step % config.save_every == 0) {
-            last_checkpoint = Some(checkpoint(
-                &out,
-                task,
-                &config,
-                step,
-                total,
-                position,
-                last_reward,
-                &params,
-                &opt,
-                &engine.model,
-                on_event,
-            )?);
-        }
-    }
-    if interrupted && step > start && last_checkpoint_step(&out) != Some(step) {
-        checkpoint(
-            &out,
-            task,
-            &config,
-            step,
-            total,
-            position,
-            last_reward,
-            &params,
-            &opt,
-            &engine.model,
-            on_event,
-        )?;
     }
     engine.model.adapters.clear();
     Ok(RlOutcome {
@@ -494,10 +484,6 @@ pub fn train_rl(
         interrupted,
         out,
     })
-}
-
-fn last_checkpoint_step(out: &Path) -> Option<u64> {
-    list_checkpoints(out).pop().map(|c| c.0)
 }
 
 /// Saves a checkpoint and puts its adapter, state and plot at the top of
