@@ -238,13 +238,18 @@ fn matmul_matches_naive_product() {
 }
 
 /// The tiled (T > 1) path gives exactly what the T = 1 path gives for each
-/// token, at each SIMD level; and threads do not change results.
+/// token, at each SIMD level; and threads do not change results. 67 tokens
+/// run as row x token chunks (a prompt); 8 tokens as row ranges of the whole
+/// matrix (a decode step of 8 sequences).
 #[test]
 fn tiled_and_single_token_paths_agree() {
     let pool1 = pool(1);
     let pool2 = pool(2);
-    for ty in weight_types() {
-        let (rows, cols, n_tokens) = (70usize, 512usize, 67usize);
+    for (ty, n_tokens) in weight_types()
+        .into_iter()
+        .flat_map(|ty| [(ty, 67usize), (ty, 8)])
+    {
+        let (rows, cols) = (70usize, 512usize);
         let data = random_matrix(ty, rows, cols, 5);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
         let x = random_f32(&mut rng(6), n_tokens * cols, 1.0);

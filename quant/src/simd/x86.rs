@@ -365,11 +365,16 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Batched product (T > 1) of `nr` rows by `nt >= RN` tokens: unpack the
-/// rows' blocks once, compute the `m_w * s_x` sums for all pairs in one
-/// vectorised pass (lane t repeats the scalar FMA chain of token t), then
-/// `RM x RN` tiles that only load, multiply and accumulate. Per (r, t) the
-/// arithmetic is that of [`vec_dot_blocks`], so results are bit-identical.
+/// Batched product (T > 1) of `nr` rows by `nt >= RN` tokens. The
+/// activations' scales (and `s = d * sum` for `_1` types) are read once into
+/// f32 arrays; then, `RM` rows at a time, the rows' blocks are unpacked into
+/// a buffer that stays in L1, their `m_w * s_x` sums are computed for all
+/// tokens in one vectorised pass (lane t repeats the scalar FMA chain of
+/// token t), and `RM x RN` tiles over all tokens only load, multiply and
+/// accumulate. Unpacking a row group rather than the whole job keeps the
+/// buffer small however many rows a job has (a decode step of a few
+/// sequences runs whole matrices as one job). Per (r, t) the arithmetic is
+/// that of [`vec_dot_blocks`], so results are bit-identical.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
@@ -395,79 +400,89 @@ unsafe fn gemm_packed<K: TileKernel, const RM: usize, const RN: usize>(
         Some(s) => s,
         None => local.insert(Scratch::default()),
     };
-    {
-        let ntp = nt.next_multiple_of(8);
-        let zero = Unpacked {
-            q: _mm256_setzero_si256(),
-            a: _mm256_setzero_si256(),
-            d: _mm256_setzero_ps(),
-            m: 0.0,
-        };
-        scratch.w.clear();
-        scratch.w.resize(nr * nb, zero);
-        for r in 0..nr {
+    let ntp = nt.next_multiple_of(8);
+    let zero = Unpacked {
+        q: _mm256_setzero_si256(),
+        a: _mm256_setzero_si256(),
+        d: _mm256_setzero_ps(),
+        m: 0.0,
+    };
+    scratch.w.clear();
+    scratch.w.resize(RM * nb, zero);
+    scratch.summs.clear();
+    scratch.summs.resize(RM * ntp, 0.0);
+    if K::HAS_MIN {
+        // s of token t, block k at s[k * ntp + t] (padding lanes stay 0).
+        scratch.s.clear();
+        scratch.s.resize(nb * ntp, 0.0);
+        for t in 0..nt {
             for k in 0..nb {
-                let (q, d, m) = K::load_w(wp.add(r * ws + k * K::W_BYTES));
-                let d = _mm256_set1_ps(d);
-                let a = _mm256_sign_epi8(q, q);
-                scratch.w[r * nb + k] = Unpacked { q, a, d, m };
+                scratch.s[k * ntp + t] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).2;
             }
         }
-        scratch.summs.clear();
-        scratch.summs.resize(nr * ntp, 0.0);
-        if K::HAS_MIN {
-            scratch.s.clear();
-            scratch.s.resize(nb * ntp, 0.0);
-            for t in 0..nt {
-                for k in 0..nb {
-                    scratch.s[k * ntp + t] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).2;
-                }
+    }
+    // Activation scales as f32, token t's at dx[t * nb..].
+    scratch.dx.clear();
+    scratch.dx.resize(nt * nb, 0.0);
+    for t in 0..nt {
+        for k in 0..nb {
+            scratch.dx[t * nb + k] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).1;
+        }
+    }
+    let dxp = scratch.dx.as_ptr();
+    let sp = scratch.s.as_ptr();
+    let up = scratch.w.as_mut_ptr();
+    let smp = scratch.summs.as_mut_ptr();
+    let t_full = nt - nt % RN;
+    let mut r0 = 0;
+    while r0 < nr {
+        let rows = RM.min(nr - r0);
+        for r in 0..rows {
+            for k in 0..nb {
+                let (q, d, m) = K::load_w(wp.add((r0 + r) * ws + k * K::W_BYTES));
+                let d = _mm256_set1_ps(d);
+                let a = _mm256_sign_epi8(q, q);
+                *up.add(r * nb + k) = Unpacked { q, a, d, m };
             }
-            let (sp, up) = (scratch.s.as_ptr(), scratch.w.as_ptr());
-            for r in 0..nr {
+            if K::HAS_MIN {
                 for t0 in (0..ntp).step_by(8) {
                     let mut acc = _mm256_setzero_ps();
                     for k in 0..nb {
                         let m = _mm256_set1_ps((*up.add(r * nb + k)).m);
                         acc = _mm256_fmadd_ps(m, _mm256_loadu_ps(sp.add(k * ntp + t0)), acc);
                     }
-                    _mm256_storeu_ps(scratch.summs.as_mut_ptr().add(r * ntp + t0), acc);
+                    _mm256_storeu_ps(smp.add(r * ntp + t0), acc);
                 }
             }
         }
-        // Activation scales as f32, token t's at dx[t * nb..].
-        scratch.dx.clear();
-        scratch.dx.resize(nt * nb, 0.0);
-        for t in 0..nt {
-            for k in 0..nb {
-                scratch.dx[t * nb + k] = K::load_x(xp.add(t * xs + k * K::X_BYTES)).1;
-            }
-        }
-        let dxp = scratch.dx.as_ptr();
-        let up = scratch.w.as_ptr();
-        let sm = scratch.summs.as_ptr();
-        let r_full = nr - nr % RM;
-        let t_full = nt - nt % RN;
-        let mut r = 0;
-        while r < nr {
-            let mut t = 0;
-            while t < nt {
-                let (w, x, y, s) = (
-                    up.add(r * nb),
-                    (xp.add(t * xs), dxp.add(t * nb)),
-                    yp.add(t * ys + r),
-                    sm.add(r * ntp + t),
-                );
-                match (r < r_full, t < t_full) {
-                    (true, true) => tile_packed::<K, RM, RN>(nb, w, x, xs, y, ys, s, ntp),
-                    (true, false) => tile_packed::<K, RM, 1>(nb, w, x, xs, y, ys, s, ntp),
-                    (false, true) => tile_packed::<K, 1, RN>(nb, w, x, xs, y, ys, s, ntp),
-                    (false, false) => tile_packed::<K, 1, 1>(nb, w, x, xs, y, ys, s, ntp),
+        let mut t = 0;
+        while t < nt {
+            let x = (xp.add(t * xs), dxp.add(t * nb));
+            let full = t < t_full;
+            if rows == RM {
+                let (y, s) = (yp.add(t * ys + r0), smp.add(t));
+                if full {
+                    tile_packed::<K, RM, RN>(nb, up, x, xs, y, ys, s, ntp);
+                } else {
+                    tile_packed::<K, RM, 1>(nb, up, x, xs, y, ys, s, ntp);
                 }
-                t += if t < t_full { RN } else { 1 };
+            } else {
+                for r in 0..rows {
+                    let (w, y, s) = (
+                        up.add(r * nb),
+                        yp.add(t * ys + r0 + r),
+                        smp.add(r * ntp + t),
+                    );
+                    if full {
+                        tile_packed::<K, 1, RN>(nb, w, x, xs, y, ys, s, ntp);
+                    } else {
+                        tile_packed::<K, 1, 1>(nb, w, x, xs, y, ys, s, ntp);
+                    }
+                }
             }
-            r += if r < r_full { RM } else { 1 };
+            t += if full { RN } else { 1 };
         }
+        r0 += rows;
     }
 }
 
