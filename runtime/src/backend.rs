@@ -50,6 +50,24 @@ impl std::str::FromStr for BackendKind {
 /// Whether this build carries the llama.cpp backend.
 pub const LLAMA_CPP_BUILT: bool = cfg!(feature = "llama-cpp");
 
+/// Why `--backend llama-cpp` fails in a build without the feature.
+pub fn llama_cpp_not_built() -> RuntimeError {
+    RuntimeError::Backend(
+        "this srl was built without the llama.cpp backend: rebuild it with \
+         `cargo build --release --features llama-cpp` (or --features cuda, vulkan \
+         or metal for a GPU build of llama.cpp)"
+            .to_string(),
+    )
+}
+
+/// Why `--gpu-layers` fails on srl's own engine.
+pub fn gpu_layers_need_llama_cpp(n: u32) -> RuntimeError {
+    RuntimeError::Backend(format!(
+        "--gpu-layers {n} needs the llama.cpp backend: add --backend llama-cpp \
+         (srl's native engine runs on the CPU)"
+    ))
+}
+
 /// How to load a model for [`Runner::load`].
 #[derive(Debug, Clone, Default)]
 pub struct RunnerOptions {
@@ -80,10 +98,7 @@ impl Runner {
         match opts.backend {
             BackendKind::Native => {
                 if let Some(n) = opts.gpu_layers.filter(|&n| n > 0) {
-                    return Err(RuntimeError::Backend(format!(
-                        "--gpu-layers {n} needs the llama.cpp backend: add --backend llama-cpp \
-                         (srl's native engine runs on the CPU)"
-                    )));
+                    return Err(gpu_layers_need_llama_cpp(n));
                 }
                 let mut engine = Engine::load(path, opts.threads)?;
                 for lora in &opts.loras {
@@ -111,12 +126,7 @@ impl Runner {
                 })
             }
             #[cfg(not(feature = "llama-cpp"))]
-            BackendKind::LlamaCpp => Err(RuntimeError::Backend(
-                "this srl was built without the llama.cpp backend: rebuild it with \
-                 `cargo build --release --features llama-cpp` (or --features cuda, vulkan \
-                 or metal for a GPU build of llama.cpp)"
-                    .to_string(),
-            )),
+            BackendKind::LlamaCpp => Err(llama_cpp_not_built()),
         }
     }
 

@@ -36,10 +36,31 @@ pub struct LlamaCppModel {
     // Field order is drop order: the model (which frees its adapters) before
     // the backend.
     model: LlamaModel,
-    /// Behind a lock because llama-cpp-2 sets an adapter through `&mut`.
-    lora: Option<(Mutex<LlamaLoraAdapter>, f32)>,
+    lora: Option<(LlamaLora, f32)>,
     backend: LlamaBackend,
     threads: usize,
+}
+
+/// A LoRA adapter llama.cpp loaded (its model frees it).
+pub struct LlamaLora(
+    /// Behind a lock because llama-cpp-2 sets an adapter through `&mut`.
+    Mutex<LlamaLoraAdapter>,
+);
+
+impl LlamaLora {
+    /// Makes this adapter, at `scale`, the only one `ctx` applies.
+    pub(crate) fn apply(&self, ctx: &mut LlamaContext, scale: f32) -> Result<()> {
+        let mut adapter = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ctx.lora_adapter_set(&mut adapter, scale)
+            .map_err(|e| llama_err(format!("llama.cpp cannot apply the LoRA adapter: {e}")))
+    }
+
+    /// Makes `ctx` apply no adapter.
+    pub(crate) fn remove(&self, ctx: &mut LlamaContext) -> Result<()> {
+        let mut adapter = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ctx.lora_adapter_remove(&mut adapter)
+            .map_err(|e| llama_err(format!("llama.cpp cannot remove the LoRA adapter: {e}")))
+    }
 }
 
 fn llama_err(what: impl std::fmt::Display) -> RuntimeError {
@@ -105,32 +126,67 @@ impl LlamaCppModel {
             )));
         }
         let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
-        let mut model = LlamaModel::load_from_file(&backend, path, &params).map_err(|e| {
+        let model = LlamaModel::load_from_file(&backend, path, &params).map_err(|e| {
             llama_err(format!(
                 "llama.cpp cannot load the model {} ({e}): an architecture or tensor type \
                  this llama.cpp does not know, or a damaged file",
                 path.display()
             ))
         })?;
-        let lora = match opts.loras.first() {
-            None => None,
-            Some(p) => {
-                let file = adapter_gguf(p)?;
-                let adapter = model.lora_adapter_init(&file).map_err(|e| {
-                    llama_err(format!(
-                        "llama.cpp cannot load the LoRA adapter {} ({e}): not a GGUF LoRA \
-                         file, or made for another base model",
-                        file.display()
-                    ))
-                })?;
-                Some((Mutex::new(adapter), opts.lora_scale))
-            }
-        };
-        Ok(LlamaCppModel {
+        let mut m = LlamaCppModel {
             model,
-            lora,
+            lora: None,
             backend,
             threads,
+        };
+        if let Some(p) = opts.loras.first() {
+            m.lora = Some((m.load_lora(p)?, opts.lora_scale));
+        }
+        Ok(m)
+    }
+
+    /// Loads a GGUF LoRA adapter (the file, or `adapter.gguf` in an adapter
+    /// folder) into the model; llama.cpp checks it fits.
+    pub fn load_lora(&mut self, path: &Path) -> Result<LlamaLora> {
+        let file = adapter_gguf(path)?;
+        let adapter = self.model.lora_adapter_init(&file).map_err(|e| {
+            llama_err(format!(
+                "llama.cpp cannot load the LoRA adapter {} ({e}): not a GGUF LoRA \
+                 file, or made for another base model",
+                file.display()
+            ))
+        })?;
+        Ok(LlamaLora(Mutex::new(adapter)))
+    }
+
+    pub(crate) fn n_vocab(&self) -> usize {
+        self.model.n_vocab().max(0) as usize
+    }
+
+    /// A context of `n_seq` sequences with a KV cache of their own of
+    /// `n_ctx` tokens each (llama.cpp rounds it up to a multiple of 256),
+    /// decoding up to `n_batch` tokens a call: the server's slots.
+    pub(crate) fn batch_context(
+        &self,
+        n_ctx: usize,
+        n_seq: usize,
+        n_batch: usize,
+    ) -> Result<LlamaContext<'_>> {
+        let threads = i32::try_from(self.threads.max(1)).unwrap_or(i32::MAX);
+        let total = u32::try_from(n_ctx * n_seq).unwrap_or(u32::MAX);
+        let n_batch = u32::try_from(n_batch).unwrap_or(u32::MAX);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(total))
+            .with_n_seq_max(u32::try_from(n_seq).unwrap_or(u32::MAX))
+            .with_kv_unified(false)
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        self.model.new_context(&self.backend, params).map_err(|e| {
+            llama_err(format!(
+                "llama.cpp cannot make a context of {n_seq} sequences of {n_ctx} tokens: {e}"
+            ))
         })
     }
 
@@ -155,9 +211,7 @@ impl LlamaCppModel {
             ))
         })?;
         if let Some((adapter, scale)) = &self.lora {
-            let mut adapter = adapter.lock().unwrap_or_else(|p| p.into_inner());
-            ctx.lora_adapter_set(&mut adapter, *scale)
-                .map_err(|e| llama_err(format!("llama.cpp cannot apply the LoRA adapter: {e}")))?;
+            adapter.apply(&mut ctx, *scale)?;
         }
         Ok(LlamaCppSession {
             engine,

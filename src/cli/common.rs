@@ -37,7 +37,7 @@ impl ModelArgs {
     }
 }
 
-/// Which engine runs the model (`generate`, `chat`).
+/// Which engine runs the model (`generate`, `chat`, `serve`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
     /// native (srl's engine) or llama-cpp (llama.cpp; needs a build with --features llama-cpp)

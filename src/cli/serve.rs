@@ -1,6 +1,6 @@
 //! `srl serve`: the OpenAI-compatible HTTP server.
 
-use super::common::resolve_model;
+use super::common::{resolve_model, BackendArgs};
 use anyhow::Context;
 use srl_runtime::server::{serve, ServeConfig};
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ pub struct Args {
     /// A GGUF file or a safetensors folder [default: SmolLM2-135M-Instruct Q4_1, fetched on first use]
     #[arg(short, long, value_name = "PATH")]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// The id clients name the model by [default: the file name without .gguf]
     #[arg(long, value_name = "ID")]
     alias: Option<String>,
@@ -66,6 +68,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let api_key = a.api_key.or_else(|| std::env::var("SRL_API_KEY").ok());
     let config = ServeConfig {
         model: model.clone(),
+        backend: a.backend.backend,
+        gpu_layers: a.backend.gpu_layers,
         model_id: a.alias,
         adapters: a.lora.iter().map(|s| parse_lora(s)).collect(),
         lora_scale: a.lora_scale,
@@ -81,10 +85,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let loopback = matches!(a.host.as_str(), "127.0.0.1" | "localhost" | "::1");
     let keyed = api_key.as_deref().is_some_and(|k| !k.is_empty());
-    let parallel = a.parallel;
+    let (parallel, backend) = (a.parallel, a.backend.backend);
     serve(config, |addr, ctx| {
         eprintln!(
-            "srl serve: {} with {parallel} slots of {ctx} tokens, listening on http://{addr}",
+            "srl serve: {} on the {backend} backend with {parallel} slots of {ctx} tokens, \
+             listening on http://{addr}",
             model.display()
         );
         if !loopback && !keyed {

@@ -1,7 +1,8 @@
 //! The LoRA adapters a server holds, by name. Requests pick one by model id
 //! or `"lora"` field; adapters load and unload while the server runs. A
 //! sequence holds its adapter (an `Arc`), so unloading never disturbs one
-//! that is generating: the adapter is freed when the last such sequence ends.
+//! that is generating: the adapter is freed when the last such sequence ends
+//! (on llama.cpp, whose model owns its adapters, when the server stops).
 
 use super::errors::ServeError;
 use srl_models::{ActiveLora, LoraAdapter, Model};
@@ -12,14 +13,25 @@ use std::sync::{Arc, RwLock};
 pub struct Adapter {
     pub name: String,
     pub path: PathBuf,
-    /// One entry: the adapter with its scale (a slice, as the model takes it).
-    pub lora: Vec<ActiveLora>,
+    pub scale: f32,
+    /// The weights, as the backend that serves them loaded them.
+    pub weights: Weights,
+}
+
+pub enum Weights {
+    /// srl's engine: one entry, the adapter with its scale (a slice, as the
+    /// model takes it).
+    Native(Vec<ActiveLora>),
+    /// llama.cpp's handle of the adapter (its model holds the tensors).
+    #[cfg(feature = "llama-cpp")]
+    LlamaCpp(crate::llama_cpp_backend::LlamaLora),
 }
 
 impl Adapter {
-    /// Opens an adapter (GGUF LoRA file or PEFT folder) and checks it fits `model`.
+    /// Opens an adapter (GGUF LoRA file or PEFT folder) for srl's engine and
+    /// checks it fits `model`.
     pub fn load(model: &Model, name: &str, path: &Path, scale: f32) -> Result<Adapter, ServeError> {
-        let err = |source| ServeError::Adapter {
+        let err = |source: srl_models::ModelError| ServeError::Adapter {
             name: name.to_string(),
             path: path.to_path_buf(),
             source: Box::new(source),
@@ -29,7 +41,30 @@ impl Adapter {
         Ok(Adapter {
             name: name.to_string(),
             path: path.to_path_buf(),
-            lora: vec![ActiveLora { adapter, scale }],
+            scale,
+            weights: Weights::Native(vec![ActiveLora { adapter, scale }]),
+        })
+    }
+
+    /// Loads a GGUF LoRA adapter (the file, or `adapter.gguf` in an adapter
+    /// folder) into llama.cpp's `model`, which checks it fits.
+    #[cfg(feature = "llama-cpp")]
+    pub fn load_llama_cpp(
+        model: &mut crate::llama_cpp_backend::LlamaCppModel,
+        name: &str,
+        path: &Path,
+        scale: f32,
+    ) -> Result<Adapter, ServeError> {
+        let lora = model.load_lora(path).map_err(|e| ServeError::Adapter {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        Ok(Adapter {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            scale,
+            weights: Weights::LlamaCpp(lora),
         })
     }
 }

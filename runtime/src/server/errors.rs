@@ -129,7 +129,7 @@ pub enum ServeError {
     Adapter {
         name: String,
         path: std::path::PathBuf,
-        source: Box<srl_models::ModelError>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
     Config(String),

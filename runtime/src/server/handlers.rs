@@ -407,7 +407,7 @@ fn adapter_json(a: &Adapter) -> Value {
         "object": "adapter",
         "name": a.name,
         "path": a.path.display().to_string(),
-        "scale": a.lora.first().map(|l| l.scale),
+        "scale": a.scale,
     })
 }
 
@@ -455,10 +455,10 @@ async fn load_adapter_inner(st: &Arc<AppState>, body: BodyBytes) -> Result<Respo
     if !scale.is_finite() {
         return Err(ApiError::invalid_param("scale", "'scale' must be a number"));
     }
-    let engine = st.engine.clone();
+    let st2 = st.clone();
     let (name, path) = (req.name.clone(), std::path::PathBuf::from(&req.path));
     let adapter =
-        tokio::task::spawn_blocking(move || Adapter::load(&engine.model, &name, &path, scale))
+        tokio::task::spawn_blocking(move || st2.scheduler.load_adapter(&name, &path, scale))
             .await
             .map_err(|e| ApiError::internal(format!("adapter loading failed: {e}")))?
             .map_err(|e| ApiError::invalid_param("path", e.to_string()))?;

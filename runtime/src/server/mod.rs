@@ -1,22 +1,30 @@
-//! `srl serve`: an OpenAI-compatible HTTP server over the native engine.
+//! `srl serve`: an OpenAI-compatible HTTP server over srl's engine or
+//! llama.cpp.
 //!
 //! Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (whole
 //! or streamed as server-sent events), `GET /v1/models`, LoRA adapters
 //! loaded and unloaded at run time (`GET|POST /v1/adapters`,
 //! `DELETE /v1/adapters/{name}`), `GET /health` and `GET /metrics`
 //! (Prometheus). One scheduler thread owns the model and decodes every
-//! request together (see [`scheduler`]); the HTTP side (tokio + axum) only
-//! parses, tokenizes and streams.
+//! request together (see [`scheduler`]) through a backend's [`decoder`]
+//! ([`native`], or llama.cpp's with the cargo feature `llama-cpp`); the HTTP
+//! side (tokio + axum) only parses, tokenizes and streams, the same for
+//! every backend.
 
 pub mod adapters;
+pub mod decoder;
 pub mod errors;
 mod handlers;
+#[cfg(feature = "llama-cpp")]
+mod llama_cpp;
 pub mod metrics;
+mod native;
 pub mod openai;
 pub mod reasoning;
 mod responses;
 pub mod scheduler;
 
+use crate::backend::BackendKind;
 use crate::generate::Engine;
 use adapters::{valid_name, Adapter, Registry};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -33,6 +41,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub model: PathBuf,
+    /// Which engine runs the forward passes.
+    pub backend: BackendKind,
+    /// Layers llama.cpp offloads to the GPU (llama-cpp backend only).
+    pub gpu_layers: Option<u32>,
     /// The id clients name the base model by [default: the file's name
     /// without `.gguf`].
     pub model_id: Option<String>,
@@ -62,6 +74,8 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             model: PathBuf::new(),
+            backend: BackendKind::Native,
+            gpu_layers: None,
             model_id: None,
             adapters: Vec::new(),
             lora_scale: 1.0,
@@ -121,30 +135,46 @@ pub fn serve(
         .clone()
         .unwrap_or_else(|| model_id_of(&config.model));
     let registry = Registry::default();
-    for (name, path) in &config.adapters {
-        if !valid_name(name) || *name == model_id {
-            return Err(ServeError::Config(format!(
-                "'{name}' cannot name an adapter: use 1-128 letters, digits, '-', '_', '.', ':', not the model's id"
-            )));
-        }
-        let a = Adapter::load(&engine.model, name, path, config.lora_scale)?;
-        if !registry.insert(a) {
-            return Err(ServeError::Config(format!(
-                "two adapters are named '{name}'"
-            )));
-        }
-    }
     let metrics = Arc::new(Metrics::default());
+    let (parallel, ctx, queue) = (config.parallel, config.ctx, config.queue);
+    let handle = match config.backend {
+        BackendKind::Native => {
+            if let Some(n) = config.gpu_layers.filter(|&n| n > 0) {
+                return Err(crate::backend::gpu_layers_need_llama_cpp(n).into());
+            }
+            for (name, path) in &config.adapters {
+                check_name(name, &model_id)?;
+                let a = Adapter::load(&engine.model, name, path, config.lora_scale)?;
+                register(&registry, a)?;
+            }
+            native::start(engine.clone(), parallel, ctx, queue, metrics.clone())?
+        }
+        #[cfg(feature = "llama-cpp")]
+        BackendKind::LlamaCpp => {
+            let opts = crate::RunnerOptions {
+                backend: BackendKind::LlamaCpp,
+                threads: config.threads,
+                gpu_layers: config.gpu_layers,
+                ..Default::default()
+            };
+            let mut model = crate::llama_cpp_backend::LlamaCppModel::load(
+                &config.model,
+                &opts,
+                engine.threads(),
+            )?;
+            for (name, path) in &config.adapters {
+                check_name(name, &model_id)?;
+                let a = Adapter::load_llama_cpp(&mut model, name, path, config.lora_scale)?;
+                register(&registry, a)?;
+            }
+            llama_cpp::start(engine.clone(), model, parallel, ctx, queue, metrics.clone())?
+        }
+        #[cfg(not(feature = "llama-cpp"))]
+        BackendKind::LlamaCpp => return Err(crate::backend::llama_cpp_not_built().into()),
+    };
     metrics
         .adapters
         .store(registry.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let handle = scheduler::start(
-        engine.clone(),
-        config.parallel,
-        config.ctx,
-        config.queue,
-        metrics.clone(),
-    )?;
     let n_ctx = handle.n_ctx;
     let state = Arc::new(AppState {
         engine,
@@ -178,6 +208,26 @@ pub fn serve(
         axum::serve(listener, app).await?;
         Ok(())
     })
+}
+
+/// Refuses a name an adapter given at start cannot have.
+fn check_name(name: &str, model_id: &str) -> Result<(), ServeError> {
+    if !valid_name(name) || name == model_id {
+        return Err(ServeError::Config(format!(
+            "'{name}' cannot name an adapter: use 1-128 letters, digits, '-', '_', '.', ':', not the model's id"
+        )));
+    }
+    Ok(())
+}
+
+fn register(registry: &Registry, adapter: Adapter) -> Result<(), ServeError> {
+    let name = adapter.name.clone();
+    if !registry.insert(adapter) {
+        return Err(ServeError::Config(format!(
+            "two adapters are named '{name}'"
+        )));
+    }
+    Ok(())
 }
 
 /// The routes, the API key check and the body limit.

@@ -1,34 +1,33 @@
-//! Continuous batching: one thread owns the model and serves every request.
+//! Continuous batching: one thread owns the model and serves every request,
+//! whichever backend runs the forward pass (a [`Decoder`]).
 //!
 //! The server has `parallel` slots, each a KV cache. A request ([`Job`]) takes
 //! `n` free slots (one per choice), or waits in a bounded queue. Each step is
-//! one batched forward pass ([`Model::forward_batch_adapters`]): every decoding
-//! sequence feeds its last token, and sequences still reading their prompts
-//! feed their next chunks (up to [`PROMPT_BATCH`] prompt tokens a step, each
-//! chunk cut as [`crate::Session`] cuts it, so greedy output equals
-//! `srl generate`'s).
-//! Sequences of different adapters share the pass: the base weights are read
-//! once, each adapter's term applies to its own rows. New requests join
-//! between steps; a sequence whose client has gone (its event channel is
+//! one batched forward pass ([`Decoder::forward`]): every decoding sequence
+//! feeds its last token, and sequences still reading their prompts feed their
+//! next chunks (up to [`PROMPT_BATCH`] prompt tokens a step, each chunk cut at
+//! the multiples of [`PROMPT_BATCH`] as [`crate::Session`] cuts it, so greedy
+//! output equals `srl generate`'s). Rows are grouped by adapter. New requests
+//! join between steps; a sequence whose client has gone (its event channel is
 //! closed) frees its slot at once. A slot keeps the tokens its cache holds
 //! after a request ends, so a later prompt with the same beginning (a chat's
-//! history, a shared system prompt) does not read it again, as far as that
-//! gives the numbers a fresh read would (see [`Slot::reusable`]).
-//!
-//! [`Model::forward_batch_adapters`]: srl_models::Model::forward_batch_adapters
+//! history, a shared system prompt) does not read it again, as far as the
+//! decoder says that gives the numbers a fresh read would
+//! ([`Decoder::reusable`]). Sampling, stop strings, log-probabilities and
+//! streaming happen here, the same for every backend.
 
 use super::adapters::Adapter;
-use super::errors::ApiError;
+use super::decoder::{Decoder, Row};
+use super::errors::{ApiError, ServeError};
 use super::metrics::Metrics;
 use crate::generate::{Engine, StopReason, PROMPT_BATCH};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopMatcher;
 use crate::tokenizer::StreamDecoder;
-use srl_models::attention::TILED_MIN_TOKENS;
-use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -80,18 +79,67 @@ pub enum Event {
     Error(String),
 }
 
+/// What the scheduler thread receives.
+pub(super) enum Msg {
+    Job(Job),
+    Load(AdapterLoad),
+}
+
+/// An adapter to load on the scheduler thread once no sequence runs.
+pub(super) struct AdapterLoad {
+    pub name: String,
+    pub path: PathBuf,
+    pub scale: f32,
+    pub reply: mpsc::Sender<Result<Adapter, ServeError>>,
+}
+
+/// How adapters load while the server runs.
+pub(super) enum Loader {
+    /// On the caller's thread, beside the running sequences: srl's engine
+    /// takes an adapter as data with each forward pass.
+    Native(Arc<Engine>),
+    /// On the scheduler thread once the sequences in flight have ended (new
+    /// ones wait meanwhile): llama.cpp adds an adapter to its model, which
+    /// the context that holds the KV caches borrows.
+    #[cfg_attr(not(feature = "llama-cpp"), allow(dead_code))]
+    Drained,
+}
+
 /// The handlers' side: submits jobs, refuses them when the server is full.
 pub struct Handle {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
     in_flight: Arc<AtomicUsize>,
     /// Requests running or queued at most: slots + queue.
     limit: usize,
     pub parallel: usize,
     pub n_ctx: usize,
     metrics: Arc<Metrics>,
+    loader: Loader,
 }
 
 impl Handle {
+    /// A handle of `parallel` slots of `n_ctx` tokens with up to `queue`
+    /// requests waiting, and the receiver its scheduler thread reads.
+    pub(super) fn new(
+        parallel: usize,
+        n_ctx: usize,
+        queue: usize,
+        metrics: Arc<Metrics>,
+        loader: Loader,
+    ) -> (Handle, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel();
+        let handle = Handle {
+            tx,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            limit: parallel + queue,
+            parallel,
+            n_ctx,
+            metrics,
+            loader,
+        };
+        (handle, rx)
+    }
+
     /// Queues a job; its events come through the receiver. Dropping the
     /// receiver cancels the job.
     pub fn submit(&self, spec: JobSpec) -> Result<UnboundedReceiver<Event>, ApiError> {
@@ -121,11 +169,31 @@ impl Handle {
             _permit: permit,
         };
         Metrics::add(&self.metrics.queued, 1);
-        self.tx.send(job).map_err(|_| {
+        self.tx.send(Msg::Job(job)).map_err(|_| {
             self.metrics.queued.fetch_sub(1, Relaxed);
             ApiError::unavailable("the scheduler has stopped")
         })?;
         Ok(rx)
+    }
+
+    /// Loads an adapter for this server's backend (see [`Loader`]); blocks
+    /// until it is loaded.
+    pub fn load_adapter(&self, name: &str, path: &Path, scale: f32) -> Result<Adapter, ServeError> {
+        match &self.loader {
+            Loader::Native(engine) => Adapter::load(&engine.model, name, path, scale),
+            Loader::Drained => {
+                let (reply, answer) = mpsc::channel();
+                let load = AdapterLoad {
+                    name: name.to_string(),
+                    path: path.to_path_buf(),
+                    scale,
+                    reply,
+                };
+                let gone = || ServeError::Config("the scheduler has stopped".into());
+                self.tx.send(Msg::Load(load)).map_err(|_| gone())?;
+                answer.recv().map_err(|_| gone())?
+            }
+        }
     }
 }
 
@@ -138,7 +206,7 @@ impl Drop for Permit {
     }
 }
 
-struct Job {
+pub(super) struct Job {
     spec: JobSpec,
     events: UnboundedSender<Event>,
     submitted: Instant,
@@ -164,159 +232,135 @@ struct Seq {
     order: u64,
 }
 
-struct Slot {
-    kv: KvCache,
-    /// The tokens `kv` holds.
-    cached: Vec<u32>,
-    /// For each of them, whether attention read it with the tiled numerics
-    /// (a call of [`TILED_MIN_TOKENS`] tokens or more) or the f16 ones.
-    tiled: Vec<bool>,
-    seq: Option<Seq>,
-}
-
-impl Slot {
-    fn clear(&mut self) {
-        self.kv.clear();
-        self.cached.clear();
-        self.tiled.clear();
-    }
-
-    /// How many tokens of this slot's cache `prompt` can reuse with the
-    /// numbers a fresh read of `prompt` would give (what `srl generate`
-    /// computes): a fresh read takes the prompt in chunks of [`PROMPT_BATCH`]
-    /// from position 0, and attention's numerics depend on a call's length
-    /// (f16 below [`TILED_MIN_TOKENS`] tokens, tiled f32 from there). So a
-    /// cached token counts only if it was read with its fresh chunk's
-    /// numerics, and the rest of the chunk the reuse ends in must still be
-    /// long enough for the tiled numerics when the chunk had them. At most
-    /// `prompt.len() - 1`: the last token is always read, for its logits.
-    fn reusable(&self, prompt: &[u32]) -> usize {
-        reusable(&self.cached, &self.tiled, prompt)
-    }
-}
-
-/// [`Slot::reusable`] of a cache holding `cached`, read as `tiled` says.
-fn reusable(cached: &[u32], tiled: &[bool], prompt: &[u32]) -> usize {
-    let n = prompt.len();
-    let chunk = |p: usize| {
-        let start = p / PROMPT_BATCH * PROMPT_BATCH;
-        (start, (start + PROMPT_BATCH).min(n))
-    };
-    let fresh_tiled = |p: usize| {
-        let (start, end) = chunk(p);
-        end - start >= TILED_MIN_TOKENS
-    };
-    let mut keep = cached
-        .iter()
-        .zip(tiled)
-        .zip(prompt)
-        .enumerate()
-        .take_while(|&(p, ((c, &t), q))| c == q && t == fresh_tiled(p))
-        .count()
-        .min(n - 1);
-    let (_, end) = chunk(keep);
-    if fresh_tiled(keep) && end - keep < TILED_MIN_TOKENS {
-        keep = end - TILED_MIN_TOKENS;
-    }
-    keep
-}
-
 /// Where the prompt chunk that starts at `fed` ends: chunks are cut at the
 /// multiples of [`PROMPT_BATCH`], as a fresh read cuts them.
-fn chunk_end(fed: usize, n: usize) -> usize {
+pub(super) fn chunk_end(fed: usize, n: usize) -> usize {
     ((fed / PROMPT_BATCH + 1) * PROMPT_BATCH).min(n)
 }
 
-pub struct Scheduler {
+/// The scheduler thread's state: one sequence (or none) per slot. The
+/// caches live in the [`Decoder`] each [`Scheduler::run`] is given.
+pub(super) struct Scheduler {
     engine: Arc<Engine>,
-    slots: Vec<Slot>,
-    rx: mpsc::Receiver<Job>,
+    seqs: Vec<Option<Seq>>,
+    rx: mpsc::Receiver<Msg>,
     /// A job that waits for enough free slots (first in line).
     waiting: Option<Job>,
-    state: State,
+    /// An adapter to load once every slot is free; nothing is admitted
+    /// meanwhile.
+    load: Option<AdapterLoad>,
+    /// The adapter each slot's cache was computed with (a cache is reused
+    /// only by a sequence of the same adapter). Weak: the cache does not keep
+    /// an unloaded adapter, and its address is not reused while this lives.
+    cache_adapter: Vec<Option<Weak<Adapter>>>,
     metrics: Arc<Metrics>,
     admitted: u64,
 }
 
-/// Starts the scheduler thread: `parallel` slots of `n_ctx` tokens, up to
-/// `queue` more requests waiting.
-pub fn start(
-    engine: Arc<Engine>,
-    parallel: usize,
-    n_ctx: usize,
-    queue: usize,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<Handle> {
-    let (tx, rx) = mpsc::channel();
-    let n_ctx = n_ctx.clamp(2, engine.model.config.context_length);
-    let slots = (0..parallel)
-        .map(|_| Slot {
-            kv: engine.model.new_cache(n_ctx),
-            cached: Vec::new(),
-            tiled: Vec::new(),
-            seq: None,
-        })
-        .collect();
-    metrics.slots.store(parallel as u64, Relaxed);
-    let mut s = Scheduler {
-        engine,
-        slots,
-        rx,
-        waiting: None,
-        state: State::new(),
-        metrics: metrics.clone(),
-        admitted: 0,
-    };
-    std::thread::Builder::new()
-        .name("srl-scheduler".into())
-        .spawn(move || s.run())?;
-    Ok(Handle {
-        tx,
-        in_flight: Arc::new(AtomicUsize::new(0)),
-        limit: parallel + queue,
-        parallel,
-        n_ctx,
-        metrics,
-    })
-}
-
 impl Scheduler {
-    fn run(&mut self) {
+    /// A scheduler of `parallel` slots reading `rx`; `engine` gives the
+    /// tokenizer.
+    pub(super) fn new(
+        engine: Arc<Engine>,
+        parallel: usize,
+        rx: mpsc::Receiver<Msg>,
+        metrics: Arc<Metrics>,
+    ) -> Scheduler {
+        metrics.slots.store(parallel as u64, Relaxed);
+        Scheduler {
+            engine,
+            seqs: (0..parallel).map(|_| None).collect(),
+            rx,
+            waiting: None,
+            load: None,
+            cache_adapter: vec![None; parallel],
+            metrics,
+            admitted: 0,
+        }
+    }
+
+    /// Serves requests on `d` until the server is gone (None), or until an
+    /// adapter load has waited for every slot to be free (that load).
+    pub(super) fn run(&mut self, d: &mut impl Decoder) -> Option<AdapterLoad> {
         loop {
-            let idle = self.slots.iter().all(|s| s.seq.is_none());
-            if idle && self.waiting.is_none() {
-                match self.rx.recv() {
-                    Ok(job) => self.waiting = Some(job),
-                    Err(_) => return, // the server is gone
-                }
+            let idle = self.seqs.iter().all(Option::is_none);
+            if idle && self.load.is_some() {
+                return self.load.take();
             }
-            self.admit();
+            if idle && self.waiting.is_none() {
+                self.metrics.active_slots.store(0, Relaxed);
+                match self.rx.recv() {
+                    Ok(Msg::Job(job)) => self.waiting = Some(job),
+                    Ok(Msg::Load(load)) => self.load = Some(load),
+                    Err(_) => return None, // the server is gone
+                }
+                continue;
+            }
+            self.admit(d);
             self.drop_cancelled();
-            let active = self.slots.iter().filter(|s| s.seq.is_some()).count();
+            let active = self.seqs.iter().filter(|s| s.is_some()).count();
             self.metrics.active_slots.store(active as u64, Relaxed);
             if active > 0 {
                 // A panic in a step (a bug) fails the requests in flight, not
                 // the server.
-                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(d)));
                 if let Err(panic) = step {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    self.fail_all(&format!("internal error while generating: {what}"));
+                    self.fail_all(d, &format!("internal error while generating: {what}"));
                 }
             }
         }
     }
 
-    /// Moves queued jobs into free slots, first come first served.
-    fn admit(&mut self) {
-        loop {
+    /// Answers every request and adapter load, waiting or still to come,
+    /// with `message`, until the server is gone (the backend could not go
+    /// on).
+    #[cfg_attr(not(feature = "llama-cpp"), allow(dead_code))]
+    pub(super) fn refuse_all(&mut self, message: &str) {
+        let refuse_job = |job: Job| {
+            let events = job.events.clone();
+            drop(job); // its permit first
+            let _ = events.send(Event::Error(message.to_string()));
+        };
+        if let Some(job) = self.waiting.take() {
+            self.metrics.queued.fetch_sub(1, Relaxed);
+            refuse_job(job);
+        }
+        let refuse_load = |load: AdapterLoad| {
+            let _ = load
+                .reply
+                .send(Err(ServeError::Config(message.to_string())));
+        };
+        if let Some(load) = self.load.take() {
+            refuse_load(load);
+        }
+        while let Ok(m) = self.rx.recv() {
+            match m {
+                Msg::Job(job) => {
+                    self.metrics.queued.fetch_sub(1, Relaxed);
+                    refuse_job(job);
+                }
+                Msg::Load(load) => refuse_load(load),
+            }
+        }
+    }
+
+    /// Moves queued jobs into free slots, first come first served; stops at
+    /// an adapter load.
+    fn admit(&mut self, d: &mut impl Decoder) {
+        while self.load.is_none() {
             let job = match self.waiting.take() {
                 Some(j) => j,
                 None => match self.rx.try_recv() {
-                    Ok(j) => j,
+                    Ok(Msg::Job(j)) => j,
+                    Ok(Msg::Load(load)) => {
+                        self.load = Some(load);
+                        return;
+                    }
                     Err(_) => return,
                 },
             };
@@ -325,7 +369,7 @@ impl Scheduler {
                 Metrics::add(&self.metrics.cancelled, 1);
                 continue;
             }
-            let free = self.slots.iter().filter(|s| s.seq.is_none()).count();
+            let free = self.seqs.iter().filter(|s| s.is_none()).count();
             if free < job.spec.n {
                 self.waiting = Some(job);
                 return;
@@ -333,33 +377,44 @@ impl Scheduler {
             self.metrics.queued.fetch_sub(1, Relaxed);
             let job = Arc::new(job);
             for index in 0..job.spec.n {
-                self.place(&job, index);
+                self.place(d, &job, index);
             }
         }
     }
 
     /// Puts choice `index` of `job` in the free slot whose cache holds the
-    /// longest reusable beginning of the prompt.
-    fn place(&mut self, job: &Arc<Job>, index: usize) {
+    /// longest reusable beginning of the prompt (computed with the job's
+    /// adapter).
+    fn place(&mut self, d: &mut impl Decoder, job: &Arc<Job>, index: usize) {
         let prompt = &job.spec.prompt;
-        let Some((keep, slot)) = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.seq.is_none())
-            .map(|s| (s.reusable(prompt), s))
-            .max_by_key(|(keep, _)| *keep)
+        let adapter = job.spec.adapter.as_ref().map(Arc::downgrade);
+        let same = |cache: &Option<Weak<Adapter>>| match (cache, &adapter) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.ptr_eq(b),
+            _ => false,
+        };
+        let Some((keep, slot)) = (0..self.seqs.len())
+            .filter(|&i| self.seqs[i].is_none())
+            .map(|i| {
+                let keep = if same(&self.cache_adapter[i]) {
+                    d.reusable(i, prompt)
+                } else {
+                    0
+                };
+                (keep, i)
+            })
+            .max_by_key(|&(keep, i)| (keep, std::cmp::Reverse(i)))
         else {
             return; // admit checked there are enough
         };
-        slot.kv.truncate(keep);
-        slot.cached.truncate(keep);
-        slot.tiled.truncate(keep);
+        let keep = d.truncate(slot, keep);
+        self.cache_adapter[slot] = adapter;
         let mut config = job.spec.sampler.clone();
         config.seed = config.seed.wrapping_add(index as u64);
         Metrics::add(&self.metrics.prompt_tokens, prompt.len() as u64);
         Metrics::add(&self.metrics.prompt_tokens_cached, keep as u64);
         self.admitted += 1;
-        slot.seq = Some(Seq {
+        self.seqs[slot] = Some(Seq {
             job: job.clone(),
             index,
             fed: keep,
@@ -374,19 +429,19 @@ impl Scheduler {
         });
     }
 
-    /// Ends every sequence with an error and empties every slot.
-    fn fail_all(&mut self, message: &str) {
-        for slot in &mut self.slots {
-            fail(slot, message);
+    /// Ends every sequence with an error and empties every cache.
+    fn fail_all(&mut self, d: &mut impl Decoder, message: &str) {
+        for seq in &mut self.seqs {
+            fail(seq, message);
         }
-        self.state = State::new();
+        d.reset();
     }
 
     /// Frees the slots of sequences whose client has gone.
     fn drop_cancelled(&mut self) {
-        for slot in &mut self.slots {
-            if slot.seq.as_ref().is_some_and(|s| s.job.events.is_closed()) {
-                slot.seq = None;
+        for seq in &mut self.seqs {
+            if seq.as_ref().is_some_and(|s| s.job.events.is_closed()) {
+                *seq = None;
                 Metrics::add(&self.metrics.cancelled, 1);
             }
         }
@@ -396,13 +451,13 @@ impl Scheduler {
     /// prompt chunks (first come first served, up to [`PROMPT_BATCH`] prompt
     /// tokens, at least one chunk), then one new token for each sequence
     /// whose logits are ready.
-    fn step(&mut self) {
+    fn step(&mut self, d: &mut impl Decoder) {
         let mut reading: Vec<(u64, usize, usize)> = self
-            .slots
+            .seqs
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                let q = s.seq.as_ref()?;
+                let q = s.as_ref()?;
                 let n = q.job.spec.prompt.len();
                 q.next
                     .is_none()
@@ -411,7 +466,7 @@ impl Scheduler {
             .collect();
         reading.sort_unstable();
         let mut budget = PROMPT_BATCH;
-        let mut prefill = vec![false; self.slots.len()];
+        let mut prefill = vec![false; self.seqs.len()];
         for (k, &(_, i, n)) in reading.iter().enumerate() {
             if k > 0 && n > budget {
                 break;
@@ -419,29 +474,22 @@ impl Scheduler {
             budget = budget.saturating_sub(n);
             prefill[i] = true;
         }
-        // Rows grouped by adapter, so each adapter's rows are one block.
+        // Rows grouped by adapter, slots in order within a group.
         let mut rows: Vec<(usize, usize)> = self
-            .slots
+            .seqs
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                let q = s.seq.as_ref()?;
+                let q = s.as_ref()?;
                 (q.next.is_some() || prefill[i]).then(|| (adapter_key(q), i))
             })
             .collect();
         rows.sort_unstable();
         let t0 = Instant::now();
-        let result = {
-            let mut picked: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
-            let mut segments = Vec::with_capacity(rows.len());
-            let mut sets: Vec<&[ActiveLora]> = Vec::with_capacity(rows.len());
-            for &(_, i) in &rows {
-                let Some(Slot {
-                    kv, seq: Some(q), ..
-                }) = picked[i].take()
-                else {
-                    continue; // (never: rows name distinct occupied slots)
-                };
+        let batch: Vec<Row> = rows
+            .iter()
+            .filter_map(|&(_, i)| {
+                let q = self.seqs[i].as_ref()?;
                 let tokens: &[u32] = match &q.next {
                     Some(t) => t,
                     None => {
@@ -449,51 +497,40 @@ impl Scheduler {
                         &p[q.fed..chunk_end(q.fed, p.len())]
                     }
                 };
-                segments.push(Segment { tokens, kv });
-                sets.push(q.job.spec.adapter.as_ref().map_or(&[], |a| &a.lora[..]));
-            }
-            let e = &self.engine;
-            e.model.forward_batch_adapters(
-                &mut segments,
-                &sets,
-                &mut self.state,
-                Logits::Last,
-                &e.pool,
-            )
-        };
+                Some(Row {
+                    slot: i,
+                    tokens,
+                    adapter: q.job.spec.adapter.as_ref(),
+                })
+            })
+            .collect();
+        let result = d.forward(&batch);
+        drop(batch);
         Metrics::add(&self.metrics.steps, 1);
         Metrics::add(&self.metrics.step_rows, rows.len() as u64);
         Metrics::add(&self.metrics.busy_us, t0.elapsed().as_micros() as u64);
-        if let Err(e) = result {
-            let message = e.to_string();
+        if let Err(message) = result {
             for &(_, i) in &rows {
-                fail(&mut self.slots[i], &message);
+                fail(&mut self.seqs[i], &message);
+                d.truncate(i, 0);
             }
             return;
         }
-        let vocab = self.engine.model.config.vocab_size;
+        let vocab = d.n_vocab();
         for (r, &(_, i)) in rows.iter().enumerate() {
-            let slot = &mut self.slots[i];
-            let Some(q) = slot.seq.as_mut() else { continue };
-            match q.next.take() {
-                Some([tok]) => {
-                    slot.cached.push(tok);
-                    slot.tiled.push(false);
-                }
-                None => {
-                    let p = &q.job.spec.prompt;
-                    let end = chunk_end(q.fed, p.len());
-                    slot.cached.extend_from_slice(&p[q.fed..end]);
-                    let tiled = end - q.fed >= TILED_MIN_TOKENS;
-                    slot.tiled.resize(slot.cached.len(), tiled);
-                    q.fed = end;
-                    if end < p.len() {
-                        continue; // more prompt to read
-                    }
+            let Some(q) = self.seqs[i].as_mut() else {
+                continue;
+            };
+            if q.next.take().is_none() {
+                let n = q.job.spec.prompt.len();
+                q.fed = chunk_end(q.fed, n);
+                if q.fed < n {
+                    continue; // more prompt to read
                 }
             }
-            let logits = &self.state.logits[r * vocab..(r + 1) * vocab];
-            take(&self.engine, &self.metrics, slot, logits);
+            let full = d.len(i) >= d.n_ctx();
+            let logits = &d.logits()[r * vocab..(r + 1) * vocab];
+            take(&self.engine, &self.metrics, &mut self.seqs[i], full, logits);
         }
     }
 }
@@ -506,15 +543,15 @@ fn adapter_key(q: &Seq) -> usize {
         .map_or(0, |a| Arc::as_ptr(a) as usize)
 }
 
-/// Samples the next token of the slot's sequence from `logits`, tells the
-/// client, and decides whether the sequence goes on (`next` set) or ends
-/// (the slot freed).
-fn take(engine: &Engine, metrics: &Metrics, slot: &mut Slot, logits: &[f32]) {
-    let Some(q) = slot.seq.as_mut() else { return };
+/// Samples the next token of the sequence from `logits`, tells the client,
+/// and decides whether the sequence goes on (`next` set) or ends (the slot
+/// freed). `full`: the slot's cache has no room for another token.
+fn take(engine: &Engine, metrics: &Metrics, seq: &mut Option<Seq>, full: bool, logits: &[f32]) {
+    let Some(q) = seq.as_mut() else { return };
     let spec = &q.job.spec;
     let tok = q.sampler.sample(logits, &q.history);
     if engine.tokenizer.is_eog(tok) {
-        return finish(slot, StopReason::Eog);
+        return finish(seq, StopReason::Eog);
     }
     if q.generated == 0 {
         Metrics::add(
@@ -535,30 +572,29 @@ fn take(engine: &Engine, metrics: &Metrics, slot: &mut Slot, logits: &[f32]) {
         logprob,
     });
     if hit {
-        return finish(slot, StopReason::StopString);
+        return finish(seq, StopReason::StopString);
     }
     if q.generated >= spec.max_tokens {
-        return finish(slot, StopReason::MaxTokens);
+        return finish(seq, StopReason::MaxTokens);
     }
-    if slot.kv.len() >= slot.kv.capacity() {
-        return finish(slot, StopReason::ContextFull);
+    if full {
+        return finish(seq, StopReason::ContextFull);
     }
     q.next = Some([tok]);
 }
 
-/// Ends the slot's sequence with an error and empties the slot.
-fn fail(slot: &mut Slot, message: &str) {
-    if let Some(q) = slot.seq.take() {
+/// Ends the sequence with an error and frees its slot.
+fn fail(seq: &mut Option<Seq>, message: &str) {
+    if let Some(q) = seq.take() {
         let events = q.job.events.clone();
         drop(q); // the job's permit first, as in `finish`
         let _ = events.send(Event::Error(message.to_string()));
     }
-    slot.clear();
 }
 
-/// Ends the slot's sequence: held-back text out, then `Done`.
-fn finish(slot: &mut Slot, reason: StopReason) {
-    let Some(mut q) = slot.seq.take() else { return };
+/// Ends the sequence: held-back text out, then `Done`.
+fn finish(seq: &mut Option<Seq>, reason: StopReason) {
+    let Some(mut q) = seq.take() else { return };
     if reason != StopReason::StopString {
         let (rest, _) = q.stop.push(&q.utf8.flush());
         let tail = rest + &q.stop.flush();
@@ -607,37 +643,5 @@ fn logprob_of(engine: &Engine, logits: &[f32], tok: u32, k: usize) -> TokenLogpr
     TokenLogprob {
         chosen: cand(tok),
         top: top.into_iter().map(cand).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{chunk_end, reusable, PROMPT_BATCH, TILED_MIN_TOKENS};
-
-    #[test]
-    fn cache_reuse_keeps_fresh_numerics() {
-        let prompt: Vec<u32> = (0..40).collect();
-        // Short prompts (one f16 chunk): any cached beginning read with f16
-        // numerics, decoded tokens included, is reusable; the last token never.
-        assert_eq!(reusable(&prompt[..30], &[false; 30], &prompt), 30);
-        assert_eq!(reusable(&prompt, &[false; 40], &prompt), 39);
-        assert_eq!(reusable(&[0, 1, 9], &[false; 3], &prompt), 2);
-        assert_eq!(reusable(&prompt[..30], &[true; 30], &prompt), 0);
-        // A 100-token prompt is one tiled chunk: cached tiled tokens count,
-        // but at least 64 must be read again in one call.
-        let long: Vec<u32> = (0..100).collect();
-        assert_eq!(reusable(&long, &[true; 100], &long), 100 - TILED_MIN_TOKENS);
-        assert_eq!(reusable(&long[..20], &[true; 20], &long), 20);
-        // Decoded (f16) tokens inside a tiled chunk stop the reuse there.
-        let mut t = vec![true; 30];
-        t.extend([false; 10]);
-        assert_eq!(reusable(&long[..40], &t, &long), 30);
-        // Past the first chunk: reuse up to its end, or into a later chunk.
-        let n = PROMPT_BATCH + 100;
-        let big: Vec<u32> = (0..n as u32).collect();
-        assert_eq!(reusable(&big, &vec![true; n], &big), n - TILED_MIN_TOKENS);
-        assert_eq!(chunk_end(0, n), PROMPT_BATCH);
-        assert_eq!(chunk_end(10, n), PROMPT_BATCH);
-        assert_eq!(chunk_end(PROMPT_BATCH, n), n);
     }
 }
