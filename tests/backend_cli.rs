@@ -20,6 +20,18 @@ fn llamacpp_backend_needs_the_feature() {
         "--features llama-cpp",
     );
     fails_with(
+        &srl(&[
+            "serve",
+            "--model",
+            ms,
+            "--port",
+            "0",
+            "--backend",
+            "llama-cpp",
+        ]),
+        "--features llama-cpp",
+    );
+    fails_with(
         &with(&["--gpu-layers", "4"]),
         "--gpu-layers 4 needs the llama.cpp backend",
     );

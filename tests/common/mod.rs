@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: run `srl`, check its outcome.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
