@@ -36,7 +36,9 @@ use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
-use srl_models::{ActiveLora, LoraAdapter, LoraParams, Model, ModelError, PassOptions};
+use srl_models::{
+    ActiveLora, LoraAdapter, LoraParams, Model, ModelError, PassOptions, TrainScratch,
+};
 use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,6 +209,8 @@ pub fn train_rl(
     });
     let mut order = DataOrder::new(prompts.len(), config.seed);
     let mut grads = params.zeros_like();
+    // Buffers of the training passes, kept from one pass to the next.
+    let mut scratch = TrainScratch::new();
     let mut last_reward = None;
     let mut last_checkpoint = list_checkpoints(&out).pop().map(|c| c.1);
     let bound = groups_per_update * rl.sampling_bound;
@@ -417,7 +421,7 @@ pub fn train_rl(
                 }
                 let seed =
                     mix64(config.seed ^ mix64((step * 64 + it as u64) * 1_000_003 + k as u64));
-                model.weighted_nll(
+                model.weighted_nll_with(
                     tokens,
                     &weights,
                     Some(&params),
@@ -426,6 +430,7 @@ pub fn train_rl(
                         dropout_seed: Some(seed),
                         saved_activations_mib: config.saved_activations_mib,
                     },
+                    &mut scratch,
                     pool,
                 )?;
                 train_tokens += tokens.len();

@@ -19,7 +19,7 @@ use crate::run_start::{open_metrics, schedule, start_run};
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
-use srl_models::{LoraParams, Model, ModelError, PassOptions};
+use srl_models::{LoraParams, Model, ModelError, PassOptions, TrainScratch};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -159,14 +159,16 @@ pub fn eval_loss(
     pool: &rayon::ThreadPool,
 ) -> Result<f64, ModelError> {
     let (mut sum, mut count) = (0.0f64, 0usize);
+    let mut scratch = TrainScratch::new();
     for e in examples {
         let n = target_count(e);
         if n == 0 {
             continue;
         }
         let w = weights_of(e, 1.0);
+        let opts = PassOptions::default();
         sum += model
-            .weighted_nll(&e.tokens, &w, params, None, PassOptions::default(), pool)?
+            .weighted_nll_with(&e.tokens, &w, params, None, opts, &mut scratch, pool)?
             .loss;
         count += n;
     }
@@ -230,6 +232,8 @@ pub fn train_sft_until(
         epoch: None,
     };
     let mut grads = params.zeros_like();
+    // Buffers of the training passes, kept from one pass to the next.
+    let mut scratch = TrainScratch::new();
     let mut last_loss = None;
     let mut first_valid = None;
     let mut last_valid = None;
@@ -260,7 +264,7 @@ pub fn train_sft_until(
         for (i, e) in batch.iter().enumerate() {
             let w = weights_of(e, norm as f64);
             let seed = mix64(config.seed ^ mix64(step * 1_000_003 + i as u64));
-            let r = model.weighted_nll(
+            let r = model.weighted_nll_with(
                 &e.tokens,
                 &w,
                 Some(&params),
@@ -269,6 +273,7 @@ pub fn train_sft_until(
                     dropout_seed: Some(seed),
                     saved_activations_mib: config.saved_activations_mib,
                 },
+                &mut scratch,
                 pool,
             )?;
             loss += r.loss;

@@ -33,5 +33,5 @@ pub use kv_cache::KvCache;
 pub use lora::{ActiveLora, LoraAdapter};
 pub use lora_params::{LoraConfig, LoraParams, LoraTensor, Target};
 pub use rope::RopeStyle;
-pub use training::{PassOptions, WeightedNll};
+pub use training::{PassOptions, TrainScratch, WeightedNll};
 pub use transformer::{Linear, Logits, Model, Segment, State};

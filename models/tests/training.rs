@@ -3,7 +3,7 @@
 //! weights: every LoRA tensor along a random direction, and single elements.
 
 use srl_models::testing::{TinySpec, TinyWeights};
-use srl_models::{Arch, LoraConfig, LoraParams, Model, PassOptions, Target};
+use srl_models::{Arch, LoraConfig, LoraParams, Model, PassOptions, Target, TrainScratch};
 use srl_quant::GgmlType;
 
 const TOKENS: [u32; 9] = [5, 77, 300, 12, 12, 200, 3, 150, 9];
@@ -246,6 +246,77 @@ fn a_fresh_adapter_changes_nothing_and_bad_input_is_refused() {
         .token_logprobs(&[1, 100_000], None, &pool)
         .unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
+}
+
+#[test]
+fn a_reused_scratch_gives_the_fresh_results() {
+    // A trainer keeps one scratch for every pass: whatever earlier passes
+    // (longer, shorter, with or without gradients, other budgets) left in
+    // it, a pass gives the loss, log-probabilities and gradients of a pass
+    // with fresh buffers, bit for bit.
+    let dir = tempdir();
+    let pool = pool();
+    let model = tiny_model(Arch::Llama, GgmlType::Q8_0, &dir);
+    let lora = random_adapter(
+        &model,
+        LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.2,
+            ..LoraConfig::default()
+        },
+    );
+    let long: Vec<u32> = (0..23).map(|i| (i * 37 + 5) % 300).collect();
+    let passes: [(&[u32], bool, usize); 5] = [
+        (&long, true, 1024),
+        (&TOKENS, true, 1024),
+        (&long, false, 1024),
+        (&TOKENS, true, 0),
+        (&long, true, 1024),
+    ];
+    let mut scratch = TrainScratch::new();
+    for (i, &(tokens, with_grads, saved_activations_mib)) in passes.iter().enumerate() {
+        let w: Vec<f32> = (1..tokens.len())
+            .map(|t| 0.1 * (t % 4) as f32 - 0.1)
+            .collect();
+        let opts = PassOptions {
+            dropout_seed: Some(i as u64),
+            saved_activations_mib,
+        };
+        let mut fresh_grads = lora.zeros_like();
+        let fresh = model
+            .weighted_nll(
+                tokens,
+                &w,
+                Some(&lora),
+                with_grads.then_some(&mut fresh_grads),
+                opts,
+                &pool,
+            )
+            .unwrap();
+        let mut grads = lora.zeros_like();
+        let reused = model
+            .weighted_nll_with(
+                tokens,
+                &w,
+                Some(&lora),
+                with_grads.then_some(&mut grads),
+                opts,
+                &mut scratch,
+                &pool,
+            )
+            .unwrap();
+        assert_eq!(
+            fresh.loss.to_bits(),
+            reused.loss.to_bits(),
+            "pass {i}: loss"
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fresh.logprobs), bits(&reused.logprobs), "pass {i}");
+        for (a, b) in fresh_grads.slices().zip(grads.slices()) {
+            assert_eq!(bits(a), bits(b), "pass {i}: gradients");
+        }
+    }
 }
 
 fn tempdir() -> std::path::PathBuf {

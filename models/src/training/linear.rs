@@ -7,6 +7,7 @@
 //! Dropout masks are a hash of (seed, layer, target, element), so the
 //! recomputation in the backward pass sees the same mask without storing it.
 
+use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::transformer::{Linear, Model};
 use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32};
@@ -24,34 +25,58 @@ impl LoraPass<'_> {
         self.params?.get(layer, target)
     }
 
-    /// drop(x) for the LoRA branch of (layer, target): x itself without dropout.
+    /// The dropout mask of (layer, target), when dropout is active: as
+    /// (key, keep scale, threshold); element i is dropped where
+    /// `mix64(key ^ i) >> 11 < threshold`.
+    fn mask(&self, layer: usize, target: Target) -> Option<(u64, f32, u64)> {
+        let (Some(seed), Some(p)) = (self.dropout_seed, self.params) else {
+            return None;
+        };
+        let rate = p.config.dropout;
+        if rate <= 0.0 {
+            return None;
+        }
+        let key = mix64(seed ^ mix64(((layer as u64) << 8) | target as u64));
+        let threshold = (rate as f64 * (1u64 << 53) as f64) as u64;
+        Some((key, 1.0 / (1.0 - rate), threshold))
+    }
+
+    /// drop(x) for the LoRA branch of (layer, target): x itself without
+    /// dropout, else the masked copy written into `buf`.
     fn dropped<'x>(
         &self,
         layer: usize,
         target: Target,
         x: &'x [f32],
-    ) -> std::borrow::Cow<'x, [f32]> {
-        let (Some(seed), Some(p)) = (self.dropout_seed, self.params) else {
-            return x.into();
-        };
-        let rate = p.config.dropout;
-        if rate <= 0.0 {
-            return x.into();
+        buf: &'x mut Vec<f32>,
+    ) -> &'x [f32] {
+        match self.mask(layer, target) {
+            None => x,
+            Some(mask) => {
+                let out = sized(buf, x.len());
+                out.copy_from_slice(x);
+                apply_mask(mask, out);
+                out
+            }
         }
-        let key = mix64(seed ^ mix64(((layer as u64) << 8) | target as u64));
-        let keep_scale = 1.0 / (1.0 - rate);
-        let threshold = (rate as f64 * (1u64 << 53) as f64) as u64;
-        x.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if mix64(key ^ i as u64) >> 11 < threshold {
-                    0.0
-                } else {
-                    v * keep_scale
-                }
-            })
-            .collect::<Vec<f32>>()
-            .into()
+    }
+
+    /// Applies the mask of (layer, target) to `x` in place (the identity
+    /// without dropout).
+    fn drop_in_place(&self, layer: usize, target: Target, x: &mut [f32]) {
+        if let Some(mask) = self.mask(layer, target) {
+            apply_mask(mask, x);
+        }
+    }
+}
+
+fn apply_mask((key, keep_scale, threshold): (u64, f32, u64), x: &mut [f32]) {
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = if mix64(key ^ i as u64) >> 11 < threshold {
+            0.0
+        } else {
+            *v * keep_scale
+        };
     }
 }
 
@@ -68,7 +93,8 @@ pub(crate) fn base_product(
     srl_quant::matmul_dequantized(&w, x, n_tokens, y, pool);
 }
 
-/// Forward of one trained linear layer into `y` ([T, rows], overwritten).
+/// Forward of one trained linear layer into `y` ([T, rows], overwritten);
+/// with an adapter, `drop(x) A^T` ([T, r]) into `mid` for the backward.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_forward(
     model: &Model,
@@ -78,19 +104,25 @@ pub(crate) fn linear_forward(
     x: &[f32],
     n_tokens: usize,
     y: &mut [f32],
+    mid: &mut Vec<f32>,
+    bufs: &mut LoraBufs,
     lora: LoraPass,
     pool: &rayon::ThreadPool,
 ) {
     base_product(model, lin, x, n_tokens, y, pool);
     if let Some(t) = lora.tensor(layer, target) {
-        let r = lora.params.expect("tensor implies params").config.rank;
-        let s = lora.params.expect("tensor implies params").config.scale();
-        let xd = lora.dropped(layer, target, x);
-        let mid = mul_bt(&xd, &t.a, n_tokens, t.cols, r, pool);
-        let out = mul_bt(&mid, &t.b, n_tokens, r, t.rows, pool);
-        for (y, o) in y.iter_mut().zip(&out) {
+        let p = lora.params.expect("tensor implies params");
+        let (r, s) = (p.config.rank, p.config.scale());
+        let xd = lora.dropped(layer, target, x, &mut bufs.dropped);
+        let mid = sized(mid, n_tokens * r);
+        gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
+        let out = sized(&mut bufs.out, n_tokens * t.rows);
+        gemm_f32_nt(mid, &t.b, n_tokens, t.rows, r, out, pool);
+        for (y, o) in y.iter_mut().zip(out.iter()) {
             *y += s * o;
         }
+    } else {
+        mid.clear();
     }
     if let Some(b) = &lin.bias {
         for row in y.chunks_exact_mut(lin.rows) {
@@ -102,7 +134,8 @@ pub(crate) fn linear_forward(
 }
 
 /// Backward of [`linear_forward`]: adds the A/B gradients into `grads` and,
-/// when `dx` is given, `dy W + drop'(s dy B A)` into it.
+/// when `dx` is given, `dy W + drop'(s dy B A)` into it. `mid` is what the
+/// forward left there.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_backward(
     model: &Model,
@@ -113,8 +146,10 @@ pub(crate) fn linear_backward(
     n_tokens: usize,
     dy: &[f32],
     dx: Option<&mut [f32]>,
+    mid: &[f32],
     lora: LoraPass,
     grads: &mut LoraParams,
+    bufs: &mut LoraBufs,
     pool: &rayon::ThreadPool,
 ) {
     let mut dx = dx;
@@ -127,50 +162,45 @@ pub(crate) fn linear_backward(
     let p = lora.params.expect("tensor implies params");
     let (r, s) = (p.config.rank, p.config.scale());
     let (rows, cols) = (t.rows, t.cols);
-    let xd = lora.dropped(layer, target, x);
-    let mid = mul_bt(&xd, &t.a, n_tokens, cols, r, pool);
+    assert_eq!(mid.len(), n_tokens * r, "the forward's drop(x) A^T");
     let g = grads
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
+    let LoraBufs {
+        out,
+        midt,
+        dmid,
+        dmidt,
+        dbt,
+        dropped,
+        ..
+    } = bufs;
     // dB += s * dy^T mid, as dB^T [r, rows] = mid^T [r, T] dy [T, rows].
-    let mut midt = vec![0.0f32; r * n_tokens];
-    transpose_f32(&mid, n_tokens, r, &mut midt);
-    let mut dbt = vec![0.0f32; r * rows];
-    gemm_f32_nn(&midt, dy, r, rows, n_tokens, &mut dbt, pool);
+    let midt = sized(midt, r * n_tokens);
+    transpose_f32(mid, n_tokens, r, midt);
+    let dbt = zeroed(dbt, r * rows);
+    gemm_f32_nn(midt, dy, r, rows, n_tokens, dbt, pool);
     for (o, gb) in g.b.chunks_exact_mut(r).enumerate() {
         for (j, v) in gb.iter_mut().enumerate() {
             *v += s * dbt[j * rows + o];
         }
     }
     // dmid = s * dy B
-    let mut dmid = vec![0.0f32; n_tokens * r];
-    gemm_f32_nn(dy, &t.b, n_tokens, r, rows, &mut dmid, pool);
+    let dmid = zeroed(dmid, n_tokens * r);
+    gemm_f32_nn(dy, &t.b, n_tokens, r, rows, dmid, pool);
     dmid.iter_mut().for_each(|v| *v *= s);
     // dA += dmid^T drop(x)
-    let mut dmidt = vec![0.0f32; r * n_tokens];
-    transpose_f32(&dmid, n_tokens, r, &mut dmidt);
-    gemm_f32_nn(&dmidt, &xd, r, cols, n_tokens, &mut g.a, pool);
+    let dmidt = sized(dmidt, r * n_tokens);
+    transpose_f32(dmid, n_tokens, r, dmidt);
+    let xd = lora.dropped(layer, target, x, dropped);
+    gemm_f32_nn(dmidt, xd, r, cols, n_tokens, &mut g.a, pool);
     if let Some(dx) = dx {
         // d(drop(x)) = dmid A, then through the mask.
-        let mut dxd = vec![0.0f32; n_tokens * cols];
-        gemm_f32_nn(&dmid, &t.a, n_tokens, cols, r, &mut dxd, pool);
-        let masked = lora.dropped(layer, target, &dxd);
-        axpy(1.0, &masked, dx);
+        let dxd = zeroed(out, n_tokens * cols);
+        gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
+        lora.drop_in_place(layer, target, dxd);
+        axpy(1.0, dxd, dx);
     }
-}
-
-/// c[T, n] = a[T, k] b^T with b [n, k] (the LoRA products, f32).
-fn mul_bt(
-    a: &[f32],
-    b: &[f32],
-    n_tokens: usize,
-    k: usize,
-    n: usize,
-    pool: &rayon::ThreadPool,
-) -> Vec<f32> {
-    let mut c = vec![0.0f32; n_tokens * n];
-    gemm_f32_nt(a, b, n_tokens, n, k, &mut c, pool);
-    c
 }
 
 #[inline]

@@ -6,6 +6,7 @@
 //! weight is 0 are skipped entirely (prompt tokens in SFT).
 
 use super::linear::base_product;
+use super::scratch::{sized, zeroed, HeadBufs};
 use super::WeightedNll;
 use crate::norm::{rms_norm, rms_norm_backward};
 use crate::transformer::Model;
@@ -23,6 +24,7 @@ pub(super) fn head_loss(
     targets: &[u32],
     weights: &[f32],
     mut dx: Option<&mut [f32]>,
+    bufs: &mut HeadBufs,
     pool: &rayon::ThreadPool,
 ) -> WeightedNll {
     let c = &model.config;
@@ -32,29 +34,28 @@ pub(super) fn head_loss(
     let positions: Vec<usize> = (0..targets.len()).filter(|&t| weights[t] != 0.0).collect();
     let mut logprobs = vec![f32::NAN; targets.len()];
     let mut loss = 0.0f64;
-    let mut xs = Vec::with_capacity(CHUNK * ce);
-    let mut hn = vec![0.0f32; CHUNK * ce];
-    let mut logits = vec![0.0f32; CHUNK * vocab];
+    let HeadBufs {
+        xs,
+        hn,
+        logits,
+        dhn,
+        dxs,
+    } = bufs;
     for chunk in positions.chunks(CHUNK) {
         let m = chunk.len();
         xs.clear();
         for &t in chunk {
             xs.extend_from_slice(&x[t * ce..(t + 1) * ce]);
         }
-        rms_norm(&xs, norm, c.rms_eps, &mut hn[..m * ce]);
-        base_product(
-            model,
-            head,
-            &hn[..m * ce],
-            m,
-            &mut logits[..m * vocab],
-            pool,
-        );
+        let hn = sized(hn, m * ce);
+        rms_norm(xs, norm, c.rms_eps, hn);
+        let logits = sized(logits, m * vocab);
+        base_product(model, head, hn, m, logits, pool);
         // Rows in parallel: log-softmax, and its gradient in place of the
         // logits: d(-w log softmax(z)_y)/dz = w (softmax(z) - onehot(y)).
         let grad = dx.is_some();
         let lps: Vec<f64> = pool.install(|| {
-            logits[..m * vocab]
+            logits
                 .par_chunks_mut(vocab)
                 .zip(chunk.par_iter())
                 .map(|(z, &t)| {
@@ -82,16 +83,10 @@ pub(super) fn head_loss(
             loss -= weights[t] as f64 * lp;
         }
         if let Some(dx) = dx.as_deref_mut() {
-            let mut dhn = vec![0.0f32; m * ce];
-            srl_quant::matmul_transposed(
-                &head.matrix(&model.files),
-                &logits[..m * vocab],
-                m,
-                &mut dhn,
-                pool,
-            );
-            let mut dxs = vec![0.0f32; m * ce];
-            rms_norm_backward(&xs, norm, c.rms_eps, &dhn, &mut dxs);
+            let dhn = zeroed(dhn, m * ce);
+            srl_quant::matmul_transposed(&head.matrix(&model.files), logits, m, dhn, pool);
+            let dxs = zeroed(dxs, m * ce);
+            rms_norm_backward(xs, norm, c.rms_eps, dhn, dxs);
             for (i, &t) in chunk.iter().enumerate() {
                 for (d, &g) in dx[t * ce..(t + 1) * ce]
                     .iter_mut()

@@ -16,6 +16,7 @@
 
 mod linear;
 mod loss;
+mod scratch;
 
 use crate::causal_attention::{causal_attention, causal_attention_backward, Heads};
 use crate::error::{ModelError, Result};
@@ -25,6 +26,8 @@ use crate::norm::{rms_norm, rms_norm_backward};
 use crate::rope::{apply_rope, apply_rope_backward, rope_table};
 use crate::transformer::Model;
 use linear::{linear_backward, linear_forward, LoraPass};
+pub use scratch::TrainScratch;
+use scratch::{sized, zeroed, BackwardBufs, BlockActs, LoraBufs};
 use std::path::Path;
 
 /// What [`Model::weighted_nll`] returns.
@@ -57,22 +60,6 @@ impl Default for PassOptions {
             saved_activations_mib: 1024,
         }
     }
-}
-
-/// One block's intermediates, recomputed from its input for the backward.
-#[derive(Default)]
-struct BlockActs {
-    h1: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    att: Vec<f32>,
-    lse: Vec<f32>,
-    x2: Vec<f32>,
-    h2: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    act: Vec<f32>,
 }
 
 impl Model {
@@ -108,6 +95,24 @@ impl Model {
         opts: PassOptions,
         pool: &rayon::ThreadPool,
     ) -> Result<WeightedNll> {
+        let mut scratch = TrainScratch::new();
+        self.weighted_nll_with(tokens, weights, lora, grads, opts, &mut scratch, pool)
+    }
+
+    /// [`Model::weighted_nll`] with buffers kept in `scratch` between calls
+    /// (what a trainer calls once per sequence: after the first, a pass
+    /// allocates nothing). The result does not depend on `scratch`'s past.
+    #[allow(clippy::too_many_arguments)]
+    pub fn weighted_nll_with(
+        &self,
+        tokens: &[u32],
+        weights: &[f32],
+        lora: Option<&LoraParams>,
+        grads: Option<&mut LoraParams>,
+        opts: PassOptions,
+        scratch: &mut TrainScratch,
+        pool: &rayon::ThreadPool,
+    ) -> Result<WeightedNll> {
         self.check_training_input(tokens, weights, lora, grads.as_deref())?;
         let c = &self.config;
         let (n, ce) = (tokens.len(), c.n_embd);
@@ -115,8 +120,19 @@ impl Model {
             params: lora,
             dropout_seed: opts.dropout_seed,
         };
-        let mut x = vec![0.0f32; n * ce];
-        self.embed(tokens, &mut x)?;
+        let TrainScratch {
+            x,
+            next,
+            dx,
+            inputs,
+            saved,
+            acts,
+            bwd,
+            lora: lbufs,
+            head,
+        } = scratch;
+        self.embed(tokens, sized(x, n * ce))?;
+        sized(next, n * ce);
         let mut table = Vec::new();
         rope_table(0, n, c.head_dim, c.rope_theta, &mut table);
 
@@ -129,52 +145,65 @@ impl Model {
         // the loss, the first the backward reaches) their intermediates while
         // they fit the budget.
         let n_grad = first_grad.map_or(0, |f| c.n_layer - f);
+        let rank = lora.map_or(0, |p| p.config.rank);
         let keep = (opts.saved_activations_mib << 20)
-            .checked_div(self.block_acts_bytes(n))
+            .checked_div(self.block_acts_bytes(n, rank))
             .unwrap_or(0)
             .min(n_grad);
-        let mut inputs: Vec<Vec<f32>> = Vec::new();
-        let mut saved: Vec<BlockActs> = Vec::new();
-        let mut acts = BlockActs::default();
-        let mut next = vec![0.0f32; n * ce];
+        // Buffers beyond this pass's needs are released (a smaller budget or
+        // fewer blocks than the last pass).
+        inputs.truncate(n_grad);
+        inputs.resize_with(n_grad, Vec::new);
+        saved.truncate(keep);
+        saved.resize_with(keep, BlockActs::default);
+        let first_kept = c.n_layer - keep;
         for l in 0..c.n_layer {
-            let differentiated = first_grad.is_some_and(|f| l >= f);
-            if differentiated {
-                inputs.push(x.clone());
+            if let Some(f) = first_grad.filter(|&f| l >= f) {
+                sized(&mut inputs[l - f], n * ce).copy_from_slice(x);
             }
-            self.block_forward(l, &x, &mut next, &mut acts, &table, pass, pool);
-            if differentiated && l >= c.n_layer - keep {
-                saved.push(std::mem::take(&mut acts));
-            }
-            std::mem::swap(&mut x, &mut next);
+            let a = if first_grad.is_some() && l >= first_kept {
+                &mut saved[l - first_kept]
+            } else {
+                &mut *acts
+            };
+            self.block_forward(l, x, next, a, lbufs, &table, pass, pool);
+            std::mem::swap(x, next);
         }
 
         let targets = &tokens[1..];
         let want_grad = grads.is_some() && first_grad.is_some();
-        let mut dx = if want_grad {
-            vec![0.0f32; n * ce]
-        } else {
-            Vec::new()
-        };
+        let dx = zeroed(dx, if want_grad { n * ce } else { 0 });
         let out = loss::head_loss(
             self,
-            &x,
+            x,
             targets,
             weights,
-            want_grad.then_some(dx.as_mut_slice()),
+            want_grad.then_some(&mut *dx),
+            head,
             pool,
         );
         if let (Some(grads), Some(first)) = (grads, first_grad) {
             for l in (first..c.n_layer).rev() {
                 let input = &inputs[l - first];
-                let a = if l >= c.n_layer - keep {
-                    saved.pop().expect("saved for this block")
+                let a = if l >= first_kept {
+                    &saved[l - first_kept]
                 } else {
-                    self.block_forward(l, input, &mut next, &mut acts, &table, pass, pool);
-                    std::mem::take(&mut acts)
+                    self.block_forward(l, input, next, acts, lbufs, &table, pass, pool);
+                    &*acts
                 };
-                self.block_backward(l, input, &a, &mut dx, l > first, &table, pass, grads, pool);
-                acts = a;
+                self.block_backward(
+                    l,
+                    input,
+                    a,
+                    dx,
+                    l > first,
+                    &table,
+                    pass,
+                    grads,
+                    bwd,
+                    lbufs,
+                    pool,
+                );
             }
         }
         Ok(out)
@@ -268,6 +297,7 @@ impl Model {
         x: &[f32],
         out: &mut [f32],
         a: &mut BlockActs,
+        lb: &mut LoraBufs,
         table: &[(f32, f32)],
         pass: LoraPass,
         pool: &rayon::ThreadPool,
@@ -290,33 +320,28 @@ impl Model {
         ] {
             buf.resize(len, 0.0);
         }
+        let [mq, mk, mv, mo, mgate, mup, mdown] = &mut a.mid;
         rms_norm(x, &w.attn_norm, c.rms_eps, &mut a.h1);
-        linear_forward(self, &w.q, l, Target::Q, &a.h1, n, &mut a.q, pass, pool);
-        linear_forward(self, &w.k, l, Target::K, &a.h1, n, &mut a.k, pass, pool);
-        linear_forward(self, &w.v, l, Target::V, &a.h1, n, &mut a.v, pass, pool);
+        let h1 = &a.h1;
+        let lin = |wt, t, xin: &[f32], y: &mut [f32], mid: &mut Vec<f32>, lb: &mut LoraBufs| {
+            linear_forward(self, wt, l, t, xin, n, y, mid, lb, pass, pool)
+        };
+        lin(&w.q, Target::Q, h1, &mut a.q, mq, lb);
+        lin(&w.k, Target::K, h1, &mut a.k, mk, lb);
+        lin(&w.v, Target::V, h1, &mut a.v, mv, lb);
         apply_rope(&mut a.q, c.n_head, c.head_dim, table, c.rope_style);
         apply_rope(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style);
         a.lse = causal_attention(&self.heads(), &a.q, &a.k, &a.v, &mut a.att, pool);
-        linear_forward(self, &w.o, l, Target::O, &a.att, n, &mut a.x2, pass, pool);
+        lin(&w.o, Target::O, &a.att, &mut a.x2, mo, lb);
         for (s, &xi) in a.x2.iter_mut().zip(x) {
             *s += xi;
         }
         rms_norm(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2);
-        linear_forward(
-            self,
-            &w.gate,
-            l,
-            Target::Gate,
-            &a.h2,
-            n,
-            &mut a.gate,
-            pass,
-            pool,
-        );
-        linear_forward(self, &w.up, l, Target::Up, &a.h2, n, &mut a.up, pass, pool);
+        lin(&w.gate, Target::Gate, &a.h2, &mut a.gate, mgate, lb);
+        lin(&w.up, Target::Up, &a.h2, &mut a.up, mup, lb);
         a.act.copy_from_slice(&a.gate);
         swiglu(&mut a.act, &a.up);
-        linear_forward(self, &w.down, l, Target::Down, &a.act, n, out, pass, pool);
+        lin(&w.down, Target::Down, &a.act, out, mdown, lb);
         for (o, &s) in out.iter_mut().zip(&a.x2) {
             *o += s;
         }
@@ -335,79 +360,36 @@ impl Model {
         table: &[(f32, f32)],
         pass: LoraPass,
         grads: &mut LoraParams,
+        b: &mut BackwardBufs,
+        lb: &mut LoraBufs,
         pool: &rayon::ThreadPool,
     ) {
         let c = &self.config;
         let w = &self.weights.layers[l];
         let n = x.len() / c.n_embd;
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let [mq, mk, mv, mo, mgate, mup, mdown] = &a.mid;
+        let mut lin = |wt, t, xin: &[f32], mid: &[f32], dy: &[f32], dxo: Option<&mut [f32]>| {
+            linear_backward(self, wt, l, t, xin, n, dy, dxo, mid, pass, grads, lb, pool)
+        };
 
         // Feed-forward: out = x2 + down(swiglu(gate(h2), up(h2))).
-        let mut dact = vec![0.0f32; n * ff];
-        linear_backward(
-            self,
-            &w.down,
-            l,
-            Target::Down,
-            &a.act,
-            n,
-            dx,
-            Some(&mut dact),
-            pass,
-            grads,
-            pool,
-        );
-        let (mut dgate, mut dup) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
-        swiglu_backward(&a.gate, &a.up, &dact, &mut dgate, &mut dup, pool);
-        drop(dact);
-        let mut dh = vec![0.0f32; n * ce];
-        linear_backward(
-            self,
-            &w.gate,
-            l,
-            Target::Gate,
-            &a.h2,
-            n,
-            &dgate,
-            Some(&mut dh),
-            pass,
-            grads,
-            pool,
-        );
-        linear_backward(
-            self,
-            &w.up,
-            l,
-            Target::Up,
-            &a.h2,
-            n,
-            &dup,
-            Some(&mut dh),
-            pass,
-            grads,
-            pool,
-        );
-        rms_norm_backward(&a.x2, &w.ffn_norm, c.rms_eps, &dh, dx);
+        let dact = zeroed(&mut b.dact, n * ff);
+        lin(&w.down, Target::Down, &a.act, mdown, dx, Some(&mut *dact));
+        let (dgate, dup) = (sized(&mut b.dgate, n * ff), sized(&mut b.dup, n * ff));
+        swiglu_backward(&a.gate, &a.up, dact, dgate, dup, pool);
+        let dh = zeroed(&mut b.dh, n * ce);
+        lin(&w.gate, Target::Gate, &a.h2, mgate, dgate, Some(&mut *dh));
+        lin(&w.up, Target::Up, &a.h2, mup, dup, Some(&mut *dh));
+        rms_norm_backward(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx);
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
-        let mut datt = vec![0.0f32; n * qd];
-        linear_backward(
-            self,
-            &w.o,
-            l,
-            Target::O,
-            &a.att,
-            n,
-            dx,
-            Some(&mut datt),
-            pass,
-            grads,
-            pool,
-        );
-        let (mut dq, mut dk, mut dv) = (
-            vec![0.0f32; n * qd],
-            vec![0.0f32; n * kvd],
-            vec![0.0f32; n * kvd],
+        let datt = zeroed(&mut b.datt, n * qd);
+        lin(&w.o, Target::O, &a.att, mo, dx, Some(&mut *datt));
+        let (dq, dk, dv) = (
+            zeroed(&mut b.dq, n * qd),
+            zeroed(&mut b.dk, n * kvd),
+            zeroed(&mut b.dv, n * kvd),
         );
         causal_attention_backward(
             &self.heads(),
@@ -416,38 +398,40 @@ impl Model {
             &a.v,
             &a.att,
             &a.lse,
-            &datt,
-            &mut dq,
-            &mut dk,
-            &mut dv,
+            datt,
+            dq,
+            dk,
+            dv,
             pool,
         );
-        apply_rope_backward(&mut dq, c.n_head, c.head_dim, table, c.rope_style);
-        apply_rope_backward(&mut dk, c.n_head_kv, c.head_dim, table, c.rope_style);
+        apply_rope_backward(dq, c.n_head, c.head_dim, table, c.rope_style);
+        apply_rope_backward(dk, c.n_head_kv, c.head_dim, table, c.rope_style);
         // The block's input gradient is needed unless this is the lowest
         // differentiated block; the adapter's gradients always are.
         dh.fill(0.0);
-        for (lin, target, d) in [
-            (&w.q, Target::Q, &dq),
-            (&w.k, Target::K, &dk),
-            (&w.v, Target::V, &dv),
+        for (wt, target, mid, d) in [
+            (&w.q, Target::Q, mq, &*dq),
+            (&w.k, Target::K, mk, &*dk),
+            (&w.v, Target::V, mv, &*dv),
         ] {
-            let out = if need_dx {
-                Some(dh.as_mut_slice())
-            } else {
-                None
-            };
-            linear_backward(self, lin, l, target, &a.h1, n, d, out, pass, grads, pool);
+            let out = if need_dx { Some(&mut *dh) } else { None };
+            lin(wt, target, &a.h1, mid, d, out);
         }
         if need_dx {
-            rms_norm_backward(x, &w.attn_norm, c.rms_eps, &dh, dx);
+            rms_norm_backward(x, &w.attn_norm, c.rms_eps, dh, dx);
         }
     }
 
-    /// Bytes of one block's intermediates for `n` tokens.
-    fn block_acts_bytes(&self, n: usize) -> usize {
+    /// Bytes of one block's intermediates for `n` tokens (with an adapter of
+    /// rank `rank` on every target).
+    fn block_acts_bytes(&self, n: usize, rank: usize) -> usize {
         let c = &self.config;
-        let floats = 3 * c.n_embd + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.n_ff + c.n_head;
+        let floats = 3 * c.n_embd
+            + 2 * c.q_dim()
+            + 2 * c.kv_dim()
+            + 3 * c.n_ff
+            + c.n_head
+            + Target::ALL.len() * rank;
         n * floats * 4
     }
 

@@ -1,0 +1,105 @@
+//! The buffers of a training pass, kept between passes so that a training
+//! step allocates (and page-faults in) nothing once the first step has
+//! sized them: block inputs, the intermediates kept for the backward, and
+//! the backward's temporaries. A trainer holds one [`TrainScratch`] and
+//! passes it to [`crate::Model::weighted_nll_with`]; buffers grow to the
+//! longest sequence seen and are overwritten by each pass, so results never
+//! depend on what a previous pass left in them.
+
+/// One block's intermediates, recomputed from its input for the backward
+/// unless kept. `mid_*` hold `drop(x) A^T` of each adapted projection (so
+/// the backward does not recompute them), empty for the others.
+#[derive(Default)]
+pub(super) struct BlockActs {
+    pub h1: Vec<f32>,
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    pub att: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub x2: Vec<f32>,
+    pub h2: Vec<f32>,
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    pub act: Vec<f32>,
+    /// [T, r] per target, in `Target::ALL` order.
+    pub mid: [Vec<f32>; 7],
+}
+
+/// Temporaries of one block's backward ([T, ...] gradients).
+#[derive(Default)]
+pub(super) struct BackwardBufs {
+    pub dact: Vec<f32>,
+    pub dgate: Vec<f32>,
+    pub dup: Vec<f32>,
+    pub dh: Vec<f32>,
+    pub datt: Vec<f32>,
+    pub dq: Vec<f32>,
+    pub dk: Vec<f32>,
+    pub dv: Vec<f32>,
+}
+
+/// Temporaries of the LoRA branch of a linear layer.
+#[derive(Default)]
+pub(super) struct LoraBufs {
+    /// [T, rows]: `mid B^T` in the forward; `drop'(dmid A)` in the backward
+    /// ([T, cols]).
+    pub out: Vec<f32>,
+    /// [r, T] transposes of mid and dmid.
+    pub midt: Vec<f32>,
+    pub dmid: Vec<f32>,
+    pub dmidt: Vec<f32>,
+    /// [r, rows]: dB^T.
+    pub dbt: Vec<f32>,
+    /// drop(x) when dropout is on.
+    pub dropped: Vec<f32>,
+}
+
+/// Temporaries of the output head and loss (one chunk of positions).
+#[derive(Default)]
+pub(super) struct HeadBufs {
+    pub xs: Vec<f32>,
+    pub hn: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub dhn: Vec<f32>,
+    pub dxs: Vec<f32>,
+}
+
+/// Reusable buffers for [`crate::Model::weighted_nll_with`]. Holds about
+/// what one pass needs at its peak (the kept intermediates, up to
+/// `PassOptions::saved_activations_mib`, and each block's input).
+#[derive(Default)]
+pub struct TrainScratch {
+    pub(super) x: Vec<f32>,
+    pub(super) next: Vec<f32>,
+    pub(super) dx: Vec<f32>,
+    /// Inputs of the differentiated blocks.
+    pub(super) inputs: Vec<Vec<f32>>,
+    /// Intermediates of the blocks kept for the backward (the last ones).
+    pub(super) saved: Vec<BlockActs>,
+    /// Intermediates of a block being computed or recomputed.
+    pub(super) acts: BlockActs,
+    pub(super) bwd: BackwardBufs,
+    pub(super) lora: LoraBufs,
+    pub(super) head: HeadBufs,
+}
+
+impl TrainScratch {
+    pub fn new() -> TrainScratch {
+        TrainScratch::default()
+    }
+}
+
+/// `buf` as `len` floats whose values the caller overwrites (kept from the
+/// last use, never read before written).
+pub(super) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..len]
+}
+
+/// `buf` as `len` zeros.
+pub(super) fn zeroed(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.clear();
+    buf.resize(len, 0.0);
+    &mut buf[..len]
+}
