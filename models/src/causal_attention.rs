@@ -6,8 +6,11 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
+use crate::softmax::exp_shifted;
 use rayon::prelude::*;
-use srl_quant::{gemm_f32_nn as mm_nn, gemm_f32_nt as mm_nt, transpose_f32 as transpose};
+use srl_quant::{
+    gemm_f32_nn_serial as mm_nn, gemm_f32_nt_serial as mm_nt, transpose_f32 as transpose,
+};
 
 /// Head counts and size.
 #[derive(Debug, Clone, Copy)]
@@ -30,12 +33,73 @@ impl Heads {
 /// 0..t1 only, so the masked upper triangle is (almost) never computed.
 pub const QUERY_BLOCK: usize = 64;
 
+/// Buffers of [`causal_attention_with`] and [`causal_attention_backward_with`]
+/// kept between calls (training holds one): the key/value heads gathered
+/// into [T, D] matrices, and the tasks' results.
+#[derive(Default)]
+pub struct AttentionScratch {
+    kv: Vec<f32>,
+    parts: Vec<f32>,
+}
+
+/// One thread's temporaries: Q, O and dO of a block ([nb, D] each), and
+/// three [nb, t1] matrices (P, dP and a transpose).
+#[derive(Default)]
+struct Temps {
+    qh: Vec<f32>,
+    oh: Vec<f32>,
+    doh: Vec<f32>,
+    p: Vec<f32>,
+    dp: Vec<f32>,
+    pt: Vec<f32>,
+}
+
+/// The (head, first query) tasks of a pass, the most expensive (latest)
+/// blocks first so that threads finish together.
+fn tasks(s: &Heads, n: usize, qb: usize) -> Vec<(usize, usize)> {
+    let blocks = n.div_ceil(qb);
+    (0..blocks)
+        .rev()
+        .flat_map(|b| (0..s.n_head).map(move |h| (h, b * qb)))
+        .collect()
+}
+
+/// Splits `buf` (resized to the sum of `lens`) into consecutive slices of
+/// those lengths.
+fn split_parts<'a>(buf: &'a mut Vec<f32>, lens: &[usize]) -> Vec<&'a mut [f32]> {
+    buf.resize(lens.iter().sum(), 0.0);
+    let mut rest = buf.as_mut_slice();
+    lens.iter()
+        .map(|&len| {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            part
+        })
+        .collect()
+}
+
+/// The key and value heads of k and v ([T, Hkv*D]) as [T, D] matrices,
+/// one after another (key heads, then value heads), into `buf`.
+fn gather_kv<'a>(s: &Heads, k: &[f32], v: &[f32], buf: &'a mut Vec<f32>) -> Vec<&'a [f32]> {
+    let (d, hkv) = (s.head_dim, s.n_head_kv);
+    let n = k.len() / (hkv * d);
+    buf.clear();
+    for x in [k, v] {
+        for g in 0..hkv {
+            gather_into(x, hkv, g, d, buf);
+        }
+    }
+    buf.chunks_exact(n * d).collect()
+}
+
 /// out = softmax(q k^T * scale + causal mask) v, per head. Returns the
 /// log-sum-exp of each softmax row ([H, T]), which the backward reuses.
 ///
-/// Each head is computed with matrix products (the f32 GEMMs of srl-quant)
-/// a block of [`QUERY_BLOCK`] queries at a time: S = Q_b K^T, P =
-/// softmax(S), O_b = P V, over the keys the block can see.
+/// Each (head, block of [`QUERY_BLOCK`] queries) is a task that threads
+/// share, computed with matrix products (the f32 GEMMs of srl-quant, on
+/// the task's thread): S = Q_b K^T, P = softmax(S), O_b = P V, over the
+/// keys the block can see. Every value is computed the same way whatever
+/// the thread count.
 pub fn causal_attention(
     s: &Heads,
     q: &[f32],
@@ -44,65 +108,71 @@ pub fn causal_attention(
     out: &mut [f32],
     pool: &rayon::ThreadPool,
 ) -> Vec<f32> {
-    causal_attention_blocked(s, q, k, v, out, QUERY_BLOCK, pool)
+    let mut lse = vec![0.0f32; q.len() / s.head_dim];
+    let mut scratch = AttentionScratch::default();
+    causal_attention_with(s, q, k, v, out, &mut lse, &mut scratch, QUERY_BLOCK, pool);
+    lse
 }
 
-fn causal_attention_blocked(
+/// [`causal_attention`] with the log-sum-exp rows written into `lse`
+/// ([H, T]) and buffers kept in `scratch`; `qb` queries per block.
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_with(
     s: &Heads,
     q: &[f32],
     k: &[f32],
     v: &[f32],
     out: &mut [f32],
+    lse: &mut [f32],
+    scratch: &mut AttentionScratch,
     qb: usize,
     pool: &rayon::ThreadPool,
-) -> Vec<f32> {
+) {
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
-    // Heads in parallel (the products inside join the same pool).
-    let heads: Vec<(Vec<f32>, Vec<f32>)> = pool.install(|| {
-        (0..s.n_head)
-            .into_par_iter()
-            .map(|h| {
+    let kv = gather_kv(s, k, v, &mut scratch.kv);
+    let (kh, vh) = kv.split_at(s.n_head_kv);
+    let tasks = tasks(s, n, qb);
+    // Per task: O_b [nb, D], then the block's log-sum-exp [nb].
+    let lens: Vec<usize> = tasks
+        .iter()
+        .map(|&(_, t0)| (qb.min(n - t0)) * (d + 1))
+        .collect();
+    let mut parts = split_parts(&mut scratch.parts, &lens);
+    pool.install(|| {
+        tasks.par_iter().zip(parts.par_iter_mut()).for_each_init(
+            Temps::default,
+            |tmp, (&(h, t0), part)| {
                 let g = s.kv_of(h);
-                let (qh, kh, vh) = (
-                    gather(q, s.n_head, h, d),
-                    gather(k, s.n_head_kv, g, d),
-                    gather(v, s.n_head_kv, g, d),
-                );
-                let mut p = vec![0.0f32; qb.min(n) * n];
-                let mut oh = vec![0.0f32; n * d];
-                let mut lse = vec![0.0f32; n];
-                for t0 in (0..n).step_by(qb) {
-                    let t1 = (t0 + qb).min(n);
-                    let (nb, pb) = (t1 - t0, &mut p[..(t1 - t0) * t1]);
-                    softmax_rows(
-                        s,
-                        &qh[t0 * d..t1 * d],
-                        &kh[..t1 * d],
-                        t0,
-                        pb,
-                        &mut lse[t0..t1],
-                        pool,
-                    );
-                    mm_nn(pb, &vh[..t1 * d], nb, d, t1, &mut oh[t0 * d..t1 * d], pool);
-                }
-                (oh, lse)
-            })
-            .collect()
+                let t1 = (t0 + qb).min(n);
+                let nb = t1 - t0;
+                let qh = &mut tmp.qh;
+                qh.clear();
+                gather_into(&q[t0 * s.n_head * d..t1 * s.n_head * d], s.n_head, h, d, qh);
+                let (oh, lse_b) = part.split_at_mut(nb * d);
+                let p = sized(&mut tmp.p, nb * t1);
+                softmax_rows(s, qh, &kh[g][..t1 * d], t0, p, lse_b);
+                oh.fill(0.0);
+                mm_nn(p, &vh[g][..t1 * d], nb, d, t1, oh);
+            },
+        )
     });
-    let mut lse_all = Vec::with_capacity(s.n_head * n);
-    for (h, (oh, lse)) in heads.into_iter().enumerate() {
-        scatter(&oh, out, s.n_head, h, d);
-        lse_all.extend(lse);
+    for (&(h, t0), part) in tasks.iter().zip(parts) {
+        let nb = part.len() / (d + 1);
+        let (oh, lse_b) = part.split_at(nb * d);
+        let rows = &mut out[t0 * s.n_head * d..(t0 + nb) * s.n_head * d];
+        scatter(oh, rows, s.n_head, h, d);
+        lse[h * n + t0..h * n + t0 + nb].copy_from_slice(lse_b);
     }
-    lse_all
 }
 
 /// Backward of [`causal_attention`]: from the inputs, the output, its
 /// log-sum-exp rows and the output's gradient, adds the gradients of q, k
-/// and v into `dq`, `dk`, `dv`. Per query block, with P recomputed from S
-/// and the saved log-sum-exp: dV += P^T dO, dP = dO V^T,
+/// and v into `dq`, `dk`, `dv`. Per (head, query block) task, with P
+/// recomputed from S and the saved log-sum-exp: dV += P^T dO, dP = dO V^T,
 /// dS = P (dP - rowsum(dO * O)), dQ = dS K * scale, dK += dS^T Q * scale.
+/// The tasks' dK and dV parts are added per head in block order, then the
+/// heads in order: the result does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_backward(
     s: &Heads,
@@ -117,11 +187,15 @@ pub fn causal_attention_backward(
     dv: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
-    causal_attention_backward_blocked(s, q, k, v, out, lse, dout, dq, dk, dv, QUERY_BLOCK, pool)
+    let mut scratch = AttentionScratch::default();
+    let (g, qb) = ([dq, dk, dv], QUERY_BLOCK);
+    causal_attention_backward_with(s, q, k, v, out, lse, dout, g, &mut scratch, qb, pool)
 }
 
+/// [`causal_attention_backward`] with buffers kept in `scratch`; `qb`
+/// queries per block; `grads` are dq, dk and dv.
 #[allow(clippy::too_many_arguments)]
-fn causal_attention_backward_blocked(
+pub fn causal_attention_backward_with(
     s: &Heads,
     q: &[f32],
     k: &[f32],
@@ -129,125 +203,124 @@ fn causal_attention_backward_blocked(
     out: &[f32],
     lse: &[f32],
     dout: &[f32],
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
+    grads: [&mut [f32]; 3],
+    scratch: &mut AttentionScratch,
     qb: usize,
     pool: &rayon::ThreadPool,
 ) {
+    let [dq, dk, dv] = grads;
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
     let scale = s.scale();
-    let m = qb.min(n);
-    // Heads in parallel (the products inside join the same pool); each
-    // returns its dQ [T, D] and dK^T, dV^T [D, T].
-    let heads: Vec<[Vec<f32>; 3]> = pool.install(|| {
-        (0..s.n_head)
-            .into_par_iter()
-            .map(|h| {
+    let kv = gather_kv(s, k, v, &mut scratch.kv);
+    let (kh, vh) = kv.split_at(s.n_head_kv);
+    let tasks = tasks(s, n, qb);
+    // Per task: dQ_b [nb, D], then its parts of dK and dV [t1, D].
+    let lens: Vec<usize> = tasks
+        .iter()
+        .map(|&(_, t0)| (qb.min(n - t0) + 2 * (t0 + qb).min(n)) * d)
+        .collect();
+    let mut parts = split_parts(&mut scratch.parts, &lens);
+    pool.install(|| {
+        tasks.par_iter().zip(parts.par_iter_mut()).for_each_init(
+            Temps::default,
+            |tmp, (&(h, t0), part)| {
                 let g = s.kv_of(h);
-                let (qh, kh, vh) = (
-                    gather(q, s.n_head, h, d),
-                    gather(k, s.n_head_kv, g, d),
-                    gather(v, s.n_head_kv, g, d),
-                );
-                let (oh, doh) = (gather(out, s.n_head, h, d), gather(dout, s.n_head, h, d));
-                let lse_h = &lse[h * n..(h + 1) * n];
-                let (mut p, mut dp) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
-                let mut t_in = vec![0.0f32; d * m];
-                let mut t_out = vec![0.0f32; d * n];
-                let (mut gq, mut gk_t, mut gv_t) = (
-                    vec![0.0f32; n * d],
-                    vec![0.0f32; d * n],
-                    vec![0.0f32; d * n],
-                );
-                for t0 in (0..n).step_by(qb) {
-                    let t1 = (t0 + qb).min(n);
-                    let nb = t1 - t0;
-                    let (pb, dpb) = (&mut p[..nb * t1], &mut dp[..nb * t1]);
-                    // P of this block from S and the saved log-sum-exp.
-                    mm_nt(&qh[t0 * d..t1 * d], &kh[..t1 * d], nb, t1, d, pb, pool);
-                    for (i, row) in pb.chunks_exact_mut(t1).enumerate() {
-                        let t = t0 + i;
-                        for (j, x) in row.iter_mut().enumerate() {
-                            *x = if j <= t {
-                                (*x * scale - lse_h[t]).exp()
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                    // dV[..t1] += P^T dO_b, as dV^T [D, t1] += dO_b^T P.
-                    let tb = &mut t_in[..d * nb];
-                    transpose(&doh[t0 * d..t1 * d], nb, d, tb);
-                    let to = &mut t_out[..d * t1];
-                    to.fill(0.0);
-                    mm_nn(tb, pb, d, t1, nb, to, pool);
-                    add_columns(&mut gv_t, n, to, t1);
-                    // dP = dO_b V^T, then dS in place.
-                    mm_nt(&doh[t0 * d..t1 * d], &vh[..t1 * d], nb, t1, d, dpb, pool);
-                    for i in 0..nb {
-                        let t = t0 + i;
-                        let delta = dot(&doh[t * d..(t + 1) * d], &oh[t * d..(t + 1) * d]);
-                        let (pr, dr) = (&pb[i * t1..(i + 1) * t1], &mut dpb[i * t1..(i + 1) * t1]);
-                        for (x, &pj) in dr.iter_mut().zip(pr) {
-                            *x = pj * (*x - delta) * scale;
-                        }
-                    }
-                    // dQ_b = dS K[..t1]
-                    mm_nn(dpb, &kh[..t1 * d], nb, d, t1, &mut gq[t0 * d..t1 * d], pool);
-                    // dK[..t1] += dS^T Q_b, as dK^T [D, t1] += Q_b^T dS.
-                    transpose(&qh[t0 * d..t1 * d], nb, d, tb);
-                    to.fill(0.0);
-                    mm_nn(tb, dpb, d, t1, nb, to, pool);
-                    add_columns(&mut gk_t, n, to, t1);
+                let t1 = (t0 + qb).min(n);
+                let nb = t1 - t0;
+                let rows = t0 * s.n_head * d..t1 * s.n_head * d;
+                let Temps {
+                    qh,
+                    oh,
+                    doh,
+                    p,
+                    dp,
+                    pt,
+                } = tmp;
+                for (x, buf) in [(q, &mut *qh), (out, &mut *oh), (dout, &mut *doh)] {
+                    buf.clear();
+                    gather_into(&x[rows.clone()], s.n_head, h, d, buf);
                 }
-                [gq, gk_t, gv_t]
-            })
-            .collect()
+                let (kh, vh) = (&kh[g][..t1 * d], &vh[g][..t1 * d]);
+                let lse_h = &lse[h * n + t0..h * n + t1];
+                let (gq, rest) = part.split_at_mut(nb * d);
+                let (gk, gv) = rest.split_at_mut(t1 * d);
+                // P of this block from S and the saved log-sum-exp.
+                let p = sized(p, nb * t1);
+                mm_nt(qh, kh, nb, t1, d, p);
+                for (i, row) in p.chunks_exact_mut(t1).enumerate() {
+                    let t = t0 + i;
+                    exp_shifted(&mut row[..=t], scale, lse_h[i]);
+                    row[t + 1..].fill(0.0);
+                }
+                // dV[..t1] = P^T dO_b
+                let pt = sized(pt, t1 * nb);
+                transpose(p, nb, t1, pt);
+                gv.fill(0.0);
+                mm_nn(pt, doh, t1, d, nb, gv);
+                // dP = dO_b V^T, then dS in place.
+                let dp = sized(dp, nb * t1);
+                mm_nt(doh, vh, nb, t1, d, dp);
+                for i in 0..nb {
+                    let delta = dot(&doh[i * d..(i + 1) * d], &oh[i * d..(i + 1) * d]);
+                    let (pr, dr) = (&p[i * t1..(i + 1) * t1], &mut dp[i * t1..(i + 1) * t1]);
+                    for (x, &pj) in dr.iter_mut().zip(pr) {
+                        *x = pj * (*x - delta) * scale;
+                    }
+                }
+                // dQ_b = dS K[..t1]
+                gq.fill(0.0);
+                mm_nn(dp, kh, nb, d, t1, gq);
+                // dK[..t1] = dS^T Q_b
+                transpose(dp, nb, t1, pt);
+                gk.fill(0.0);
+                mm_nn(pt, qh, t1, d, nb, gk);
+            },
+        )
     });
-    for (h, [gq, gk_t, gv_t]) in heads.into_iter().enumerate() {
+    // Per head, the blocks' parts in block order; then the heads in order.
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| tasks[i]);
+    let mut acc = vec![0.0f32; 2 * n * d];
+    let (gk, gv) = acc.split_at_mut(n * d);
+    for hs in order.chunks(n.div_ceil(qb)) {
+        let h = tasks[hs[0]].0;
+        gk.fill(0.0);
+        gv.fill(0.0);
+        for &i in hs {
+            let t0 = tasks[i].1;
+            let t1 = (t0 + qb).min(n);
+            let (pq, rest) = parts[i].split_at(t1 * d - t0 * d);
+            let (pk, pv) = rest.split_at(t1 * d);
+            let rows = t0 * s.n_head * d..t1 * s.n_head * d;
+            scatter_add(pq, &mut dq[rows], s.n_head, h, d);
+            add(&mut gk[..t1 * d], pk);
+            add(&mut gv[..t1 * d], pv);
+        }
         let g = s.kv_of(h);
-        scatter_add(&gq, dq, s.n_head, h, d);
-        scatter_add_transposed(&gk_t, dk, s.n_head_kv, g, d);
-        scatter_add_transposed(&gv_t, dv, s.n_head_kv, g, d);
+        scatter_add(gk, dk, s.n_head_kv, g, d);
+        scatter_add(gv, dv, s.n_head_kv, g, d);
     }
 }
 
-/// dst[c, ..w] += src[c, ..w] for dst [D, n] and src [D, w] (w <= n).
-fn add_columns(dst: &mut [f32], n: usize, src: &[f32], w: usize) {
-    for (drow, srow) in dst.chunks_exact_mut(n).zip(src.chunks_exact(w)) {
-        add(&mut drow[..w], srow);
-    }
+/// `buf` as `len` floats that the caller overwrites.
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..len]
 }
 
 /// P = softmax(Q_b K^T * scale) with the causal mask for query rows
 /// t0.. (P is [rows, keys]); the rows' log-sum-exp into `lse`.
-fn softmax_rows(
-    s: &Heads,
-    qb: &[f32],
-    kh: &[f32],
-    t0: usize,
-    p: &mut [f32],
-    lse: &mut [f32],
-    pool: &rayon::ThreadPool,
-) {
+fn softmax_rows(s: &Heads, qb: &[f32], kh: &[f32], t0: usize, p: &mut [f32], lse: &mut [f32]) {
     let d = s.head_dim;
     let (rows, keys) = (qb.len() / d, kh.len() / d);
-    mm_nt(qb, kh, rows, keys, d, p, pool);
+    mm_nt(qb, kh, rows, keys, d, p);
     let scale = s.scale();
     for (i, row) in p.chunks_exact_mut(keys).enumerate() {
         let t = t0 + i;
-        let mut m = f32::NEG_INFINITY;
-        for x in &mut row[..=t] {
-            *x *= scale;
-            m = m.max(*x);
-        }
-        let mut z = 0.0f32;
-        for x in &mut row[..=t] {
-            *x = (*x - m).exp();
-            z += *x;
-        }
+        // max(x * scale) = max(x) * scale: rounding keeps the order.
+        let m = row[..=t].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
+        let z = exp_shifted(&mut row[..=t], scale, m) as f32;
         let inv = 1.0 / z;
         row[..=t].iter_mut().for_each(|x| *x *= inv);
         row[t + 1..].fill(0.0);
@@ -255,12 +328,12 @@ fn softmax_rows(
     }
 }
 
-/// Head `h`'s columns of x ([T, heads*D]) as a [T, D] matrix.
-fn gather(x: &[f32], heads: usize, h: usize, d: usize) -> Vec<f32> {
-    x.chunks_exact(heads * d)
-        .flat_map(|row| &row[h * d..(h + 1) * d])
-        .copied()
-        .collect()
+/// Appends head `h`'s columns of x ([T, heads*D]) to `out`, row by row
+/// (a [T, D] matrix).
+fn gather_into(x: &[f32], heads: usize, h: usize, d: usize, out: &mut Vec<f32>) {
+    for row in x.chunks_exact(heads * d) {
+        out.extend_from_slice(&row[h * d..(h + 1) * d]);
+    }
 }
 
 fn scatter(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
@@ -272,16 +345,6 @@ fn scatter(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
 fn scatter_add(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
     for (row, s) in x.chunks_exact_mut(heads * d).zip(src.chunks_exact(d)) {
         add(&mut row[h * d..(h + 1) * d], s);
-    }
-}
-
-/// x[t, h*D + c] += src_t[c, t] for src_t [D, T].
-fn scatter_add_transposed(src_t: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
-    let n = src_t.len() / d;
-    for (t, row) in x.chunks_exact_mut(heads * d).enumerate() {
-        for (c, v) in row[h * d..(h + 1) * d].iter_mut().enumerate() {
-            *v += src_t[c * n + t];
-        }
     }
 }
 
@@ -383,17 +446,33 @@ mod tests {
         let (q, k, v) = (values(n * 32, 1), values(n * 16, 2), values(n * 16, 3));
         let dout = values(n * 32, 4);
         let pool = pool();
-        let run = |qb: usize| {
+        // One scratch for every run: what a run leaves there does not
+        // change the next.
+        let mut scratch = AttentionScratch::default();
+        let mut run = |qb: usize| {
             let mut o = vec![0.0; n * 32];
-            let lse = causal_attention_blocked(&s, &q, &k, &v, &mut o, qb, &pool);
+            let mut lse = vec![0.0; n * 4];
+            causal_attention_with(&s, &q, &k, &v, &mut o, &mut lse, &mut scratch, qb, &pool);
             let (mut dq, mut dk, mut dv) =
                 (vec![0.0; n * 32], vec![0.0; n * 16], vec![0.0; n * 16]);
-            causal_attention_backward_blocked(
-                &s, &q, &k, &v, &o, &lse, &dout, &mut dq, &mut dk, &mut dv, qb, &pool,
+            let g = [&mut dq[..], &mut dk[..], &mut dv[..]];
+            causal_attention_backward_with(
+                &s,
+                &q,
+                &k,
+                &v,
+                &o,
+                &lse,
+                &dout,
+                g,
+                &mut scratch,
+                qb,
+                &pool,
             );
             [o, lse, dq, dk, dv]
         };
         let whole = run(n);
+        assert_eq!(whole, run(n), "the same call gives the same bits");
         for qb in [1, 2, 3, 4, 8] {
             for (i, (a, b)) in run(qb).iter().zip(&whole).enumerate() {
                 let diff = a
@@ -402,6 +481,36 @@ mod tests {
                     .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
                 assert!(diff < 1e-5, "block {qb}, output {i}: max |diff| {diff}");
             }
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_results() {
+        let s = Heads {
+            n_head: 6,
+            n_head_kv: 2,
+            head_dim: 16,
+        };
+        let n = 150;
+        let (q, k, v) = (values(n * 96, 1), values(n * 32, 2), values(n * 32, 3));
+        let dout = values(n * 96, 4);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut o = vec![0.0; n * 96];
+            let lse = causal_attention(&s, &q, &k, &v, &mut o, &pool);
+            let (mut dq, mut dk, mut dv) =
+                (vec![0.0; n * 96], vec![0.0; n * 32], vec![0.0; n * 32]);
+            causal_attention_backward(
+                &s, &q, &k, &v, &o, &lse, &dout, &mut dq, &mut dk, &mut dv, &pool,
+            );
+            [o, lse, dq, dk, dv]
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(one == run(threads), "{threads} threads");
         }
     }
 

@@ -22,6 +22,7 @@ pub mod norm;
 pub mod quantize;
 pub mod rope;
 pub mod safetensors;
+pub mod softmax;
 pub mod testing;
 pub mod training;
 pub mod transformer;

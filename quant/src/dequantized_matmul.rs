@@ -69,6 +69,18 @@ pub fn matmul_dequantized_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
+    dequantized_on(level, w, x, n_tokens, y, Some(pool))
+}
+
+/// [`matmul_dequantized_at`] on `pool`, or on the calling thread alone.
+fn dequantized_on(
+    level: SimdLevel,
+    w: &WeightMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+    pool: Option<&ThreadPool>,
+) {
     assert_eq!(x.len(), n_tokens * w.cols, "x is not [T, cols]");
     assert_eq!(y.len(), n_tokens * w.rows, "y is not [T, rows]");
     let ws = w.row_bytes();
@@ -85,11 +97,8 @@ pub fn matmul_dequantized_at(
     }
     let kernels = kernels_at(level);
     let macs = w.rows * w.cols * n_tokens;
-    let threads = if macs < PARALLEL_MIN_MACS {
-        1
-    } else {
-        pool.current_num_threads()
-    };
+    let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
+    let threads = pool.map_or(1, |p| p.current_num_threads());
     let row_chunks = w.rows.div_ceil(CHUNK_ROWS);
     // Few row chunks for many threads (e.g. a 192-row projection on 16
     // cores): split the tokens too, each chunk dequantizing its rows again.
@@ -158,10 +167,9 @@ pub fn matmul_dequantized_at(
             }
         }
     };
-    if threads == 1 || n_chunks == 1 {
-        work();
-    } else {
-        fork(pool, &work);
+    match pool {
+        Some(pool) if threads > 1 && n_chunks > 1 => fork(pool, &work),
+        _ => work(),
     }
 }
 
@@ -314,6 +322,21 @@ pub fn gemm_f32_nt(
     matmul_dequantized(&w, a, m, c, pool);
 }
 
+/// [`gemm_f32_nt`] on the calling thread alone (for products inside tasks
+/// that already run in parallel, such as attention's heads).
+pub fn gemm_f32_nt_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
+    assert_eq!(b.len(), n * k, "b is not [n, k]");
+    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
+    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
+    let w = WeightMatrix {
+        ty: crate::GgmlType::F32,
+        rows: n,
+        cols: k,
+        data: bytes,
+    };
+    dequantized_on(SimdLevel::detect(), &w, a, m, c, None);
+}
+
 /// `c[m, n] += a[m, k] · b` for plain f32 matrices (`b` is [k, n],
 /// row-major), through the transposed-product kernel: the products of
 /// attention and LoRA whose right operand is stored by rows.
@@ -336,6 +359,20 @@ pub fn gemm_f32_nn(
         data: bytes,
     };
     crate::matmul_transposed(&w, a, m, c, pool);
+}
+
+/// [`gemm_f32_nn`] on the calling thread alone.
+pub fn gemm_f32_nn_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
+    assert_eq!(b.len(), k * n, "b is not [k, n]");
+    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
+    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
+    let w = WeightMatrix {
+        ty: crate::GgmlType::F32,
+        rows: k,
+        cols: n,
+        data: bytes,
+    };
+    crate::transposed_matmul::transposed_on(SimdLevel::detect(), &w, a, m, c, None);
 }
 
 /// `out[c, r] = x[r, c]` for x [rows, cols], in cache-friendly tiles.
@@ -489,6 +526,23 @@ mod tests {
         // From inside the pool, as the runtime calls it.
         two.install(|| matmul_dequantized(&w, &x, n_tokens, &mut b, &two));
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn serial_products_match_the_pool() {
+        let pool = pool(2);
+        let mut r = StdRng::seed_from_u64(3);
+        let (m, n, k) = (130, 70, 96);
+        let (a, b) = (random(&mut r, m * k), random(&mut r, n * k));
+        let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+        gemm_f32_nt(&a, &b, m, n, k, &mut c1, &pool);
+        gemm_f32_nt_serial(&a, &b, m, n, k, &mut c2);
+        assert_eq!(c1, c2);
+        // b as [k, n]: c (+)= a b.
+        let (mut c1, mut c2) = (vec![1.0f32; m * n], vec![1.0f32; m * n]);
+        gemm_f32_nn(&a, &b, m, n, k, &mut c1, &pool);
+        gemm_f32_nn_serial(&a, &b, m, n, k, &mut c2);
+        assert_eq!(c1, c2);
     }
 
     #[test]

@@ -80,6 +80,18 @@ pub fn matmul_transposed_at(
     dx: &mut [f32],
     pool: &ThreadPool,
 ) {
+    transposed_on(level, w, dy, n_tokens, dx, Some(pool))
+}
+
+/// [`matmul_transposed_at`] on `pool`, or on the calling thread alone.
+pub(crate) fn transposed_on(
+    level: SimdLevel,
+    w: &WeightMatrix,
+    dy: &[f32],
+    n_tokens: usize,
+    dx: &mut [f32],
+    pool: Option<&ThreadPool>,
+) {
     assert_eq!(dy.len(), n_tokens * w.rows, "dy is not [T, rows]");
     assert_eq!(dx.len(), n_tokens * w.cols, "dx is not [T, cols]");
     let ws = w.row_bytes();
@@ -92,11 +104,8 @@ pub fn matmul_transposed_at(
     }
     let tiles = tiles_at(level);
     let macs = w.rows * w.cols * n_tokens;
-    let threads = if macs < PARALLEL_MIN_MACS {
-        1
-    } else {
-        pool.current_num_threads()
-    };
+    let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
+    let threads = pool.map_or(1, |p| p.current_num_threads());
     let plan = Plan::new(w, n_tokens, threads);
     let next = AtomicUsize::new(0);
     let out = SendPtr(dx.as_mut_ptr());
@@ -144,10 +153,9 @@ pub fn matmul_transposed_at(
             }
         }
     };
-    if threads == 1 || plan.n_chunks == 1 {
-        work();
-    } else {
-        fork(pool, &work);
+    match pool {
+        Some(pool) if threads > 1 && plan.n_chunks > 1 => fork(pool, &work),
+        _ => work(),
     }
 }
 

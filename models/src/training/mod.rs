@@ -18,7 +18,9 @@ mod linear;
 mod loss;
 mod scratch;
 
-use crate::causal_attention::{causal_attention, causal_attention_backward, Heads};
+use crate::causal_attention::{
+    causal_attention_backward_with, causal_attention_with, Heads, QUERY_BLOCK,
+};
 use crate::error::{ModelError, Result};
 use crate::lora_params::{LoraParams, Target};
 use crate::mlp::{swiglu, swiglu_backward};
@@ -27,7 +29,7 @@ use crate::rope::{apply_rope, apply_rope_backward, rope_table};
 use crate::transformer::Model;
 use linear::{linear_backward, linear_forward, LoraPass};
 pub use scratch::TrainScratch;
-use scratch::{sized, zeroed, BackwardBufs, BlockActs, LoraBufs};
+use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
 use std::path::Path;
 
 /// What [`Model::weighted_nll`] returns.
@@ -128,7 +130,7 @@ impl Model {
             saved,
             acts,
             bwd,
-            lora: lbufs,
+            layer: lbufs,
             head,
         } = scratch;
         self.embed(tokens, sized(x, n * ce))?;
@@ -297,7 +299,7 @@ impl Model {
         x: &[f32],
         out: &mut [f32],
         a: &mut BlockActs,
-        lb: &mut LoraBufs,
+        bufs: &mut LayerBufs,
         table: &[(f32, f32)],
         pass: LoraPass,
         pool: &rayon::ThreadPool,
@@ -317,10 +319,12 @@ impl Model {
             (&mut a.gate, n * ff),
             (&mut a.up, n * ff),
             (&mut a.act, n * ff),
+            (&mut a.lse, n * c.n_head),
         ] {
             buf.resize(len, 0.0);
         }
         let [mq, mk, mv, mo, mgate, mup, mdown] = &mut a.mid;
+        let LayerBufs { lora: lb, attn } = bufs;
         rms_norm(x, &w.attn_norm, c.rms_eps, &mut a.h1);
         let h1 = &a.h1;
         let lin = |wt, t, xin: &[f32], y: &mut [f32], mid: &mut Vec<f32>, lb: &mut LoraBufs| {
@@ -331,7 +335,9 @@ impl Model {
         lin(&w.v, Target::V, h1, &mut a.v, mv, lb);
         apply_rope(&mut a.q, c.n_head, c.head_dim, table, c.rope_style);
         apply_rope(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style);
-        a.lse = causal_attention(&self.heads(), &a.q, &a.k, &a.v, &mut a.att, pool);
+        let (heads, qb) = (self.heads(), QUERY_BLOCK);
+        let (q, k, v) = (&a.q, &a.k, &a.v);
+        causal_attention_with(&heads, q, k, v, &mut a.att, &mut a.lse, attn, qb, pool);
         lin(&w.o, Target::O, &a.att, &mut a.x2, mo, lb);
         for (s, &xi) in a.x2.iter_mut().zip(x) {
             *s += xi;
@@ -361,7 +367,7 @@ impl Model {
         pass: LoraPass,
         grads: &mut LoraParams,
         b: &mut BackwardBufs,
-        lb: &mut LoraBufs,
+        bufs: &mut LayerBufs,
         pool: &rayon::ThreadPool,
     ) {
         let c = &self.config;
@@ -369,6 +375,7 @@ impl Model {
         let n = x.len() / c.n_embd;
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let [mq, mk, mv, mo, mgate, mup, mdown] = &a.mid;
+        let LayerBufs { lora: lb, attn } = bufs;
         let mut lin = |wt, t, xin: &[f32], mid: &[f32], dy: &[f32], dxo: Option<&mut [f32]>| {
             linear_backward(self, wt, l, t, xin, n, dy, dxo, mid, pass, grads, lb, pool)
         };
@@ -391,7 +398,7 @@ impl Model {
             zeroed(&mut b.dk, n * kvd),
             zeroed(&mut b.dv, n * kvd),
         );
-        causal_attention_backward(
+        causal_attention_backward_with(
             &self.heads(),
             &a.q,
             &a.k,
@@ -399,9 +406,9 @@ impl Model {
             &a.att,
             &a.lse,
             datt,
-            dq,
-            dk,
-            dv,
+            [&mut *dq, &mut *dk, &mut *dv],
+            attn,
+            QUERY_BLOCK,
             pool,
         );
         apply_rope_backward(dq, c.n_head, c.head_dim, table, c.rope_style);

@@ -6,6 +6,8 @@
 //! longest sequence seen and are overwritten by each pass, so results never
 //! depend on what a previous pass left in them.
 
+use crate::causal_attention::AttentionScratch;
+
 /// One block's intermediates, recomputed from its input for the backward
 /// unless kept. `mid_*` hold `drop(x) A^T` of each adapted projection (so
 /// the backward does not recompute them), empty for the others.
@@ -55,6 +57,13 @@ pub(super) struct LoraBufs {
     pub dropped: Vec<f32>,
 }
 
+/// Temporaries of a block's layers, forward and backward.
+#[derive(Default)]
+pub(super) struct LayerBufs {
+    pub lora: LoraBufs,
+    pub attn: AttentionScratch,
+}
+
 /// Temporaries of the output head and loss (one chunk of positions).
 #[derive(Default)]
 pub(super) struct HeadBufs {
@@ -80,7 +89,7 @@ pub struct TrainScratch {
     /// Intermediates of a block being computed or recomputed.
     pub(super) acts: BlockActs,
     pub(super) bwd: BackwardBufs,
-    pub(super) lora: LoraBufs,
+    pub(super) layer: LayerBufs,
     pub(super) head: HeadBufs,
 }
 
