@@ -13,14 +13,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-adapters/srl-math}
-SRL=${SRL:-target/release/srl}
+# SRL: the srl binary to run (default: built here with cargo).
+SRL=${SRL:-}
 THREADS=${THREADS:-2}
 SRL_STEPS=${SRL_STEPS:-30}
 RLVR_STEPS=${RLVR_STEPS:-8}
 LIMIT=${LIMIT:-40}
 PROBLEMS=${PROBLEMS:-10}
 DATA=examples/srl-math
-cargo build --release --quiet
+if [ -z "$SRL" ]; then
+    cargo build --release --quiet
+    SRL=target/release/srl
+fi
 mkdir -p "$OUT"
 # The 135M model never closes its <think> block by itself: every run and
 # evaluation closes it after 16 tokens (budget forcing, the same for all).

@@ -1,4 +1,6 @@
-//! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes,
+//! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes
+//! (T = 1: decoding; 8: a decode step of 8 sequences, as rollouts run; 512:
+//! a prompt),
 //! of `matmul_dequantized` (f32 activations, as training runs them) and of
 //! `matmul_transposed` (training's input gradients).
 //!
@@ -90,7 +92,7 @@ fn main() {
     let shapes = [(576usize, 576usize), (1536, 576), (49152, 576)];
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
         for &(rows, cols) in &shapes {
-            for n_tokens in [1usize, 512] {
+            for n_tokens in [1usize, 8, 512] {
                 let name = format!("{} {rows}x{cols} T={n_tokens}", ty.name());
                 if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                     continue;
