@@ -7,6 +7,7 @@
 //! Dropout masks are a hash of (seed, layer, target, element), so the
 //! recomputation in the backward pass sees the same mask without storing it.
 
+use super::parallel::axpy_par;
 use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::transformer::{Linear, Model};
@@ -118,9 +119,7 @@ pub(crate) fn linear_forward(
         gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
         let out = sized(&mut bufs.out, n_tokens * t.rows);
         gemm_f32_nt(mid, &t.b, n_tokens, t.rows, r, out, pool);
-        for (y, o) in y.iter_mut().zip(out.iter()) {
-            *y += s * o;
-        }
+        axpy_par(s, out, y, pool);
     } else {
         mid.clear();
     }
@@ -199,13 +198,6 @@ pub(crate) fn linear_backward(
         let dxd = zeroed(out, n_tokens * cols);
         gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
         lora.drop_in_place(layer, target, dxd);
-        axpy(1.0, dxd, dx);
-    }
-}
-
-#[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
+        axpy_par(1.0, dxd, dx, pool);
     }
 }

@@ -16,6 +16,7 @@
 
 mod linear;
 mod loss;
+mod parallel;
 mod scratch;
 
 use crate::causal_attention::{
@@ -23,11 +24,11 @@ use crate::causal_attention::{
 };
 use crate::error::{ModelError, Result};
 use crate::lora_params::{LoraParams, Target};
-use crate::mlp::{swiglu, swiglu_backward};
-use crate::norm::{rms_norm, rms_norm_backward};
+use crate::mlp::swiglu_backward;
 use crate::rope::{apply_rope, apply_rope_backward, rope_table};
 use crate::transformer::Model;
 use linear::{linear_backward, linear_forward, LoraPass};
+use parallel::{add_par, rms_norm_backward_par, rms_norm_par, swiglu_par};
 pub use scratch::TrainScratch;
 use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
 use std::path::Path;
@@ -325,7 +326,7 @@ impl Model {
         }
         let [mq, mk, mv, mo, mgate, mup, mdown] = &mut a.mid;
         let LayerBufs { lora: lb, attn } = bufs;
-        rms_norm(x, &w.attn_norm, c.rms_eps, &mut a.h1);
+        rms_norm_par(x, &w.attn_norm, c.rms_eps, &mut a.h1, pool);
         let h1 = &a.h1;
         let lin = |wt, t, xin: &[f32], y: &mut [f32], mid: &mut Vec<f32>, lb: &mut LoraBufs| {
             linear_forward(self, wt, l, t, xin, n, y, mid, lb, pass, pool)
@@ -339,18 +340,14 @@ impl Model {
         let (q, k, v) = (&a.q, &a.k, &a.v);
         causal_attention_with(&heads, q, k, v, &mut a.att, &mut a.lse, attn, qb, pool);
         lin(&w.o, Target::O, &a.att, &mut a.x2, mo, lb);
-        for (s, &xi) in a.x2.iter_mut().zip(x) {
-            *s += xi;
-        }
-        rms_norm(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2);
+        add_par(&mut a.x2, x, pool);
+        rms_norm_par(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2, pool);
         lin(&w.gate, Target::Gate, &a.h2, &mut a.gate, mgate, lb);
         lin(&w.up, Target::Up, &a.h2, &mut a.up, mup, lb);
         a.act.copy_from_slice(&a.gate);
-        swiglu(&mut a.act, &a.up);
+        swiglu_par(&mut a.act, &a.up, pool);
         lin(&w.down, Target::Down, &a.act, out, mdown, lb);
-        for (o, &s) in out.iter_mut().zip(&a.x2) {
-            *o += s;
-        }
+        add_par(out, &a.x2, pool);
     }
 
     /// Backward of one block: `dx` holds d(out) on entry and d(x) on return
@@ -388,7 +385,7 @@ impl Model {
         let dh = zeroed(&mut b.dh, n * ce);
         lin(&w.gate, Target::Gate, &a.h2, mgate, dgate, Some(&mut *dh));
         lin(&w.up, Target::Up, &a.h2, mup, dup, Some(&mut *dh));
-        rms_norm_backward(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx);
+        rms_norm_backward_par(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx, pool);
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
         let datt = zeroed(&mut b.datt, n * qd);
@@ -425,7 +422,7 @@ impl Model {
             lin(wt, target, &a.h1, mid, d, out);
         }
         if need_dx {
-            rms_norm_backward(x, &w.attn_norm, c.rms_eps, dh, dx);
+            rms_norm_backward_par(x, &w.attn_norm, c.rms_eps, dh, dx, pool);
         }
     }
 

@@ -1,0 +1,84 @@
+//! The element-wise steps of a training pass (norms, SwiGLU, residual
+//! sums) split over the pool by whole rows, so that no thread waits while
+//! one computes them. Each row is computed as the serial function computes
+//! it: the results do not depend on the thread count.
+
+use crate::mlp::swiglu;
+use crate::norm::{rms_norm, rms_norm_backward};
+use rayon::prelude::*;
+
+/// Elements per task, rounded down to whole rows (at least one row).
+const TASK_FLOATS: usize = 32 * 1024;
+
+fn rows_per_task(row: usize) -> usize {
+    (TASK_FLOATS / row.max(1)).max(1) * row.max(1)
+}
+
+/// [`rms_norm`] of each row of x ([T, C]) into y, rows split over `pool`.
+pub(super) fn rms_norm_par(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
+    let step = rows_per_task(w.len());
+    pool.install(|| {
+        x.par_chunks(step)
+            .zip(y.par_chunks_mut(step))
+            .for_each(|(x, y)| rms_norm(x, w, eps, y))
+    });
+}
+
+/// [`rms_norm_backward`] (dx += ...), rows split over `pool`.
+pub(super) fn rms_norm_backward_par(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    dy: &[f32],
+    dx: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
+    let step = rows_per_task(w.len());
+    pool.install(|| {
+        x.par_chunks(step)
+            .zip(dy.par_chunks(step))
+            .zip(dx.par_chunks_mut(step))
+            .for_each(|((x, dy), dx)| rms_norm_backward(x, w, eps, dy, dx))
+    });
+}
+
+/// gate = silu(gate) * up element-wise ([`swiglu`]), split over `pool`.
+pub(super) fn swiglu_par(gate: &mut [f32], up: &[f32], pool: &rayon::ThreadPool) {
+    pool.install(|| {
+        gate.par_chunks_mut(TASK_FLOATS)
+            .zip(up.par_chunks(TASK_FLOATS))
+            .for_each(|(g, u)| swiglu(g, u))
+    });
+}
+
+/// y += x element-wise, split over `pool`.
+pub(super) fn add_par(y: &mut [f32], x: &[f32], pool: &rayon::ThreadPool) {
+    pool.install(|| {
+        y.par_chunks_mut(TASK_FLOATS)
+            .zip(x.par_chunks(TASK_FLOATS))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y += x;
+                }
+            })
+    });
+}
+
+/// y += s * x element-wise, split over `pool`.
+pub(super) fn axpy_par(s: f32, x: &[f32], y: &mut [f32], pool: &rayon::ThreadPool) {
+    pool.install(|| {
+        y.par_chunks_mut(TASK_FLOATS)
+            .zip(x.par_chunks(TASK_FLOATS))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y += s * x;
+                }
+            })
+    });
+}
