@@ -13,6 +13,7 @@ use crate::sampler::Sampler;
 use crate::step_format::{StepAction, StepFormat, StepTracker, THINK_CLOSE};
 use crate::stop::StopMatcher;
 use crate::tokenizer::StreamDecoder;
+use rayon::prelude::*;
 use srl_models::{KvCache, Logits, Segment, State};
 use std::time::Instant;
 
@@ -135,10 +136,7 @@ impl Engine {
         }
         let vocab = model.config.vocab_size;
         loop {
-            let active: Vec<usize> = (0..live.len())
-                .filter(|&i| !live[i].next.is_empty())
-                .collect();
-            if active.is_empty() {
+            if live.iter().all(|s| s.next.is_empty()) {
                 break;
             }
             let tokens: Vec<Vec<u32>> = live
@@ -156,10 +154,20 @@ impl Engine {
                 .collect();
             model.forward_batch(&mut segments, &mut state, Logits::Last, &self.pool)?;
             drop(segments);
-            for (row, &i) in active.iter().enumerate() {
-                let logits = &state.logits[row * vocab..(row + 1) * vocab];
-                self.take(&mut live[i], logits, params, format, &close_ids);
-            }
+            // Each sample has its own sampler (seed), so sampling the rows
+            // in parallel picks what sampling them in turn picks.
+            let logits = &state.logits;
+            let rows: Vec<(&mut Live, &[f32])> = live
+                .iter_mut()
+                .zip(&tokens)
+                .filter(|(_, t)| !t.is_empty())
+                .enumerate()
+                .map(|(row, (s, _))| (s, &logits[row * vocab..(row + 1) * vocab]))
+                .collect();
+            self.pool.install(|| {
+                rows.into_par_iter()
+                    .for_each(|(s, l)| self.take(s, l, params, format, &close_ids))
+            });
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
         let samples: Vec<Rollout> = live.into_iter().map(|s| s.out).collect();
