@@ -3,7 +3,6 @@
 //! RNG, so a seed reproduces a run.
 
 use rand::{Rng, SeedableRng};
-use srl_models::softmax::exp_shifted;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplerConfig {
@@ -165,15 +164,12 @@ fn max_logit(c: &[(u32, f32)]) -> f32 {
     c.iter().fold(f32::NEG_INFINITY, |m, &(_, l)| m.max(l))
 }
 
-/// Softmax of the candidates' logits at `temp`, into `p`. The exponentials
-/// use ggml's polynomial eight lanes at a time ([`exp_shifted`]): sampling
-/// at a temperature takes the exp of every vocabulary entry, 49,152 per
-/// token for SmolLM2, and libm's expf was 4% of a batched rollout step.
+/// Softmax of the candidates' logits at `temp`, into `p`.
 fn softmax(c: &[(u32, f32)], temp: f32, p: &mut Vec<f32>) {
     let m = max_logit(c);
     p.clear();
-    p.extend(c.iter().map(|&(_, l)| l));
-    let s = exp_shifted(p, 1.0 / temp, m / temp) as f32;
+    p.extend(c.iter().map(|&(_, l)| ((l - m) / temp).exp()));
+    let s: f32 = p.iter().sum();
     p.iter_mut().for_each(|x| *x /= s);
 }
 
