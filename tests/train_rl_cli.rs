@@ -300,7 +300,12 @@ fn a_run_with_every_group_dropped_stops_and_says_why() {
         "--num-layers",
         "1",
     ]);
-    fails_with(&run, "all 2 groups sampled were dropped");
+    fails_with(&run, "3 times in a row, all 2 groups sampled were dropped");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("sampling the update again from the next instances (2 of 3 tries)"),
+        "{err}"
+    );
     fails_with(&run, "--think-budget");
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("1 trajectories skipped"), "{err}");

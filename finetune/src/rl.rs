@@ -100,7 +100,21 @@ pub enum RlEvent<'a> {
         kept: usize,
         wanted: usize,
     },
+    /// No group within the sampling bound had differing rewards: the update
+    /// is sampled again from the next instances (`attempt` of
+    /// [`EMPTY_UPDATES_BEFORE_STOP`]).
+    EmptyBatch {
+        step: u64,
+        sampled: usize,
+        attempt: usize,
+    },
 }
+
+/// Updates in a row whose every sampled group was dropped before a run
+/// stops: one such update is bad luck on hard data (a small model rarely
+/// gets a verifiable answer right), several in a row mean no signal, and
+/// the run must not spin.
+pub const EMPTY_UPDATES_BEFORE_STOP: usize = 3;
 
 /// One update's numbers (each also in metrics.jsonl).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -217,6 +231,7 @@ pub fn train_rl(
     let mut step = start;
     let mut interrupted = false;
     let mut saved_at = None;
+    let mut empty_in_a_row = 0usize;
     loop {
         interrupted |= stop.load(Ordering::Relaxed);
         let done = step == total || interrupted;
@@ -317,10 +332,19 @@ pub fn train_rl(
             continue;
         }
         if kept.is_empty() {
+            empty_in_a_row += 1;
+            if empty_in_a_row < EMPTY_UPDATES_BEFORE_STOP {
+                on_event(RlEvent::EmptyBatch {
+                    step: step + 1,
+                    sampled,
+                    attempt: empty_in_a_row,
+                });
+                continue;
+            }
             return Err(TrainError::Config(format!(
-                "update {}: all {sampled} groups sampled were dropped (their {} rollouts' rewards \
-                 did not differ: mean reward {:.3}, {failures} format failures); the model gets no \
-                 signal from this data. {}",
+                "update {}: {EMPTY_UPDATES_BEFORE_STOP} times in a row, all {sampled} groups \
+                 sampled were dropped (their {} rollouts' rewards did not differ: mean reward \
+                 {:.3}, {failures} format failures); the model gets no signal from this data. {}",
                 step + 1,
                 rewards.len(),
                 mean_std(&rewards).0,
@@ -332,6 +356,7 @@ pub fn train_rl(
                 }
             )));
         }
+        empty_in_a_row = 0;
         if kept.len() < groups_per_update {
             on_event(RlEvent::PartialBatch {
                 step: step + 1,

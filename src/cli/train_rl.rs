@@ -192,6 +192,10 @@ pub fn run(a: RlArgs, trainer: Trainer) -> anyhow::Result<()> {
             RlEvent::PartialBatch { step, kept, wanted } => say(format!(
                 "update {step}: only {kept} of {wanted} groups had differing rewards within the sampling bound; training on those"
             )),
+            RlEvent::EmptyBatch { step, sampled, attempt } => say(format!(
+                "update {step}: none of {sampled} groups had differing rewards; sampling the update again from the next instances ({attempt} of {} tries)",
+                srl_finetune::rl::EMPTY_UPDATES_BEFORE_STOP
+            )),
         }
         },
     );
