@@ -6,14 +6,11 @@
 
 mod common;
 
-use common::server::{api_error, chat_body, http, post, Server};
+use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, post, Server};
 use common::{model, ok, srl};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn generate(args: &[&str]) -> String {
     let m = model();
@@ -236,39 +233,12 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
     api_error(http(a, "GET", "/v2/nothing", &[&auth], ""), 404);
     api_error(http(a, "GET", chat, &[&auth], ""), 405);
 
-    // One slot, no queue: a second request while one runs gets 429.
-    let body =
-        json!({"prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": 200, "temperature": 0, "stream": true})
-            .to_string();
-    let mut s = TcpStream::connect(a).unwrap();
-    let req = format!(
-        "POST /v1/completions HTTP/1.1\r\nHost: {a}\r\n{auth}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut first = [0u8; 512];
-    let n = s.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-    let e = api_error(post(a, chat, k, &chat_body("hi", json!({}))), 429);
-    assert_eq!(e["type"], "rate_limit_error");
-    // The client leaves mid-stream: its slot is freed at once.
-    drop(s);
-    let t0 = Instant::now();
-    let served = loop {
-        let r = post(a, chat, k, &chat_body("hi", json!({})));
-        if r.0 != 429 || t0.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(served.0, 200, "{}", served.1);
-    let v: Value = serde_json::from_str(&served.1).unwrap();
+    // One slot, no queue: 429 while a stream runs; a client that leaves
+    // mid-stream frees its slot at once.
+    let served = busy_slot_refuses_then_frees(a, key);
+    let v: Value = serde_json::from_str(&served).unwrap();
     assert_eq!(v["object"], "chat.completion");
     let metrics = http(a, "GET", "/metrics", &[&auth], "").1;
-    assert!(
-        metrics.contains("srl_sequences_cancelled_total 1"),
-        "{metrics}"
-    );
     assert!(metrics.contains("srl_requests_rejected_total"), "{metrics}");
 
     // Adapters at run time.

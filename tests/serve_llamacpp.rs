@@ -7,14 +7,11 @@
 #![cfg(feature = "llama-cpp")]
 
 mod common;
-use common::server::{api_error, chat_body, http, post, Server};
+use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, post, Server};
 use common::{fails_with, model, ok, srl};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// The adapter of tests/llamacpp_backend.rs (srl train sft, rank 4).
 fn adapter() -> PathBuf {
@@ -275,38 +272,10 @@ fn errors_and_limits_match_the_native_server() {
     assert!(m.contains("tokens") && m.contains("256"), "{m}");
     api_error(got[7].clone(), 413);
 
-    // One slot, no queue: a second request while one streams gets 429; the
-    // client leaves mid-stream and its slot is freed at once.
+    // One slot, no queue: 429 while a stream runs; a client that leaves
+    // mid-stream frees its slot at once.
+    busy_slot_refuses_then_frees(a, key);
     let auth = format!("Authorization: Bearer {key}");
-    let body =
-        json!({"prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": 200, "temperature": 0, "stream": true})
-            .to_string();
-    let mut s = TcpStream::connect(a).unwrap();
-    let req = format!(
-        "POST /v1/completions HTTP/1.1\r\nHost: {a}\r\n{auth}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut first = [0u8; 512];
-    let n = s.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-    let e = api_error(post(a, chat, k, &chat_body("hi", json!({}))), 429);
-    assert_eq!(e["type"], "rate_limit_error");
-    drop(s);
-    let t0 = Instant::now();
-    let served = loop {
-        let r = post(a, chat, k, &chat_body("hi", json!({})));
-        if r.0 != 429 || t0.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(served.0, 200, "{}", served.1);
-    let metrics = http(a, "GET", "/metrics", &[&auth], "").1;
-    assert!(
-        metrics.contains("srl_sequences_cancelled_total 1"),
-        "{metrics}"
-    );
 
     // An adapter loaded at run time answers as srl generate --lora does.
     let adapters = "/v1/adapters";

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running `srl serve` on a free loopback port, stopped when dropped.
 pub struct Server {
@@ -103,4 +103,44 @@ pub fn chat_body(content: &str, extra: Value) -> String {
         v[k] = x.clone();
     }
     v.to_string()
+}
+
+/// On a server with one slot and no queue (`--parallel 1 --queue 0`, API key
+/// `key`): a chat request while a completion streams gets 429; the streaming
+/// client then leaves mid-stream, its slot is freed at once (the next request
+/// is served within 10 s) and `/metrics` counts the cancelled sequence.
+/// Returns the served chat response's body.
+pub fn busy_slot_refuses_then_frees(a: &str, key: &str) -> String {
+    let (chat, k) = ("/v1/chat/completions", Some(key));
+    let auth = format!("Authorization: Bearer {key}");
+    let body =
+        json!({"prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": 200, "temperature": 0, "stream": true})
+            .to_string();
+    let mut s = TcpStream::connect(a).unwrap();
+    let req = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: {a}\r\n{auth}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let e = api_error(post(a, chat, k, &chat_body("hi", json!({}))), 429);
+    assert_eq!(e["type"], "rate_limit_error");
+    drop(s);
+    let t0 = Instant::now();
+    let served = loop {
+        let r = post(a, chat, k, &chat_body("hi", json!({})));
+        if r.0 != 429 || t0.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(served.0, 200, "{}", served.1);
+    let metrics = http(a, "GET", "/metrics", &[&auth], "").1;
+    assert!(
+        metrics.contains("srl_sequences_cancelled_total 1"),
+        "{metrics}"
+    );
+    served.1
 }
