@@ -299,6 +299,19 @@ mod avx2 {
     }
 }
 
+/// A plain f32 matrix `b: [rows, cols]` seen as F32 weights, for the
+/// products below.
+fn f32_matrix(b: &[f32], rows: usize, cols: usize) -> WeightMatrix<'_> {
+    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
+    let data = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
+    WeightMatrix {
+        ty: crate::GgmlType::F32,
+        rows,
+        cols,
+        data,
+    }
+}
+
 /// `c[m, n] = a[m, k] · b^T` for plain f32 matrices (`b` is [n, k]), with
 /// the same kernels: the products of attention and LoRA in training.
 pub fn gemm_f32_nt(
@@ -311,14 +324,7 @@ pub fn gemm_f32_nt(
     pool: &ThreadPool,
 ) {
     assert_eq!(b.len(), n * k, "b is not [n, k]");
-    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
-    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
-    let w = WeightMatrix {
-        ty: crate::GgmlType::F32,
-        rows: n,
-        cols: k,
-        data: bytes,
-    };
+    let w = f32_matrix(b, n, k);
     matmul_dequantized(&w, a, m, c, pool);
 }
 
@@ -326,14 +332,7 @@ pub fn gemm_f32_nt(
 /// that already run in parallel, such as attention's heads).
 pub fn gemm_f32_nt_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), n * k, "b is not [n, k]");
-    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
-    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
-    let w = WeightMatrix {
-        ty: crate::GgmlType::F32,
-        rows: n,
-        cols: k,
-        data: bytes,
-    };
+    let w = f32_matrix(b, n, k);
     dequantized_on(SimdLevel::detect(), &w, a, m, c, None);
 }
 
@@ -350,28 +349,14 @@ pub fn gemm_f32_nn(
     pool: &ThreadPool,
 ) {
     assert_eq!(b.len(), k * n, "b is not [k, n]");
-    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
-    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
-    let w = WeightMatrix {
-        ty: crate::GgmlType::F32,
-        rows: k,
-        cols: n,
-        data: bytes,
-    };
+    let w = f32_matrix(b, k, n);
     crate::matmul_transposed(&w, a, m, c, pool);
 }
 
 /// [`gemm_f32_nn`] on the calling thread alone.
 pub fn gemm_f32_nn_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), k * n, "b is not [k, n]");
-    // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
-    let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
-    let w = WeightMatrix {
-        ty: crate::GgmlType::F32,
-        rows: k,
-        cols: n,
-        data: bytes,
-    };
+    let w = f32_matrix(b, k, n);
     crate::transposed_matmul::transposed_on(SimdLevel::detect(), &w, a, m, c, None);
 }
 
