@@ -39,19 +39,109 @@ pub fn attention(
     out: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
-    let d = s.head_dim;
-    let qdim = s.n_head * d;
-    let n_tokens = q.len() / qdim;
-    let f16_path = n_tokens < TILED_MIN_TOKENS;
+    let heads = Heads {
+        n_head: s.n_head,
+        n_head_kv: s.n_head_kv,
+        head_dim: s.head_dim,
+    };
+    let seg = SegmentAttention {
+        pos0: s.pos0,
+        q,
+        k,
+        v,
+        out,
+    };
+    attention_segments(&heads, &mut [seg], pool)
+}
+
+/// Head counts and size, shared by every sequence of a batch.
+pub struct Heads {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+}
+
+/// One sequence's part of [`attention_segments`]: its queries, its own cache
+/// and its output, as in [`attention`].
+pub struct SegmentAttention<'a> {
+    /// Position of the first query token.
+    pub pos0: usize,
+    pub q: &'a [f32],
+    pub k: &'a [f16],
+    pub v: &'a [f16],
+    pub out: &'a mut [f32],
+}
+
+/// [`attention`] for several sequences at once (a batched decode step).
+/// The short segments (the f16 path) are one parallel loop over (sequence,
+/// token, kv head) tasks, each computing the query heads that share that kv
+/// head in one pass over the cache: one dispatch per layer instead of one
+/// per sequence, and each K/V row widened once per group instead of once per
+/// head. Every head's arithmetic is unchanged, so the values are too.
+pub fn attention_segments(heads: &Heads, segs: &mut [SegmentAttention], pool: &rayon::ThreadPool) {
+    let d = heads.head_dim;
+    let qdim = heads.n_head * d;
+    let group = heads.n_head / heads.n_head_kv;
+    let head = |pos0: usize, t: usize, kv_head: usize| Head {
+        d,
+        kvdim: heads.n_head_kv * d,
+        off: kv_head * d,
+        n_pos: pos0 + t + 1,
+        scale: 1.0 / (d as f32).sqrt(),
+    };
+    let mut tasks = Vec::new();
+    for seg in segs.iter_mut() {
+        let n_tokens = seg.q.len() / qdim;
+        if n_tokens >= TILED_MIN_TOKENS {
+            attention_tiled(heads, seg, pool);
+            continue;
+        }
+        let (pos0, q, k, v) = (seg.pos0, seg.q, seg.k, seg.v);
+        // Query heads g*group.. share kv head g: [T, kv head] chunks of
+        // group*D are contiguous in q and out alike.
+        for (i, (o, qg)) in seg
+            .out
+            .chunks_mut(group * d)
+            .zip(q.chunks(group * d))
+            .enumerate()
+        {
+            let (t, g) = (i / heads.n_head_kv, i % heads.n_head_kv);
+            tasks.push((head(pos0, t, g), qg, k, v, o));
+        }
+    }
+    if tasks.is_empty() {
+        return;
+    }
+    let fast = has_fma_f16c();
+    pool.install(|| {
+        tasks.into_par_iter().for_each(|(h, q, k, v, o)| {
+            if fast {
+                // SAFETY: the CPU has the features (checked above).
+                unsafe { attend_f16_group_fma(&h, q, k, v, o) }
+            } else {
+                for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
+                    attend_f16_acc(&h, q, k, v, o)
+                }
+            }
+        })
+    });
+}
+
+/// One long segment: f32 tiles as llama.cpp's prompt path.
+fn attention_tiled(heads: &Heads, seg: &mut SegmentAttention, pool: &rayon::ThreadPool) {
+    let d = heads.head_dim;
+    let qdim = heads.n_head * d;
+    let n_tokens = seg.q.len() / qdim;
+    let (q, k, v) = (seg.q, seg.k, seg.v);
     let fast = has_fma_f16c();
     // The tiled path reads K transposed to f32, [kv head][D][positions], as
     // ggml packs its K tiles; built once per call and shared by all heads.
-    let n_total = s.pos0 + n_tokens;
+    let n_total = seg.pos0 + n_tokens;
     let stride = n_total.div_ceil(KV_TILE) * KV_TILE;
-    let tiled_simd = !f16_path && fast && d.is_multiple_of(8);
+    let tiled_simd = fast && d.is_multiple_of(8);
     let kt: Vec<f32> = if tiled_simd {
-        let kvdim = s.n_head_kv * d;
-        let mut kt = vec![0.0f32; s.n_head_kv * d * stride];
+        let kvdim = heads.n_head_kv * d;
+        let mut kt = vec![0.0f32; heads.n_head_kv * d * stride];
         for p in 0..n_total {
             for (c, x) in k[p * kvdim..(p + 1) * kvdim].iter().enumerate() {
                 kt[c * stride + p] = x.to_f32();
@@ -61,27 +151,21 @@ pub fn attention(
     } else {
         Vec::new()
     };
+    let pos0 = seg.pos0;
     pool.install(|| {
-        out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
-            let (t, h) = (i / s.n_head, i % s.n_head);
+        seg.out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
+            let (t, h) = (i / heads.n_head, i % heads.n_head);
             let head = Head {
                 d,
-                kvdim: s.n_head_kv * d,
-                off: (h / (s.n_head / s.n_head_kv)) * d,
-                n_pos: s.pos0 + t + 1,
+                kvdim: heads.n_head_kv * d,
+                off: (h / (heads.n_head / heads.n_head_kv)) * d,
+                n_pos: pos0 + t + 1,
                 scale: 1.0 / (d as f32).sqrt(),
             };
             let qh = &q[t * qdim + h * d..t * qdim + (h + 1) * d];
-            if f16_path {
-                if fast {
-                    // SAFETY: the CPU has the features (checked above).
-                    unsafe { attend_f16_acc_fma(&head, qh, k, v, o) }
-                } else {
-                    attend_f16_acc(&head, qh, k, v, o)
-                }
-            } else if tiled_simd {
+            if tiled_simd {
                 let kth = &kt[head.off * stride..(head.off + d) * stride];
-                // SAFETY: as above.
+                // SAFETY: the CPU has the features (checked above).
                 unsafe { attend_tiled_avx2(&head, qh, kth, stride, v, o) }
             } else {
                 attend_f32(&head, qh, k, v, o)
@@ -193,84 +277,107 @@ fn attend_f16_acc(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
 }
 
 /// The one-chunk path with AVX2/FMA/F16C intrinsics, operation for operation
-/// what ggml-cpu does on such a CPU (head dims that are multiples of 32;
-/// others take the portable code, which computes the same values).
+/// what ggml-cpu does on such a CPU (head dims that are multiples of 32), for
+/// the query heads that share one kv head (`q` and `o` hold them one after
+/// another): each cache row is widened to f32 once for the whole group, then
+/// every head takes exactly the steps it takes alone (widening an f16 is
+/// exact), so each head's values are those of the portable code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_f16_acc_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
     use std::arch::x86_64::*;
+    const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
     let d = h.d;
     if !d.is_multiple_of(32) {
-        return attend_f16_acc_body(h, q, k, v, o);
+        for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
+            attend_f16_acc_body(h, q, k, v, o)
+        }
+        return;
     }
-    const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
-    let mut qbuf = [0.0f32; MAX_HEAD_DIM];
-    for i in (0..d).step_by(8) {
-        let x = _mm256_loadu_ps(q.as_ptr().add(i));
-        _mm256_storeu_ps(
-            qbuf.as_mut_ptr().add(i),
-            _mm256_cvtph_ps(_mm256_cvtps_ph::<RNE>(x)),
-        );
+    let g = q.len() / d;
+    // Per head: the query rounded to f16, the f16 accumulator, max and sum.
+    let mut qr = vec![0.0f32; g * d];
+    for (dst, src) in qr.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+        let x = _mm256_loadu_ps(src.as_ptr());
+        _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm256_cvtps_ph::<RNE>(x)));
     }
-    let mut acc = [0u16; MAX_HEAD_DIM];
+    let mut acc = vec![0u16; g * d];
+    let mut m = vec![f32::NEG_INFINITY; g];
+    let mut sum = vec![0.0f32; g];
+    let mut kf = [0.0f32; MAX_HEAD_DIM];
+    let mut vf = [0.0f32; MAX_HEAD_DIM];
     let kp = k.as_ptr() as *const u16;
     let vp = v.as_ptr() as *const u16;
-    let mut m = f32::NEG_INFINITY;
-    let mut sum = 0.0f32;
     for p in 0..h.n_pos {
         let row = p * h.kvdim + h.off;
-        // ggml_vec_dot_f16: four fused accumulators, then a pairwise reduction.
-        let mut s0 = _mm256_setzero_ps();
-        let mut s1 = _mm256_setzero_ps();
-        let mut s2 = _mm256_setzero_ps();
-        let mut s3 = _mm256_setzero_ps();
-        for i in (0..d).step_by(32) {
-            let kf =
-                |j: usize| _mm256_cvtph_ps(_mm_loadu_si128(kp.add(row + i + j) as *const __m128i));
-            let qf = |j: usize| _mm256_loadu_ps(qbuf.as_ptr().add(i + j));
-            s0 = _mm256_fmadd_ps(kf(0), qf(0), s0);
-            s1 = _mm256_fmadd_ps(kf(8), qf(8), s1);
-            s2 = _mm256_fmadd_ps(kf(16), qf(16), s2);
-            s3 = _mm256_fmadd_ps(kf(24), qf(24), s3);
-        }
-        let x0 = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
-        let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps::<1>(x0));
-        let t1 = _mm_hadd_ps(t0, t0);
-        let dot = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
-        let sc = dot * h.scale;
-        let mut ms = 1.0f32;
-        let mut vs = 1.0f32;
-        if sc > m {
-            let old = m;
-            m = sc;
-            ms = (old - m).exp();
-            let vms = _mm256_set1_ps(ms);
-            for i in (0..d).step_by(8) {
-                let a = _mm256_cvtph_ps(_mm_loadu_si128(acc.as_ptr().add(i) as *const __m128i));
-                let r = _mm256_cvtps_ph::<RNE>(_mm256_mul_ps(a, vms));
-                _mm_storeu_si128(acc.as_mut_ptr().add(i) as *mut __m128i, r);
-            }
-        } else {
-            vs = (sc - m).exp();
-        }
-        let vvs = _mm256_set1_ps(vs);
         for i in (0..d).step_by(8) {
-            let a = _mm256_cvtph_ps(_mm_loadu_si128(acc.as_ptr().add(i) as *const __m128i));
-            let x = _mm256_cvtph_ps(_mm_loadu_si128(vp.add(row + i) as *const __m128i));
-            let r = _mm256_cvtps_ph::<RNE>(_mm256_fmadd_ps(x, vvs, a));
-            _mm_storeu_si128(acc.as_mut_ptr().add(i) as *mut __m128i, r);
+            let kr = _mm_loadu_si128(kp.add(row + i) as *const __m128i);
+            _mm256_storeu_ps(kf.as_mut_ptr().add(i), _mm256_cvtph_ps(kr));
+            let vr = _mm_loadu_si128(vp.add(row + i) as *const __m128i);
+            _mm256_storeu_ps(vf.as_mut_ptr().add(i), _mm256_cvtph_ps(vr));
         }
-        sum = sum.mul_add(ms, vs);
+        for j in 0..g {
+            let qj = qr.as_ptr().add(j * d);
+            let aj = acc.as_mut_ptr().add(j * d);
+            // ggml_vec_dot_f16: four fused accumulators, then a pairwise
+            // reduction.
+            let mut s0 = _mm256_setzero_ps();
+            let mut s1 = _mm256_setzero_ps();
+            let mut s2 = _mm256_setzero_ps();
+            let mut s3 = _mm256_setzero_ps();
+            for i in (0..d).step_by(32) {
+                let kf = |o: usize| _mm256_loadu_ps(kf.as_ptr().add(i + o));
+                let qf = |o: usize| _mm256_loadu_ps(qj.add(i + o));
+                s0 = _mm256_fmadd_ps(kf(0), qf(0), s0);
+                s1 = _mm256_fmadd_ps(kf(8), qf(8), s1);
+                s2 = _mm256_fmadd_ps(kf(16), qf(16), s2);
+                s3 = _mm256_fmadd_ps(kf(24), qf(24), s3);
+            }
+            let x0 = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
+            let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps::<1>(x0));
+            let t1 = _mm_hadd_ps(t0, t0);
+            let sc = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) * h.scale;
+            let mut ms = 1.0f32;
+            let mut vs = 1.0f32;
+            if sc > m[j] {
+                let old = m[j];
+                m[j] = sc;
+                ms = (old - sc).exp();
+                let vms = _mm256_set1_ps(ms);
+                for i in (0..d).step_by(8) {
+                    let a = _mm256_cvtph_ps(_mm_loadu_si128(aj.add(i) as *const __m128i));
+                    let r = _mm256_cvtps_ph::<RNE>(_mm256_mul_ps(a, vms));
+                    _mm_storeu_si128(aj.add(i) as *mut __m128i, r);
+                }
+            } else {
+                vs = (sc - m[j]).exp();
+            }
+            let vvs = _mm256_set1_ps(vs);
+            for i in (0..d).step_by(8) {
+                let a = _mm256_cvtph_ps(_mm_loadu_si128(aj.add(i) as *const __m128i));
+                let x = _mm256_loadu_ps(vf.as_ptr().add(i));
+                let r = _mm256_cvtps_ph::<RNE>(_mm256_fmadd_ps(x, vvs, a));
+                _mm_storeu_si128(aj.add(i) as *mut __m128i, r);
+            }
+            sum[j] = sum[j].mul_add(ms, vs);
+        }
     }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    for (x, &a) in o.iter_mut().zip(&acc[..d]) {
-        *x = f16::from_bits(a).to_f32() * inv;
+    for j in 0..g {
+        let inv = if sum[j] == 0.0 { 0.0 } else { 1.0 / sum[j] };
+        for (x, &a) in o[j * d..(j + 1) * d]
+            .iter_mut()
+            .zip(&acc[j * d..(j + 1) * d])
+        {
+            *x = f16::from_bits(a).to_f32() * inv;
+        }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn attend_f16_acc_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
-    attend_f16_acc_body(h, q, k, v, o)
+unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+    for (q, o) in q.chunks(h.d).zip(o.chunks_mut(h.d)) {
+        attend_f16_acc_body(h, q, k, v, o)
+    }
 }
 
 /// KV positions per tile of llama.cpp's tiled path (GGML_FA_TILE_KV).
@@ -488,8 +595,19 @@ mod tests {
                 };
                 let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
                 attend_f16_acc(&h, &q, &k, &v, &mut a);
-                unsafe { attend_f16_acc_fma(&h, &q, &k, &v, &mut b) };
+                unsafe { attend_f16_group_fma(&h, &q, &k, &v, &mut b) };
                 assert_eq!(a, b, "f16 path d={d} n_pos={n_pos}");
+                // Three query heads sharing this kv head, in one pass.
+                let q3: Vec<f32> = (0..3 * d)
+                    .map(|i| q[i % d] * (1.0 + (i / d) as f32))
+                    .collect();
+                let mut want = vec![0.0; 3 * d];
+                for (qh, o) in q3.chunks(d).zip(want.chunks_mut(d)) {
+                    attend_f16_acc(&h, qh, &k, &v, o);
+                }
+                let mut got = vec![0.0; 3 * d];
+                unsafe { attend_f16_group_fma(&h, &q3, &k, &v, &mut got) };
+                assert_eq!(want, got, "grouped f16 path d={d} n_pos={n_pos}");
                 let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
                 attend_f32(&h, &q, &k, &v, &mut a);
                 let stride = n_pos.div_ceil(KV_TILE) * KV_TILE;
@@ -561,7 +679,7 @@ mod tests {
         }
         if has_fma_f16c() {
             let mut c = vec![0.0; d];
-            unsafe { attend_f16_acc_fma(&h, &q, &k, &v, &mut c) };
+            unsafe { attend_f16_group_fma(&h, &q, &k, &v, &mut c) };
             assert_eq!(a, c, "the AVX2 path equals the portable one bit for bit");
         }
     }

@@ -4,7 +4,7 @@
 //! Shapes use the crate letters: T tokens in this call, C channels, H heads,
 //! D head dim, F feed-forward width, V vocab.
 
-use crate::attention::{attention, AttentionShape};
+use crate::attention::{attention_segments, Heads, SegmentAttention};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::files::{ModelFiles, TensorRef};
@@ -298,6 +298,11 @@ impl Model {
         self.forward_segments(segments, Some(adapters), state, logits, pool)
     }
 
+    /// Runs the pass on a worker of `pool`: its matrix products then fork
+    /// with `rayon::join` onto the pool's threads only. Called from another
+    /// thread, each product would spawn helpers while the caller computed
+    /// too, one thread more than the pool has cores for (an idle worker
+    /// spinning against the caller cost rollouts a fifth of their speed).
     fn forward_segments(
         &self,
         segments: &mut [Segment],
@@ -306,6 +311,10 @@ impl Model {
         logits: Logits,
         pool: &rayon::ThreadPool,
     ) -> Result<()> {
+        if pool.current_thread_index().is_none() {
+            return pool
+                .install(|| self.forward_segments(segments, per_segment, state, logits, pool));
+        }
         let c = &self.config;
         let t_n: usize = segments.iter().map(|s| s.tokens.len()).sum();
         if t_n == 0 {
@@ -334,6 +343,11 @@ impl Model {
             }
         }
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let heads = Heads {
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+        };
         // Which rows each adapter applies to: all rows for the model's own.
         let whole = [(0..t_n, &self.adapters[..])];
         let split;
@@ -401,23 +415,29 @@ impl Model {
                 for (dst, &src) in vc.iter_mut().zip(&s.v[t0 * kvd..(t0 + n) * kvd]) {
                     *dst = f16::from_f32(src);
                 }
-                let shape = AttentionShape {
-                    n_head: c.n_head,
-                    n_head_kv: c.n_head_kv,
-                    head_dim: c.head_dim,
-                    pos0,
-                };
-                let n_pos = pos0 + n;
-                attention(
-                    &shape,
-                    &s.q[t0 * qd..(t0 + n) * qd],
-                    &kv.k[l][..n_pos * kvd],
-                    &kv.v[l][..n_pos * kvd],
-                    &mut s.att[t0 * qd..(t0 + n) * qd],
-                    pool,
-                );
                 t0 += n;
             }
+            // All sequences' attention in one call (one dispatch per layer).
+            let mut att_rest = &mut s.att[..t_n * qd];
+            let mut q_rest = &s.q[..t_n * qd];
+            let mut calls = Vec::with_capacity(segments.len());
+            for seg in segments.iter() {
+                let (n, pos0) = (seg.tokens.len(), seg.kv.len());
+                let n_pos = pos0 + n;
+                let (out, rest) = std::mem::take(&mut att_rest).split_at_mut(n * qd);
+                att_rest = rest;
+                let (q, rest) = q_rest.split_at(n * qd);
+                q_rest = rest;
+                calls.push(SegmentAttention {
+                    pos0,
+                    q,
+                    k: &seg.kv.k[l][..n_pos * kvd],
+                    v: &seg.kv.v[l][..n_pos * kvd],
+                    out,
+                });
+            }
+            attention_segments(&heads, &mut calls, pool);
+            drop(calls);
             s.lin.new_input();
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
             add_assign(&mut s.x, &s.xb);
