@@ -12,6 +12,7 @@ pub mod causal_attention;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod expf;
 pub mod files;
 pub mod gguf;
 pub mod kv_cache;
