@@ -116,6 +116,14 @@ impl Model {
         scratch: &mut TrainScratch,
         pool: &rayon::ThreadPool,
     ) -> Result<WeightedNll> {
+        // On a worker of `pool`, as inference does (see `forward_segments`):
+        // products fork onto the pool's threads only, none spinning against
+        // the caller.
+        if pool.current_thread_index().is_none() {
+            return pool.install(|| {
+                self.weighted_nll_with(tokens, weights, lora, grads, opts, scratch, pool)
+            });
+        }
         self.check_training_input(tokens, weights, lora, grads.as_deref())?;
         let c = &self.config;
         let (n, ce) = (tokens.len(), c.n_embd);
