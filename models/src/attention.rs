@@ -47,8 +47,14 @@ pub fn attention(
     let seg = SegmentAttention {
         pos0: s.pos0,
         q,
-        k,
-        v,
+        k: CacheRows {
+            shared: &[],
+            own: k,
+        },
+        v: CacheRows {
+            shared: &[],
+            own: v,
+        },
         out,
     };
     attention_segments(&heads, &mut [seg], pool)
@@ -61,15 +67,49 @@ pub struct Heads {
     pub head_dim: usize,
 }
 
-/// One sequence's part of [`attention_segments`]: its queries, its own cache
+/// One sequence's part of [`attention_segments`]: its queries, its cache
 /// and its output, as in [`attention`].
 pub struct SegmentAttention<'a> {
     /// Position of the first query token.
     pub pos0: usize,
     pub q: &'a [f32],
-    pub k: &'a [f16],
-    pub v: &'a [f16],
+    pub k: CacheRows<'a>,
+    pub v: CacheRows<'a>,
     pub out: &'a mut [f32],
+}
+
+/// A layer's K or V cache rows ([positions, n_head_kv*D]), the first ones
+/// possibly in a prompt's cache shared by several samples: positions covered
+/// by `shared` are read there, the others from `own` (at the same offsets).
+#[derive(Clone, Copy)]
+pub struct CacheRows<'a> {
+    pub shared: &'a [f16],
+    pub own: &'a [f16],
+}
+
+impl<'a> CacheRows<'a> {
+    /// Element `i` of the rows' layout (row p at p * n_head_kv*D) lives at
+    /// this pointer.
+    #[inline(always)]
+    fn at(&self, i: usize) -> *const f16 {
+        if i < self.shared.len() {
+            self.shared[i..].as_ptr()
+        } else {
+            self.own[i..].as_ptr()
+        }
+    }
+
+    /// All rows in one slice (copied only when some are shared): for the
+    /// paths that read them as one array (long prompts, CPUs without FMA).
+    fn contiguous(&self) -> std::borrow::Cow<'a, [f16]> {
+        if self.shared.is_empty() {
+            std::borrow::Cow::Borrowed(self.own)
+        } else {
+            let mut all = self.own.to_vec();
+            all[..self.shared.len()].copy_from_slice(self.shared);
+            std::borrow::Cow::Owned(all)
+        }
+    }
 }
 
 /// [`attention`] for several sequences at once (a batched decode step).
@@ -119,8 +159,9 @@ pub fn attention_segments(heads: &Heads, segs: &mut [SegmentAttention], pool: &r
                 // SAFETY: the CPU has the features (checked above).
                 unsafe { attend_f16_group_fma(&h, q, k, v, o) }
             } else {
+                let (k, v) = (k.contiguous(), v.contiguous());
                 for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-                    attend_f16_acc(&h, q, k, v, o)
+                    attend_f16_acc(&h, q, &k, &v, o)
                 }
             }
         })
@@ -132,7 +173,8 @@ fn attention_tiled(heads: &Heads, seg: &mut SegmentAttention, pool: &rayon::Thre
     let d = heads.head_dim;
     let qdim = heads.n_head * d;
     let n_tokens = seg.q.len() / qdim;
-    let (q, k, v) = (seg.q, seg.k, seg.v);
+    let (k, v) = (seg.k.contiguous(), seg.v.contiguous());
+    let (q, k, v) = (seg.q, &k[..], &v[..]);
     let fast = has_fma_f16c();
     // The tiled path reads K transposed to f32, [kv head][D][positions], as
     // ggml packs its K tiles; built once per call and shared by all heads.
@@ -279,46 +321,45 @@ fn attend_f16_acc(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
 /// The one-chunk path with AVX2/FMA/F16C intrinsics, operation for operation
 /// what ggml-cpu does on such a CPU (head dims that are multiples of 32), for
 /// the query heads that share one kv head (`q` and `o` hold them one after
-/// another): each cache row is widened to f32 once for the whole group, then
-/// every head takes exactly the steps it takes alone (widening an f16 is
-/// exact), so each head's values are those of the portable code.
+/// another): each cache row is widened to f32 once for the whole group, and
+/// the exponentials of the online softmax, whose arguments are known once
+/// the scores are, are computed eight at a time by glibc's own algorithm
+/// ([`crate::expf`]). Every head takes exactly the steps it takes alone
+/// (widening an f16 is exact), so its values are the portable code's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
     use std::arch::x86_64::*;
     const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
     let d = h.d;
     if !d.is_multiple_of(32) {
+        let (k, v) = (k.contiguous(), v.contiguous());
         for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-            attend_f16_acc_body(h, q, k, v, o)
+            attend_f16_acc_body(h, q, &k, &v, o)
         }
         return;
     }
     let g = q.len() / d;
-    // Per head: the query rounded to f16, the f16 accumulator, max and sum.
+    let n = h.n_pos;
+    // Per head: the query rounded to f16.
     let mut qr = vec![0.0f32; g * d];
     for (dst, src) in qr.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
         let x = _mm256_loadu_ps(src.as_ptr());
         _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm256_cvtps_ph::<RNE>(x)));
     }
-    let mut acc = vec![0u16; g * d];
-    let mut m = vec![f32::NEG_INFINITY; g];
-    let mut sum = vec![0.0f32; g];
-    let mut kf = [0.0f32; MAX_HEAD_DIM];
-    let mut vf = [0.0f32; MAX_HEAD_DIM];
-    let kp = k.as_ptr() as *const u16;
-    let vp = v.as_ptr() as *const u16;
-    for p in 0..h.n_pos {
-        let row = p * h.kvdim + h.off;
+    let mut row_f32 = [0.0f32; MAX_HEAD_DIM];
+    let widen = |row_f32: &mut [f32; MAX_HEAD_DIM], src: *const u16| {
         for i in (0..d).step_by(8) {
-            let kr = _mm_loadu_si128(kp.add(row + i) as *const __m128i);
-            _mm256_storeu_ps(kf.as_mut_ptr().add(i), _mm256_cvtph_ps(kr));
-            let vr = _mm_loadu_si128(vp.add(row + i) as *const __m128i);
-            _mm256_storeu_ps(vf.as_mut_ptr().add(i), _mm256_cvtph_ps(vr));
+            let x = _mm_loadu_si128(src.add(i) as *const __m128i);
+            _mm256_storeu_ps(row_f32.as_mut_ptr().add(i), _mm256_cvtph_ps(x));
         }
+    };
+    // 1. Scores (head j's at e[j * n + p]).
+    let mut e = vec![0.0f32; g * n];
+    for p in 0..n {
+        widen(&mut row_f32, k.at(p * h.kvdim + h.off) as *const u16);
         for j in 0..g {
             let qj = qr.as_ptr().add(j * d);
-            let aj = acc.as_mut_ptr().add(j * d);
             // ggml_vec_dot_f16: four fused accumulators, then a pairwise
             // reduction.
             let mut s0 = _mm256_setzero_ps();
@@ -326,7 +367,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mu
             let mut s2 = _mm256_setzero_ps();
             let mut s3 = _mm256_setzero_ps();
             for i in (0..d).step_by(32) {
-                let kf = |o: usize| _mm256_loadu_ps(kf.as_ptr().add(i + o));
+                let kf = |o: usize| _mm256_loadu_ps(row_f32.as_ptr().add(i + o));
                 let qf = |o: usize| _mm256_loadu_ps(qj.add(i + o));
                 s0 = _mm256_fmadd_ps(kf(0), qf(0), s0);
                 s1 = _mm256_fmadd_ps(kf(8), qf(8), s1);
@@ -336,13 +377,38 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mu
             let x0 = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
             let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps::<1>(x0));
             let t1 = _mm_hadd_ps(t0, t0);
-            let sc = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) * h.scale;
-            let mut ms = 1.0f32;
-            let mut vs = 1.0f32;
-            if sc > m[j] {
-                let old = m[j];
-                m[j] = sc;
-                ms = (old - sc).exp();
+            e[j * n + p] = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) * h.scale;
+        }
+    }
+    // 2. The online softmax's running maximum decides, per position, which
+    // exponential it takes: of (old max - score) when the score raises the
+    // maximum (rescaling the accumulator), else of (score - max). Known in
+    // advance, they are computed together.
+    let mut rises = vec![false; g * n];
+    for j in 0..g {
+        let mut m = f32::NEG_INFINITY;
+        for p in 0..n {
+            let sc = e[j * n + p];
+            if sc > m {
+                rises[j * n + p] = true;
+                e[j * n + p] = m - sc;
+                m = sc;
+            } else {
+                e[j * n + p] = sc - m;
+            }
+        }
+    }
+    crate::expf::exp_in_place(&mut e);
+    // 3. The f16 accumulators over V, position by position.
+    let mut acc = vec![0u16; g * d];
+    let mut sum = vec![0.0f32; g];
+    for p in 0..n {
+        widen(&mut row_f32, v.at(p * h.kvdim + h.off) as *const u16);
+        for j in 0..g {
+            let aj = acc.as_mut_ptr().add(j * d);
+            let (mut ms, mut vs) = (1.0f32, 1.0f32);
+            if rises[j * n + p] {
+                ms = e[j * n + p];
                 let vms = _mm256_set1_ps(ms);
                 for i in (0..d).step_by(8) {
                     let a = _mm256_cvtph_ps(_mm_loadu_si128(aj.add(i) as *const __m128i));
@@ -350,15 +416,16 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mu
                     _mm_storeu_si128(aj.add(i) as *mut __m128i, r);
                 }
             } else {
-                vs = (sc - m[j]).exp();
+                vs = e[j * n + p];
             }
             let vvs = _mm256_set1_ps(vs);
             for i in (0..d).step_by(8) {
                 let a = _mm256_cvtph_ps(_mm_loadu_si128(aj.add(i) as *const __m128i));
-                let x = _mm256_loadu_ps(vf.as_ptr().add(i));
+                let x = _mm256_loadu_ps(row_f32.as_ptr().add(i));
                 let r = _mm256_cvtps_ph::<RNE>(_mm256_fmadd_ps(x, vvs, a));
                 _mm_storeu_si128(aj.add(i) as *mut __m128i, r);
             }
+            // GCC contracts ggml's `S = S*ms + vs` into one fused multiply-add.
             sum[j] = sum[j].mul_add(ms, vs);
         }
     }
@@ -374,9 +441,10 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mu
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
+    let (k, v) = (k.contiguous(), v.contiguous());
     for (q, o) in q.chunks(h.d).zip(o.chunks_mut(h.d)) {
-        attend_f16_acc_body(h, q, k, v, o)
+        attend_f16_acc_body(h, q, &k, &v, o)
     }
 }
 
@@ -595,8 +663,32 @@ mod tests {
                 };
                 let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
                 attend_f16_acc(&h, &q, &k, &v, &mut a);
-                unsafe { attend_f16_group_fma(&h, &q, &k, &v, &mut b) };
+                fn rows(x: &[f16]) -> CacheRows<'_> {
+                    CacheRows {
+                        shared: &[],
+                        own: x,
+                    }
+                }
+                unsafe { attend_f16_group_fma(&h, &q, rows(&k), rows(&v), &mut b) };
                 assert_eq!(a, b, "f16 path d={d} n_pos={n_pos}");
+                // The first positions read from a shared prompt cache.
+                let split = (n_pos / 2) * kvdim;
+                let garbage: Vec<f16> = (0..n_pos * kvdim).map(|_| f16::from_f32(9.0)).collect();
+                let mut own = k.clone();
+                own[..split].copy_from_slice(&garbage[..split]);
+                let mut own_v = v.clone();
+                own_v[..split].copy_from_slice(&garbage[..split]);
+                let mut c = vec![0.0; d];
+                let kr = CacheRows {
+                    shared: &k[..split],
+                    own: &own,
+                };
+                let vr = CacheRows {
+                    shared: &v[..split],
+                    own: &own_v,
+                };
+                unsafe { attend_f16_group_fma(&h, &q, kr, vr, &mut c) };
+                assert_eq!(a, c, "f16 path, shared prefix, d={d} n_pos={n_pos}");
                 // Three query heads sharing this kv head, in one pass.
                 let q3: Vec<f32> = (0..3 * d)
                     .map(|i| q[i % d] * (1.0 + (i / d) as f32))
@@ -606,7 +698,7 @@ mod tests {
                     attend_f16_acc(&h, qh, &k, &v, o);
                 }
                 let mut got = vec![0.0; 3 * d];
-                unsafe { attend_f16_group_fma(&h, &q3, &k, &v, &mut got) };
+                unsafe { attend_f16_group_fma(&h, &q3, rows(&k), rows(&v), &mut got) };
                 assert_eq!(want, got, "grouped f16 path d={d} n_pos={n_pos}");
                 let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
                 attend_f32(&h, &q, &k, &v, &mut a);
@@ -679,7 +771,17 @@ mod tests {
         }
         if has_fma_f16c() {
             let mut c = vec![0.0; d];
-            unsafe { attend_f16_group_fma(&h, &q, &k, &v, &mut c) };
+            let (kr, vr) = (
+                CacheRows {
+                    shared: &[],
+                    own: &k,
+                },
+                CacheRows {
+                    shared: &[],
+                    own: &v,
+                },
+            );
+            unsafe { attend_f16_group_fma(&h, &q, kr, vr, &mut c) };
             assert_eq!(a, c, "the AVX2 path equals the portable one bit for bit");
         }
     }

@@ -3,15 +3,23 @@
 //! Pages are zeroed lazily by the OS, so a large context costs memory only as
 //! it fills.
 
+use crate::attention::CacheRows;
 use crate::config::ModelConfig;
 use half::f16;
+use std::sync::Arc;
 
 pub struct KvCache {
-    /// [L][capacity, kv_dim]
+    /// [L][capacity, kv_dim]; positions below `shared_len` are unused (and,
+    /// never written, take no memory): they live in `shared`.
     pub(crate) k: Vec<Vec<f16>>,
     pub(crate) v: Vec<Vec<f16>>,
     capacity: usize,
     len: usize,
+    /// A prompt prefilled once and read by several samples in place
+    /// ([`KvCache::share_prefix`]): its first `shared_len` positions are
+    /// this cache's.
+    shared: Option<Arc<KvCache>>,
+    shared_len: usize,
 }
 
 impl KvCache {
@@ -23,6 +31,8 @@ impl KvCache {
             v: (0..config.n_layer).map(|_| layer()).collect(),
             capacity,
             len: 0,
+            shared: None,
+            shared_len: 0,
         }
     }
 
@@ -40,22 +50,67 @@ impl KvCache {
     /// Forgets everything after `len` positions (e.g. to reuse a shared prefix).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+        self.shared_len = self.shared_len.min(self.len);
     }
     pub fn clear(&mut self) {
         self.len = 0;
+        self.shared = None;
+        self.shared_len = 0;
     }
     /// Makes this cache hold the first `len` positions of `other` (a shared
     /// prompt prefilled once, then continued by several samples).
     pub fn copy_prefix(&mut self, other: &KvCache, len: usize) {
         let len = len.min(other.len).min(self.capacity);
-        let kv_dim = self.k[0].len() / self.capacity.max(1);
-        for (dst, src) in self.k.iter_mut().zip(&other.k) {
-            dst[..len * kv_dim].copy_from_slice(&src[..len * kv_dim]);
-        }
-        for (dst, src) in self.v.iter_mut().zip(&other.v) {
-            dst[..len * kv_dim].copy_from_slice(&src[..len * kv_dim]);
+        let kv_dim = self.kv_dim();
+        for l in 0..self.k.len() {
+            let (k, v) = other.layer(l, len);
+            for (rows, dst) in [(k, &mut self.k[l]), (v, &mut self.v[l])] {
+                let split = rows.shared.len();
+                dst[..split].copy_from_slice(rows.shared);
+                dst[split..len * kv_dim].copy_from_slice(&rows.own[split..len * kv_dim]);
+            }
         }
         self.len = len;
+        self.shared = None;
+        self.shared_len = 0;
+    }
+
+    /// Makes this cache start with the first `len` positions of `other`,
+    /// read in place rather than copied: samples of one prompt share its
+    /// rows (one copy in memory and in the CPU caches, instead of one each).
+    /// A cache that itself shares a prefix is copied instead.
+    pub fn share_prefix(&mut self, other: &Arc<KvCache>, len: usize) {
+        if other.shared.is_some() {
+            return self.copy_prefix(other, len);
+        }
+        let len = len.min(other.len).min(self.capacity);
+        self.len = len;
+        self.shared = Some(Arc::clone(other));
+        self.shared_len = len;
+    }
+
+    /// Layer `l`'s K and V rows of positions `..n` (at most `len()`).
+    pub(crate) fn layer(&self, l: usize, n: usize) -> (CacheRows<'_>, CacheRows<'_>) {
+        let kv_dim = self.kv_dim();
+        let split = self.shared_len.min(n) * kv_dim;
+        let (sk, sv): (&[f16], &[f16]) = match &self.shared {
+            Some(s) => (&s.k[l][..split], &s.v[l][..split]),
+            None => (&[], &[]),
+        };
+        (
+            CacheRows {
+                shared: sk,
+                own: &self.k[l][..n * kv_dim],
+            },
+            CacheRows {
+                shared: sv,
+                own: &self.v[l][..n * kv_dim],
+            },
+        )
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.k.first().map_or(0, |k| k.len() / self.capacity.max(1))
     }
 
     pub(crate) fn advance(&mut self, n: usize) {

@@ -428,13 +428,8 @@ impl Model {
                 att_rest = rest;
                 let (q, rest) = q_rest.split_at(n * qd);
                 q_rest = rest;
-                calls.push(SegmentAttention {
-                    pos0,
-                    q,
-                    k: &seg.kv.k[l][..n_pos * kvd],
-                    v: &seg.kv.v[l][..n_pos * kvd],
-                    out,
-                });
+                let (k, v) = seg.kv.layer(l, n_pos);
+                calls.push(SegmentAttention { pos0, q, k, v, out });
             }
             attention_segments(&heads, &mut calls, pool);
             drop(calls);

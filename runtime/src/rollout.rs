@@ -105,11 +105,13 @@ impl Engine {
         }
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
         let first_logits = state.logits.clone();
+        // Every sample reads the prompt's rows from this one cache.
+        let shared = std::sync::Arc::new(shared);
         let t1 = Instant::now();
         let mut live: Vec<Live> = (0..n)
             .map(|g| {
                 let mut kv = model.new_cache(n_ctx);
-                kv.copy_prefix(&shared, prompt_ids.len());
+                kv.share_prefix(&shared, prompt_ids.len());
                 let mut config = params.sampler.clone();
                 config.seed = config.seed.wrapping_add(g as u64);
                 Live {
@@ -129,7 +131,6 @@ impl Engine {
                 }
             })
             .collect();
-        drop(shared);
         // Sample each sample's first token from the prompt's logits.
         for s in &mut live {
             self.take(s, &first_logits, params, format, &close_ids);
