@@ -91,7 +91,7 @@ impl<'a> CacheRows<'a> {
     /// Element `i` of the rows' layout (row p at p * n_head_kv*D) lives at
     /// this pointer.
     #[inline(always)]
-    fn at(&self, i: usize) -> *const f16 {
+    pub(crate) fn at(&self, i: usize) -> *const f16 {
         if i < self.shared.len() {
             self.shared[i..].as_ptr()
         } else {

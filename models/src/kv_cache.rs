@@ -130,6 +130,84 @@ fn zeroed_f16(n: usize) -> Vec<f16> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::Arch;
+    use crate::rope::RopeStyle;
+
+    fn cache(capacity: usize) -> KvCache {
+        let config = ModelConfig {
+            arch: Arch::Llama,
+            n_layer: 2,
+            n_embd: 8,
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 4,
+            n_ff: 16,
+            vocab_size: 10,
+            context_length: 64,
+            rope_theta: 10000.0,
+            rope_style: RopeStyle::Interleaved,
+            rms_eps: 1e-5,
+            tied_embeddings: true,
+        };
+        KvCache::new(&config, capacity)
+    }
+
+    /// Writes position p's rows as p + 100 * layer (K) and its negation (V).
+    fn fill(c: &mut KvCache, from: usize, to: usize) {
+        for l in 0..2 {
+            for p in from..to {
+                let x = p as f32 + 100.0 * l as f32;
+                c.k[l][p * 4..(p + 1) * 4].fill(f16::from_f32(x));
+                c.v[l][p * 4..(p + 1) * 4].fill(f16::from_f32(-x));
+            }
+        }
+        c.len = to;
+    }
+
+    /// Position p's K value in layer l as the cache exposes it.
+    fn k_at(c: &KvCache, l: usize, p: usize) -> f32 {
+        let (k, _) = c.layer(l, c.len());
+        // SAFETY: p < len, so the row lies in `shared` or `own`.
+        unsafe { (*k.at(p * 4)).to_f32() }
+    }
+
+    #[test]
+    fn shared_prefix_reads_in_place_and_copies_resolve_it() {
+        let mut prompt = cache(16);
+        fill(&mut prompt, 0, 5);
+        let prompt = Arc::new(prompt);
+        let mut sample = cache(16);
+        sample.share_prefix(&prompt, 5);
+        assert_eq!(sample.len(), 5);
+        fill(&mut sample, 5, 8);
+        for p in 0..8 {
+            assert_eq!(k_at(&sample, 1, p), p as f32 + 100.0);
+        }
+        // A copy of a sharing cache holds every row itself.
+        let mut copy = cache(16);
+        copy.copy_prefix(&sample, 7);
+        assert!(copy.shared.is_none());
+        assert_eq!(copy.len(), 7);
+        for p in 0..7 {
+            assert_eq!(k_at(&copy, 0, p), p as f32);
+            assert_eq!(copy.v[0][p * 4].to_f32(), -(p as f32));
+        }
+        // Truncating below the split shrinks what is read from the prompt.
+        sample.truncate(3);
+        fill(&mut sample, 3, 6);
+        assert_eq!(sample.layer(0, 6).0.shared.len(), 3 * 4);
+        // Sharing a sharing cache copies instead of chaining.
+        let mut third = cache(16);
+        third.share_prefix(&Arc::new(sample), 6);
+        assert!(third.shared.is_none());
+        assert_eq!(k_at(&third, 0, 2), 2.0);
+        sample = cache(16);
+        sample.share_prefix(&prompt, 5);
+        sample.clear();
+        assert!(sample.shared.is_none() && sample.is_empty());
+    }
+
     #[test]
     fn zeroed_buffer_is_zero() {
         let v = super::zeroed_f16(1000);
