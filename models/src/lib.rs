@@ -20,6 +20,7 @@ pub mod lora;
 pub mod lora_params;
 pub mod mlp;
 pub mod norm;
+mod parallel;
 pub mod quantize;
 pub mod rope;
 pub mod safetensors;

@@ -10,9 +10,9 @@ use crate::error::{ModelError, Result};
 use crate::files::{ModelFiles, TensorRef};
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveLora, LoraAdapter};
-use crate::mlp::swiglu;
 use crate::norm::rms_norm;
-use crate::rope::{apply_rope, rope_table};
+use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
+use crate::rope::rope_table;
 use half::f16;
 use srl_quant::{matmul, GgmlType, QuantizedActivations, WeightMatrix};
 use std::ops::Range;
@@ -396,13 +396,20 @@ impl Model {
         }
         for (l, w) in self.weights.layers.iter().enumerate() {
             // Attention block.
-            rms_norm(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb);
+            rms_norm_par(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb, pool);
             s.lin.new_input();
             self.linear(&w.q, &s.xb, t_n, &mut s.q, &mut s.lin, lora, pool);
             self.linear(&w.k, &s.xb, t_n, &mut s.k, &mut s.lin, lora, pool);
             self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, lora, pool);
-            apply_rope(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style);
-            apply_rope(&mut s.k, c.n_head_kv, c.head_dim, &s.rope, c.rope_style);
+            rope_par(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style, pool);
+            rope_par(
+                &mut s.k,
+                c.n_head_kv,
+                c.head_dim,
+                &s.rope,
+                c.rope_style,
+                pool,
+            );
             let mut t0 = 0;
             for seg in segments.iter_mut() {
                 let (n, pos0) = (seg.tokens.len(), seg.kv.len());
@@ -435,17 +442,17 @@ impl Model {
             drop(calls);
             s.lin.new_input();
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
-            add_assign(&mut s.x, &s.xb);
+            add_par(&mut s.x, &s.xb, pool);
 
             // Feed-forward block.
-            rms_norm(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb);
+            rms_norm_par(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb, pool);
             s.lin.new_input();
             self.linear(&w.gate, &s.xb, t_n, &mut s.gate, &mut s.lin, lora, pool);
             self.linear(&w.up, &s.xb, t_n, &mut s.up, &mut s.lin, lora, pool);
-            swiglu(&mut s.gate, &s.up);
+            swiglu_par(&mut s.gate, &s.up, pool);
             s.lin.new_input();
             self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, lora, pool);
-            add_assign(&mut s.x, &s.xb);
+            add_par(&mut s.x, &s.xb, pool);
         }
         for seg in segments.iter_mut() {
             seg.kv.advance(seg.tokens.len());

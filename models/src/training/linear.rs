@@ -7,9 +7,9 @@
 //! Dropout masks are a hash of (seed, layer, target, element), so the
 //! recomputation in the backward pass sees the same mask without storing it.
 
-use super::parallel::axpy_par;
 use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
+use crate::parallel::axpy_par;
 use crate::transformer::{Linear, Model};
 use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32};
 

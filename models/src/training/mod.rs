@@ -16,7 +16,6 @@
 
 mod linear;
 mod loss;
-mod parallel;
 mod scratch;
 
 use crate::causal_attention::{
@@ -25,10 +24,10 @@ use crate::causal_attention::{
 use crate::error::{ModelError, Result};
 use crate::lora_params::{LoraParams, Target};
 use crate::mlp::swiglu_backward;
+use crate::parallel::{add_par, rms_norm_backward_par, rms_norm_par, swiglu_par};
 use crate::rope::{apply_rope, apply_rope_backward, rope_table};
 use crate::transformer::Model;
 use linear::{linear_backward, linear_forward, LoraPass};
-use parallel::{add_par, rms_norm_backward_par, rms_norm_par, swiglu_par};
 pub use scratch::TrainScratch;
 use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
 use std::path::Path;

@@ -1,10 +1,11 @@
-//! The element-wise steps of a training pass (norms, SwiGLU, residual
-//! sums) split over the pool by whole rows, so that no thread waits while
-//! one computes them. Each row is computed as the serial function computes
-//! it: the results do not depend on the thread count.
+//! The element-wise steps of a pass (norms, RoPE, SwiGLU, residual sums),
+//! training's and inference's, split over the pool by whole rows, so that no
+//! thread waits while one computes them. Each row is computed as the serial
+//! function computes it: the results do not depend on the thread count.
 
 use crate::mlp::swiglu;
 use crate::norm::{rms_norm, rms_norm_backward};
+use crate::rope::{apply_rope, RopeStyle};
 use rayon::prelude::*;
 
 /// Elements per task, rounded down to whole rows (at least one row).
@@ -15,7 +16,7 @@ fn rows_per_task(row: usize) -> usize {
 }
 
 /// [`rms_norm`] of each row of x ([T, C]) into y, rows split over `pool`.
-pub(super) fn rms_norm_par(
+pub(crate) fn rms_norm_par(
     x: &[f32],
     w: &[f32],
     eps: f32,
@@ -31,7 +32,7 @@ pub(super) fn rms_norm_par(
 }
 
 /// [`rms_norm_backward`] (dx += ...), rows split over `pool`.
-pub(super) fn rms_norm_backward_par(
+pub(crate) fn rms_norm_backward_par(
     x: &[f32],
     w: &[f32],
     eps: f32,
@@ -48,8 +49,27 @@ pub(super) fn rms_norm_backward_par(
     });
 }
 
+/// [`apply_rope`] of x ([T, n_heads * head_dim], token t rotated by
+/// `table[t * head_dim / 2..]`), token rows split over `pool`.
+pub(crate) fn rope_par(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+    pool: &rayon::ThreadPool,
+) {
+    let row = n_heads * head_dim;
+    let rows = rows_per_task(row) / row.max(1);
+    pool.install(|| {
+        x.par_chunks_mut(rows * row)
+            .zip(table.par_chunks(rows * head_dim / 2))
+            .for_each(|(x, table)| apply_rope(x, n_heads, head_dim, table, style))
+    });
+}
+
 /// gate = silu(gate) * up element-wise ([`swiglu`]), split over `pool`.
-pub(super) fn swiglu_par(gate: &mut [f32], up: &[f32], pool: &rayon::ThreadPool) {
+pub(crate) fn swiglu_par(gate: &mut [f32], up: &[f32], pool: &rayon::ThreadPool) {
     pool.install(|| {
         gate.par_chunks_mut(TASK_FLOATS)
             .zip(up.par_chunks(TASK_FLOATS))
@@ -58,7 +78,7 @@ pub(super) fn swiglu_par(gate: &mut [f32], up: &[f32], pool: &rayon::ThreadPool)
 }
 
 /// y += x element-wise, split over `pool`.
-pub(super) fn add_par(y: &mut [f32], x: &[f32], pool: &rayon::ThreadPool) {
+pub(crate) fn add_par(y: &mut [f32], x: &[f32], pool: &rayon::ThreadPool) {
     pool.install(|| {
         y.par_chunks_mut(TASK_FLOATS)
             .zip(x.par_chunks(TASK_FLOATS))
@@ -71,7 +91,7 @@ pub(super) fn add_par(y: &mut [f32], x: &[f32], pool: &rayon::ThreadPool) {
 }
 
 /// y += s * x element-wise, split over `pool`.
-pub(super) fn axpy_par(s: f32, x: &[f32], y: &mut [f32], pool: &rayon::ThreadPool) {
+pub(crate) fn axpy_par(s: f32, x: &[f32], y: &mut [f32], pool: &rayon::ThreadPool) {
     pool.install(|| {
         y.par_chunks_mut(TASK_FLOATS)
             .zip(x.par_chunks(TASK_FLOATS))
