@@ -138,6 +138,49 @@ fn bench_json_reports_speeds_and_memory() {
     }
 }
 
+/// `srl bench rollouts --rounds`: every engine timed once per round, the
+/// headline figures the medians of the rounds.
+#[test]
+fn bench_rollouts_reports_medians_of_alternating_rounds() {
+    let m = model();
+    let out = ok(&srl(&[
+        "bench",
+        "rollouts",
+        "--model",
+        m.to_str().unwrap(),
+        "-g",
+        "2",
+        "-p",
+        "6",
+        "-n",
+        "4",
+        "--rounds",
+        "3",
+        "--json",
+        "-t",
+        "2",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rounds"], 3, "{v}");
+    for k in ["batched_tokens_per_s", "sequential_tokens_per_s"] {
+        let rounds: Vec<f64> = v[format!("{k}_rounds")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(rounds.len(), 3, "{k} in {v}");
+        let mut sorted = rounds.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(
+            v[k].as_f64().unwrap(),
+            sorted[1],
+            "{k} is the median in {v}"
+        );
+        assert!(sorted[0] > 0.0, "{k} in {v}");
+    }
+}
+
 #[test]
 fn chat_keeps_the_conversation_and_handles_commands() {
     let m = model();

@@ -4,7 +4,9 @@
 //! their full length (end-of-generation tokens ignored), as llama-bench's tg.
 //! In a build with `--features llama-cpp` the same G samples are also
 //! generated one after another by llama.cpp in the same run: the reference
-//! the batched figure is compared with.
+//! the batched figure is compared with. `--rounds N` alternates the engines
+//! N times and reports medians: on a shared machine one run of each can be
+//! 10-25% off.
 
 use super::common::ModelArgs;
 use srl_runtime::backend::LLAMA_CPP_BUILT;
@@ -25,6 +27,10 @@ pub struct Args {
     /// Tokens generated per sample
     #[arg(short = 'n', long, default_value_t = 128)]
     n_gen: usize,
+    /// Alternating rounds (batched, sequential, llama.cpp, batched, ...);
+    /// the figures are medians over rounds
+    #[arg(short = 'r', long, default_value_t = 1)]
+    rounds: usize,
     /// Print one JSON object
     #[arg(long)]
     json: bool,
@@ -64,24 +70,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ..params.clone()
         },
     )?;
-    let t = Instant::now();
-    let group = engine.rollouts(&prompt, a.group, &params)?;
-    let batched_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut sequential_tokens = 0;
-    for g in 0..a.group {
-        let mut p = params.clone();
-        p.sampler.seed += g as u64;
-        let c = engine
-            .session(prompt.len() + a.n_gen + 1)
-            .generate(&prompt, &p, |_| true)?;
-        sequential_tokens += c.ids.len();
-    }
-    let sequential_s = t.elapsed().as_secs_f64();
-    let batched = group.generated_tokens as f64 / batched_s;
-    let sequential = sequential_tokens as f64 / sequential_s;
     // llama.cpp, one sample after another (the same prompt and settings).
-    let llama = if LLAMA_CPP_BUILT {
+    let runner = if LLAMA_CPP_BUILT {
         let opts = RunnerOptions {
             backend: BackendKind::LlamaCpp,
             threads: engine.threads(),
@@ -98,20 +88,49 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             },
             |_| true,
         )?;
+        Some(runner)
+    } else {
+        None
+    };
+    // Rounds alternate the engines, so that a noisy machine slows all of
+    // them alike; each figure is the median over rounds.
+    let (mut batched_r, mut sequential_r, mut llama_r) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..a.rounds.max(1) {
+        if a.rounds > 1 {
+            eprintln!("[bench rollouts] round {}/{}", round + 1, a.rounds);
+        }
+        let t = Instant::now();
+        let group = engine.rollouts(&prompt, a.group, &params)?;
+        batched_r.push(group.generated_tokens as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
         let mut tokens = 0;
         for g in 0..a.group {
             let mut p = params.clone();
             p.sampler.seed += g as u64;
-            let c = runner
-                .session(prompt.len() + a.n_gen + 1)?
+            let c = engine
+                .session(prompt.len() + a.n_gen + 1)
                 .generate(&prompt, &p, |_| true)?;
             tokens += c.ids.len();
         }
-        Some(tokens as f64 / t.elapsed().as_secs_f64())
-    } else {
-        None
-    };
+        sequential_r.push(tokens as f64 / t.elapsed().as_secs_f64());
+        if let Some(runner) = &runner {
+            let t = Instant::now();
+            let mut tokens = 0;
+            for g in 0..a.group {
+                let mut p = params.clone();
+                p.sampler.seed += g as u64;
+                let c =
+                    runner
+                        .session(prompt.len() + a.n_gen + 1)?
+                        .generate(&prompt, &p, |_| true)?;
+                tokens += c.ids.len();
+            }
+            llama_r.push(tokens as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let batched = median(&batched_r);
+    let sequential = median(&sequential_r);
+    let llama = runner.as_ref().map(|_| median(&llama_r));
     if a.json {
         println!(
             "{}",
@@ -121,6 +140,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "group": a.group,
                 "n_prompt": prompt.len(),
                 "n_gen": a.n_gen,
+                "rounds": batched_r.len(),
+                "batched_tokens_per_s_rounds": batched_r,
+                "sequential_tokens_per_s_rounds": sequential_r,
+                "llamacpp_sequential_tokens_per_s_rounds": runner.as_ref().map(|_| &llama_r),
                 "batched_tokens_per_s": batched,
                 "sequential_tokens_per_s": sequential,
                 "speedup": batched / sequential,
@@ -130,11 +153,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "G = {} samples of {} tokens after a {}-token prompt, {} threads:",
+            "G = {} samples of {} tokens after a {}-token prompt, {} threads, median of {} round(s):",
             a.group,
             a.n_gen,
             prompt.len(),
-            engine.threads()
+            engine.threads(),
+            batched_r.len()
         );
         println!("| mode | tokens/s |\n|---|---:|");
         println!("| batched (prefill once, decode together) | {batched:.1} |");
@@ -151,4 +175,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
