@@ -194,25 +194,47 @@ fn attention_tiled(heads: &Heads, seg: &mut SegmentAttention, pool: &rayon::Thre
         Vec::new()
     };
     let pos0 = seg.pos0;
+    let group = heads.n_head / heads.n_head_kv;
+    // Tasks of `sub` query heads that share a kv head (one token), the
+    // largest divisor of the group up to TILED_GROUP: they read each K and V
+    // tile once.
+    let sub = (1..=group.min(TILED_GROUP))
+        .rev()
+        .find(|s| group.is_multiple_of(*s))
+        .unwrap_or(1);
     pool.install(|| {
-        seg.out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
-            let (t, h) = (i / heads.n_head, i % heads.n_head);
-            let head = Head {
-                d,
-                kvdim: heads.n_head_kv * d,
-                off: (h / (heads.n_head / heads.n_head_kv)) * d,
-                n_pos: pos0 + t + 1,
-                scale: 1.0 / (d as f32).sqrt(),
-            };
-            let qh = &q[t * qdim + h * d..t * qdim + (h + 1) * d];
-            if tiled_simd {
-                let kth = &kt[head.off * stride..(head.off + d) * stride];
-                // SAFETY: the CPU has the features (checked above).
-                unsafe { attend_tiled_avx2(&head, qh, kth, stride, v, o) }
-            } else {
-                attend_f32(&head, qh, k, v, o)
-            }
-        })
+        seg.out
+            .par_chunks_mut(sub * d)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let (t, h0) = (i / (heads.n_head / sub), (i % (heads.n_head / sub)) * sub);
+                let (g, nh) = (h0 / group, sub);
+                let head = Head {
+                    d,
+                    kvdim: heads.n_head_kv * d,
+                    off: g * d,
+                    n_pos: pos0 + t + 1,
+                    scale: 1.0 / (d as f32).sqrt(),
+                };
+                let qh = &q[t * qdim + h0 * d..t * qdim + (h0 + nh) * d];
+                if tiled_simd {
+                    let kth = &kt[head.off * stride..(head.off + d) * stride];
+                    // SAFETY: the CPU has the features (checked above).
+                    unsafe {
+                        match nh {
+                            // G x B accumulators (+ B loads) fit the 16 registers.
+                            4 => attend_tiled_group_avx2::<4, 2>(&head, qh, kth, stride, v, o),
+                            3 => attend_tiled_group_avx2::<3, 2>(&head, qh, kth, stride, v, o),
+                            2 => attend_tiled_group_avx2::<2, 4>(&head, qh, kth, stride, v, o),
+                            _ => attend_tiled_group_avx2::<1, 8>(&head, qh, kth, stride, v, o),
+                        }
+                    }
+                } else {
+                    for (qh, o) in qh.chunks(d).zip(o.chunks_mut(d)) {
+                        attend_f32(&head, qh, k, v, o)
+                    }
+                }
+            })
     });
 }
 
@@ -448,6 +470,10 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     }
 }
 
+/// Most query heads one task of the tiled path computes together (their
+/// accumulators stay in registers).
+const TILED_GROUP: usize = 4;
+
 /// KV positions per tile of llama.cpp's tiled path (GGML_FA_TILE_KV).
 const KV_TILE: usize = 64;
 
@@ -516,13 +542,20 @@ fn attend_f32(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
     attend_tiled_body(h, q, k, v, o)
 }
 
-/// The tiled path with AVX2/FMA intrinsics (head dims that are multiples of
-/// 8): scores of 8 positions at a time from K transposed (`kt`: [D][stride] for this head's kv head, zero
-/// beyond the last position), V accumulated 8 channels at a time. The same
-/// operations in the same order as the portable code.
+/// llama.cpp's tiled flash attention for long prompts with AVX2/FMA
+/// intrinsics (head dims that are multiples of 8), the operations of
+/// [`attend_tiled_body`] in its order: scores of 8 positions at a time from K
+/// transposed (`kt`: [D][stride] for this kv head, zero beyond the last
+/// position), V accumulated 8 channels at a time. It computes `G` query
+/// heads of one token that share the kv head (`q` and `o` hold them one
+/// after another): each K tile is loaded once for the G score rows and each
+/// V row widened once for the G accumulators, B vectors at a time. Every head takes exactly its
+/// steps alone (per score lane a sequential fused dot product over D, per
+/// channel fused adds in position order), so each head's values are the
+/// portable code's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_tiled_avx2(
+unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
     h: &Head,
     q: &[f32],
     kt: &[f32],
@@ -532,85 +565,122 @@ unsafe fn attend_tiled_avx2(
 ) {
     use std::arch::x86_64::*;
     let d = h.d;
-    let mut m = f32::NEG_INFINITY;
-    let mut sum = 0.0f32;
+    debug_assert_eq!(q.len(), G * d);
+    let mut m = [f32::NEG_INFINITY; G];
+    let mut sum = [0.0f32; G];
     o.fill(0.0);
     let vp = v.as_ptr() as *const u16;
-    let mut kq = [0.0f32; KV_TILE];
+    let mut kq = [[0.0f32; KV_TILE]; G];
     let mut tile0 = 0;
     while tile0 < h.n_pos {
         let n = (h.n_pos - tile0).min(KV_TILE);
-        // Scores: eight independent accumulators of 8 positions each, every
-        // one a sequential fused dot product over D (ggml's order).
-        let mut acc = [_mm256_setzero_ps(); KV_TILE / 8];
         let blocks = n.div_ceil(8);
-        for (dk, &qv) in q.iter().enumerate() {
-            let qb = _mm256_set1_ps(qv);
-            let base = kt.as_ptr().add(dk * stride + tile0);
-            for (b, a) in acc.iter_mut().enumerate().take(blocks) {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(base.add(b * 8)), qb, *a);
-            }
-        }
         let sc = _mm256_set1_ps(h.scale);
-        for (b, a) in acc.iter().enumerate() {
-            let v = if b < blocks {
-                _mm256_mul_ps(*a, sc)
-            } else {
-                _mm256_set1_ps(f32::NEG_INFINITY)
-            };
-            _mm256_storeu_ps(kq.as_mut_ptr().add(b * 8), v);
-        }
-        for s in kq.iter_mut().skip(n) {
-            *s = f32::NEG_INFINITY;
-        }
-        let tile_max = kq.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let m_new = m.max(tile_max);
-        if m_new > m {
-            let ms = (m - m_new).exp();
-            for x in o.iter_mut() {
-                *x *= ms;
-            }
-            sum *= ms;
-        }
-        m = m_new;
-        let mut tile_sum = 0.0f64;
-        let mv = _mm256_set1_ps(m);
-        for g in kq.chunks_exact_mut(8) {
-            let e = crate::mlp::ggml_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(g.as_ptr()), mv));
-            _mm256_storeu_ps(g.as_mut_ptr(), e);
-            let l: [f32; 4] = std::array::from_fn(|i| g[i] + g[i + 4]);
-            tile_sum += ((l[0] + l[2]) + (l[1] + l[3])) as f64;
-        }
-        sum = (sum as f64 + tile_sum) as f32;
-        // V: channels in register blocks of 64, positions in order.
-        for c0 in (0..d).step_by(64) {
-            let nc = ((d - c0) / 8).min(8);
-            let mut ov = [_mm256_setzero_ps(); 8];
-            for (i, r) in ov.iter_mut().enumerate().take(nc) {
-                *r = _mm256_loadu_ps(o.as_ptr().add(c0 + i * 8));
-            }
-            for (j, &p) in kq.iter().enumerate().take(n) {
-                let row = (tile0 + j) * h.kvdim + h.off + c0;
-                let pv = _mm256_set1_ps(p);
-                for (i, r) in ov.iter_mut().enumerate().take(nc) {
-                    let x = _mm256_cvtph_ps(_mm_loadu_si128(vp.add(row + i * 8) as *const __m128i));
-                    *r = _mm256_fmadd_ps(x, pv, *r);
+        // Scores, B blocks of 8 positions at a time for all G heads.
+        for b0 in (0..KV_TILE / 8).step_by(B) {
+            let nb = blocks.saturating_sub(b0).min(B);
+            let mut acc = [[_mm256_setzero_ps(); B]; G];
+            if nb > 0 {
+                for dk in 0..d {
+                    let base = kt.as_ptr().add(dk * stride + tile0 + b0 * 8);
+                    let kv: [__m256; B] = std::array::from_fn(|b| {
+                        if b < nb {
+                            _mm256_loadu_ps(base.add(b * 8))
+                        } else {
+                            _mm256_setzero_ps()
+                        }
+                    });
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let qb = _mm256_set1_ps(*q.get_unchecked(j * d + dk));
+                        for (b, a) in a.iter_mut().enumerate().take(nb) {
+                            *a = _mm256_fmadd_ps(kv[b], qb, *a);
+                        }
+                    }
                 }
             }
-            for (i, r) in ov.iter().enumerate().take(nc) {
-                _mm256_storeu_ps(o.as_mut_ptr().add(c0 + i * 8), *r);
+            for (j, a) in acc.iter().enumerate() {
+                for (b, a) in a.iter().enumerate() {
+                    let x = if b < nb {
+                        _mm256_mul_ps(*a, sc)
+                    } else {
+                        _mm256_set1_ps(f32::NEG_INFINITY)
+                    };
+                    _mm256_storeu_ps(kq[j].as_mut_ptr().add((b0 + b) * 8), x);
+                }
+            }
+        }
+        for j in 0..G {
+            let kq = &mut kq[j];
+            for s in kq.iter_mut().skip(n) {
+                *s = f32::NEG_INFINITY;
+            }
+            let oj = &mut o[j * d..(j + 1) * d];
+            let tile_max = kq.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let m_new = m[j].max(tile_max);
+            if m_new > m[j] {
+                let ms = (m[j] - m_new).exp();
+                for x in oj.iter_mut() {
+                    *x *= ms;
+                }
+                sum[j] *= ms;
+            }
+            m[j] = m_new;
+            let mut tile_sum = 0.0f64;
+            let mv = _mm256_set1_ps(m[j]);
+            for g in kq.chunks_exact_mut(8) {
+                let e = crate::mlp::ggml_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(g.as_ptr()), mv));
+                _mm256_storeu_ps(g.as_mut_ptr(), e);
+                let l: [f32; 4] = std::array::from_fn(|i| g[i] + g[i + 4]);
+                tile_sum += ((l[0] + l[2]) + (l[1] + l[3])) as f64;
+            }
+            sum[j] = (sum[j] as f64 + tile_sum) as f32;
+        }
+        // V: channels in register blocks of 8 * B for all G heads,
+        // positions in order.
+        for c0 in (0..d).step_by(8 * B) {
+            let nc = ((d - c0) / 8).min(B);
+            let mut ov = [[_mm256_setzero_ps(); B]; G];
+            for (j, ov) in ov.iter_mut().enumerate() {
+                for (i, r) in ov.iter_mut().enumerate().take(nc) {
+                    *r = _mm256_loadu_ps(o.as_ptr().add(j * d + c0 + i * 8));
+                }
+            }
+            // p indexes every head's probabilities and the V rows alike.
+            #[allow(clippy::needless_range_loop)]
+            for p in 0..n {
+                let row = (tile0 + p) * h.kvdim + h.off + c0;
+                let x: [__m256; B] = std::array::from_fn(|i| {
+                    if i < nc {
+                        _mm256_cvtph_ps(_mm_loadu_si128(vp.add(row + i * 8) as *const __m128i))
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                });
+                for (j, ov) in ov.iter_mut().enumerate() {
+                    let pv = _mm256_set1_ps(kq[j][p]);
+                    for (i, r) in ov.iter_mut().enumerate().take(nc) {
+                        *r = _mm256_fmadd_ps(x[i], pv, *r);
+                    }
+                }
+            }
+            for (j, ov) in ov.iter().enumerate() {
+                for (i, r) in ov.iter().enumerate().take(nc) {
+                    _mm256_storeu_ps(o.as_mut_ptr().add(j * d + c0 + i * 8), *r);
+                }
             }
         }
         tile0 += KV_TILE;
     }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    for x in o.iter_mut() {
-        *x *= inv;
+    for j in 0..G {
+        let inv = if sum[j] == 0.0 { 0.0 } else { 1.0 / sum[j] };
+        for x in o[j * d..(j + 1) * d].iter_mut() {
+            *x *= inv;
+        }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn attend_tiled_avx2(
+unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
     h: &Head,
     q: &[f32],
     kt: &[f32],
@@ -709,8 +779,16 @@ mod tests {
                         kt[c * stride + p] = k[p * kvdim + off * d + c].to_f32();
                     }
                 }
-                unsafe { attend_tiled_avx2(&h, &q, &kt, stride, &v, &mut b) };
+                unsafe { attend_tiled_group_avx2::<1, 8>(&h, &q, &kt, stride, &v, &mut b) };
                 assert_eq!(a, b, "tiled path d={d} n_pos={n_pos}");
+                // Three query heads in one pass: each as alone.
+                let mut want = vec![0.0; 3 * d];
+                for (qh, o) in q3.chunks(d).zip(want.chunks_mut(d)) {
+                    attend_f32(&h, qh, &k, &v, o);
+                }
+                let mut got = vec![0.0; 3 * d];
+                unsafe { attend_tiled_group_avx2::<3, 2>(&h, &q3, &kt, stride, &v, &mut got) };
+                assert_eq!(want, got, "grouped tiled path d={d} n_pos={n_pos}");
             }
         }
     }
