@@ -99,8 +99,19 @@ impl<'a> CacheRows<'a> {
         }
     }
 
+    /// The `len` elements from `i` (one head's part of a row; a row never
+    /// straddles the shared and own parts).
+    #[inline(always)]
+    fn slice(&self, i: usize, len: usize) -> &'a [f16] {
+        if i < self.shared.len() {
+            &self.shared[i..i + len]
+        } else {
+            &self.own[i..i + len]
+        }
+    }
+
     /// All rows in one slice (copied only when some are shared): for the
-    /// paths that read them as one array (long prompts, CPUs without FMA).
+    /// tiled path of long prompts, which reads them as one array.
     fn contiguous(&self) -> std::borrow::Cow<'a, [f16]> {
         if self.shared.is_empty() {
             std::borrow::Cow::Borrowed(self.own)
@@ -159,9 +170,8 @@ pub fn attention_segments(heads: &Heads, segs: &mut [SegmentAttention], pool: &r
                 // SAFETY: the CPU has the features (checked above).
                 unsafe { attend_f16_group_fma(&h, q, k, v, o) }
             } else {
-                let (k, v) = (k.contiguous(), v.contiguous());
                 for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-                    attend_f16_acc(&h, q, &k, &v, o)
+                    attend_f16_acc(&h, q, k, v, o)
                 }
             }
         })
@@ -298,7 +308,7 @@ fn dot_f16_ggml(q: &[f32], k: &[f16]) -> f32 {
 /// ggml's one-chunk flash attention for F16 K/V: online softmax with the V
 /// accumulator held in f16.
 #[inline(always)]
-fn attend_f16_acc_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+fn attend_f16_acc_body(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
     let d = h.d;
     let mut qbuf = [0.0f32; MAX_HEAD_DIM];
     let qh = &mut qbuf[..d];
@@ -311,7 +321,7 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32])
     let mut sum = 0.0f32;
     for p in 0..h.n_pos {
         let row = p * h.kvdim + h.off;
-        let sc = dot_f16_ggml(qh, &k[row..row + d]) * h.scale;
+        let sc = dot_f16_ggml(qh, k.slice(row, d)) * h.scale;
         let mut ms = 1.0f32;
         let mut vs = 1.0f32;
         if sc > m {
@@ -324,7 +334,7 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32])
         } else {
             vs = (sc - m).exp();
         }
-        for (a, &x) in acc.iter_mut().zip(&v[row..row + d]) {
+        for (a, &x) in acc.iter_mut().zip(v.slice(row, d)) {
             *a = f16::from_f32(x.to_f32().mul_add(vs, a.to_f32()));
         }
         // GCC contracts ggml's `S = S*ms + vs` into one fused multiply-add.
@@ -336,7 +346,7 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32])
     }
 }
 
-fn attend_f16_acc(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
+fn attend_f16_acc(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
     attend_f16_acc_body(h, q, k, v, o)
 }
 
@@ -355,16 +365,24 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
     let d = h.d;
     if !d.is_multiple_of(32) {
-        let (k, v) = (k.contiguous(), v.contiguous());
         for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-            attend_f16_acc_body(h, q, &k, &v, o)
+            attend_f16_acc_body(h, q, k, v, o)
         }
         return;
     }
     let g = q.len() / d;
     let n = h.n_pos;
+    // This thread's buffers, taken for the call (none allocated once warm).
+    let mut scratch = DECODE_SCRATCH.take();
+    let DecodeScratch {
+        qr,
+        e,
+        rises,
+        acc,
+        sum,
+    } = &mut scratch;
     // Per head: the query rounded to f16.
-    let mut qr = vec![0.0f32; g * d];
+    let qr = sized(qr, g * d);
     for (dst, src) in qr.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
         let x = _mm256_loadu_ps(src.as_ptr());
         _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm256_cvtps_ph::<RNE>(x)));
@@ -377,7 +395,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
         }
     };
     // 1. Scores (head j's at e[j * n + p]).
-    let mut e = vec![0.0f32; g * n];
+    let e = sized(e, g * n);
     for p in 0..n {
         widen(&mut row_f32, k.at(p * h.kvdim + h.off) as *const u16);
         for j in 0..g {
@@ -406,13 +424,13 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     // exponential it takes: of (old max - score) when the score raises the
     // maximum (rescaling the accumulator), else of (score - max). Known in
     // advance, they are computed together.
-    let mut rises = vec![false; g * n];
+    let rises = sized(rises, g * n);
     for j in 0..g {
         let mut m = f32::NEG_INFINITY;
         for p in 0..n {
             let sc = e[j * n + p];
+            rises[j * n + p] = sc > m;
             if sc > m {
-                rises[j * n + p] = true;
                 e[j * n + p] = m - sc;
                 m = sc;
             } else {
@@ -420,10 +438,12 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
             }
         }
     }
-    crate::expf::exp_in_place(&mut e);
+    crate::expf::exp_in_place(e);
     // 3. The f16 accumulators over V, position by position.
-    let mut acc = vec![0u16; g * d];
-    let mut sum = vec![0.0f32; g];
+    let acc = sized(acc, g * d);
+    acc.fill(0);
+    let sum = sized(sum, g);
+    sum.fill(0.0);
     for p in 0..n {
         widen(&mut row_f32, v.at(p * h.kvdim + h.off) as *const u16);
         for j in 0..g {
@@ -460,13 +480,38 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
             *x = f16::from_bits(a).to_f32() * inv;
         }
     }
+    DECODE_SCRATCH.set(scratch);
+}
+
+/// Buffers of [`attend_f16_group_fma`], kept per thread: a decode step runs
+/// thousands of its tasks, each of which would otherwise allocate five.
+#[cfg(target_arch = "x86_64")]
+#[derive(Default)]
+struct DecodeScratch {
+    qr: Vec<f32>,
+    e: Vec<f32>,
+    rises: Vec<bool>,
+    acc: Vec<u16>,
+    sum: Vec<f32>,
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    static DECODE_SCRATCH: std::cell::Cell<DecodeScratch> =
+        std::cell::Cell::new(DecodeScratch::default());
+}
+
+/// `buf` resized to `len` (old contents kept, new elements default).
+#[cfg(target_arch = "x86_64")]
+fn sized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    buf.resize(len, T::default());
+    &mut buf[..len]
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
-    let (k, v) = (k.contiguous(), v.contiguous());
     for (q, o) in q.chunks(h.d).zip(o.chunks_mut(h.d)) {
-        attend_f16_acc_body(h, q, &k, &v, o)
+        attend_f16_acc_body(h, q, k, v, o)
     }
 }
 
@@ -696,6 +741,49 @@ unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
 mod tests {
     use super::*;
 
+    fn rows(x: &[f16]) -> CacheRows<'_> {
+        CacheRows {
+            shared: &[],
+            own: x,
+        }
+    }
+
+    /// The portable decode path (CPUs without FMA/F16C, aarch64) reads a
+    /// shared prompt cache in place: the same values as one contiguous cache,
+    /// whatever the own cache holds under the shared rows.
+    #[test]
+    fn portable_path_reads_shared_prefix_in_place() {
+        let (d, kvdim, n_pos) = (64, 128, 41);
+        let val = |i: usize| f16::from_f32(((i * 7919) % 263) as f32 / 131.0 - 1.0);
+        let k: Vec<f16> = (0..n_pos * kvdim).map(val).collect();
+        let v: Vec<f16> = (0..n_pos * kvdim).map(|i| val(i + 5)).collect();
+        let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let h = Head {
+            d,
+            kvdim,
+            off: d,
+            n_pos,
+            scale: 0.125,
+        };
+        let mut want = vec![0.0; d];
+        attend_f16_acc(&h, &q, rows(&k), rows(&v), &mut want);
+        let split = 17 * kvdim;
+        let (mut own_k, mut own_v) = (k.clone(), v.clone());
+        own_k[..split].fill(f16::from_f32(9.0));
+        own_v[..split].fill(f16::from_f32(-9.0));
+        let kr = CacheRows {
+            shared: &k[..split],
+            own: &own_k,
+        };
+        let vr = CacheRows {
+            shared: &v[..split],
+            own: &own_v,
+        };
+        let mut got = vec![0.0; d];
+        attend_f16_acc(&h, &q, kr, vr, &mut got);
+        assert_eq!(want, got);
+    }
+
     /// The AVX2 kernels compute exactly the portable code's values, over
     /// head sizes, offsets, lengths and value ranges.
     #[test]
@@ -732,13 +820,7 @@ mod tests {
                     scale: 1.0 / (d as f32).sqrt(),
                 };
                 let (mut a, mut b) = (vec![0.0; d], vec![0.0; d]);
-                attend_f16_acc(&h, &q, &k, &v, &mut a);
-                fn rows(x: &[f16]) -> CacheRows<'_> {
-                    CacheRows {
-                        shared: &[],
-                        own: x,
-                    }
-                }
+                attend_f16_acc(&h, &q, rows(&k), rows(&v), &mut a);
                 unsafe { attend_f16_group_fma(&h, &q, rows(&k), rows(&v), &mut b) };
                 assert_eq!(a, b, "f16 path d={d} n_pos={n_pos}");
                 // The first positions read from a shared prompt cache.
@@ -765,7 +847,7 @@ mod tests {
                     .collect();
                 let mut want = vec![0.0; 3 * d];
                 for (qh, o) in q3.chunks(d).zip(want.chunks_mut(d)) {
-                    attend_f16_acc(&h, qh, &k, &v, o);
+                    attend_f16_acc(&h, qh, rows(&k), rows(&v), o);
                 }
                 let mut got = vec![0.0; 3 * d];
                 unsafe { attend_f16_group_fma(&h, &q3, rows(&k), rows(&v), &mut got) };
@@ -831,7 +913,7 @@ mod tests {
             .collect();
         let mut a = vec![0.0; d];
         let mut b = vec![0.0; d];
-        attend_f16_acc(&h, &q, &k, &v, &mut a);
+        attend_f16_acc(&h, &q, rows(&k), rows(&v), &mut a);
         attend_f32(&h, &q, &k, &v, &mut b);
         for j in 0..d {
             assert!(
