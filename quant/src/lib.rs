@@ -37,8 +37,9 @@
 //!
 //! SIMD: every kernel has a scalar reference; x86-64 AVX2/FMA/F16C paths are
 //! chosen once at run time ([`SimdLevel::detect`]) and tested against the
-//! scalar ones. On aarch64, NEON kernels for the 32-element block types
-//! repeat the AVX2 arithmetic lane for lane, so they give the same bits.
+//! scalar ones. On aarch64, NEON dot products (the 32-element block types
+//! and Q2_K..Q6_K) and activation quantizers repeat the AVX2 arithmetic lane
+//! for lane, so they give the same bits (`tests/simd_bits.rs`).
 //! The tests run on aarch64 under qemu: set
 //! `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc` and
 //! `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"`,

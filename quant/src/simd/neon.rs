@@ -1,4 +1,5 @@
-//! aarch64 NEON kernels for the 32-element block types.
+//! aarch64 NEON kernels for the 32-element block types, and the building
+//! blocks of the k-quant ones (whose kernels live in their type files).
 //!
 //! They compute exactly what the AVX2 kernels compute, so srl gives the same
 //! bits on ARM as on x86: the 8 f32 lanes of ggml's x86 accumulator are two
@@ -72,7 +73,8 @@ pub(crate) unsafe fn bits(p: *const u8) -> (uint8x16_t, uint8x16_t) {
 
 /// Products of 16 byte pairs summed in groups of four: lane k holds bytes
 /// 4k..4k+3 (what x86's maddubs + madd give; no saturation occurs for the
-/// value ranges of these types).
+/// value ranges of these types: two products sum to at most 2 * 63 * 128,
+/// Q6_K's, below x86's i16 limit).
 #[inline(always)]
 unsafe fn quad_sums(w: int8x16_t, x: int8x16_t) -> int32x4_t {
     let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
@@ -87,6 +89,103 @@ unsafe fn hsum8(lo: float32x4_t, hi: float32x4_t) -> f32 {
     let a = vgetq_lane_f32(r, 0) + vgetq_lane_f32(r, 2);
     let b = vgetq_lane_f32(r, 1) + vgetq_lane_f32(r, 3);
     a + b
+}
+
+/// 8 i32 lanes, x86's `__m256i` integer accumulator: `lo` holds lanes 0..4
+/// (bytes 0..16 of a 32-byte chunk), `hi` lanes 4..8 (bytes 16..32).
+#[derive(Clone, Copy)]
+pub(crate) struct I32x8 {
+    pub lo: int32x4_t,
+    pub hi: int32x4_t,
+}
+
+impl I32x8 {
+    #[inline(always)]
+    pub unsafe fn zero() -> Self {
+        I32x8 {
+            lo: vdupq_n_s32(0),
+            hi: vdupq_n_s32(0),
+        }
+    }
+
+    /// Adds one 32-byte chunk of weight bytes `(w_lo, w_hi)` times the
+    /// activations at `x`, bytes 0..16 scaled by `s_lo` and 16..32 by `s_hi`:
+    /// x86's `madd(setr(s_lo, s_hi), maddubs(w, x))` (exact integers).
+    #[inline(always)]
+    pub unsafe fn add_chunk(
+        self,
+        w_lo: int8x16_t,
+        w_hi: int8x16_t,
+        x: *const i8,
+        s_lo: i32,
+        s_hi: i32,
+    ) -> Self {
+        I32x8 {
+            lo: vmlaq_n_s32(self.lo, quad_sums(w_lo, vld1q_s8(x)), s_lo),
+            hi: vmlaq_n_s32(self.hi, quad_sums(w_hi, vld1q_s8(x.add(16))), s_hi),
+        }
+    }
+
+    /// `acc + d * self` in each of the 8 lanes with one rounding (x86's
+    /// `_mm256_fmadd_ps(set1(d), cvtepi32_ps(self), acc)`).
+    #[inline(always)]
+    pub unsafe fn fma_into(self, acc: F32x8, d: f32) -> F32x8 {
+        let d = vdupq_n_f32(d);
+        F32x8 {
+            lo: vfmaq_f32(acc.lo, d, vcvtq_f32_s32(self.lo)),
+            hi: vfmaq_f32(acc.hi, d, vcvtq_f32_s32(self.hi)),
+        }
+    }
+}
+
+/// 8 f32 lanes, x86's `__m256` accumulator.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x8 {
+    pub lo: float32x4_t,
+    pub hi: float32x4_t,
+}
+
+impl F32x8 {
+    #[inline(always)]
+    pub unsafe fn zero() -> Self {
+        F32x8 {
+            lo: vdupq_n_f32(0.0),
+            hi: vdupq_n_f32(0.0),
+        }
+    }
+
+    /// ggml's `hsum_float_8`.
+    #[inline(always)]
+    pub unsafe fn hsum(self) -> f32 {
+        hsum8(self.lo, self.hi)
+    }
+}
+
+/// x86's `_mm_madd_epi16`: lane k is `a[2k] * b[2k] + a[2k+1] * b[2k+1]`.
+#[inline(always)]
+pub(crate) unsafe fn madd_s16(a: int16x8_t, b: int16x8_t) -> int32x4_t {
+    let lo = vmull_s16(vget_low_s16(a), vget_low_s16(b));
+    vpaddq_s32(lo, vmull_high_s16(a, b))
+}
+
+/// The 16 block sums of a Q8_K block at `p` (unaligned i16s), as sums
+/// 0..8 and 8..16.
+#[inline(always)]
+pub(crate) unsafe fn load_bsums(p: *const u8) -> (int16x8_t, int16x8_t) {
+    (
+        vreinterpretq_s16_u8(vld1q_u8(p)),
+        vreinterpretq_s16_u8(vld1q_u8(p.add(16))),
+    )
+}
+
+/// The min term of Q4_K / Q5_K in 4 lanes: `mins[k]` (0..64) times the sum
+/// of the activations of sub-block k of 32, lanes summing sub-blocks 2k and
+/// 2k + 1 (x86's `madd(cvtepu8(mins), hadd(bsums lo, bsums hi))`).
+#[inline(always)]
+pub(crate) unsafe fn mins_by_sums32(mins: &[u8; 8], bsums: *const u8) -> int32x4_t {
+    let m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins.as_ptr())));
+    let (lo, hi) = load_bsums(bsums);
+    madd_s16(m, vpaddq_s16(lo, hi))
 }
 
 /// Dot product of `n` elements with the AVX2 kernels' numerics.

@@ -4,7 +4,7 @@
 
 use super::k_common::make_qkx2_quants;
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q2_K`: `scales[j]` holds scale (low nibble) and min (high)
@@ -133,12 +133,13 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
-    neon: None,
+    neon: NEON_VEC_DOT,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -197,5 +198,64 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::BlockQ2K;
+    use crate::simd::neon::{f16_at, load_bsums, madd_s16, F32x8, I32x8};
+    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use std::arch::aarch64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: NEON is baseline on aarch64; lengths are checked inside.
+        unsafe { vec_dot_neon(n, w, x) }
+    }
+
+    /// The AVX2 kernel lane for lane (so the same bits): per super-block one
+    /// FMA of the min term, then one of the scaled products.
+    #[inline(always)]
+    unsafe fn vec_dot_neon(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        let (w, x) = (as_blocks::<BlockQ2K>(w), as_blocks::<BlockQ8K>(x));
+        let nb = n / QK_K;
+        assert!(w.len() >= nb && x.len() >= nb);
+        let m3 = vdupq_n_u8(3);
+        let mut acc = F32x8::zero();
+        for i in 0..nb {
+            let (bw, bx) = (&w[i], &x[i]);
+            let d = bx.d() * f16_at(bw.d.as_ptr());
+            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
+            let mins = vshrq_n_u8(vld1q_u8(bw.scales.as_ptr()), 4);
+            let (bs_lo, bs_hi) = load_bsums(bx.bsums.as_ptr());
+            let prod = I32x8 {
+                lo: madd_s16(vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mins))), bs_lo),
+                hi: madd_s16(vreinterpretq_s16_u16(vmovl_high_u8(mins)), bs_hi),
+            };
+            acc = prod.fma_into(acc, dmin);
+
+            let mut sumi = I32x8::zero();
+            for j in 0..QK_K / 128 {
+                let q2 = bw.qs.as_ptr().add(32 * j);
+                let (b0, b1) = (vld1q_u8(q2), vld1q_u8(q2.add(16)));
+                let q8 = (bx.qs.as_ptr() as *const i8).add(128 * j);
+                for k in 0..4 {
+                    let shift = vdupq_n_s8(-2 * k as i8);
+                    let q2l = vandq_u8(vshlq_u8(b0, shift), m3);
+                    let q2h = vandq_u8(vshlq_u8(b1, shift), m3);
+                    let s0 = (bw.scales[8 * j + 2 * k] & 0x0f) as i32;
+                    let s1 = (bw.scales[8 * j + 2 * k + 1] & 0x0f) as i32;
+                    sumi = sumi.add_chunk(
+                        vreinterpretq_s8_u8(q2l),
+                        vreinterpretq_s8_u8(q2h),
+                        q8.add(32 * k),
+                        s0,
+                        s1,
+                    );
+                }
+            }
+            acc = sumi.fma_into(acc, d);
+        }
+        acc.hsum()
     }
 }

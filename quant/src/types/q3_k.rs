@@ -4,7 +4,7 @@
 
 use super::k_common::make_q3_quants;
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q3_K`: element `128h + 32k + l` has low bits
@@ -150,12 +150,13 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
-    neon: None,
+    neon: NEON_VEC_DOT,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -215,5 +216,64 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{scales, BlockQ3K};
+    use crate::simd::neon::{f16_at, F32x8, I32x8};
+    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use std::arch::aarch64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: NEON is baseline on aarch64; lengths are checked inside.
+        unsafe { vec_dot_neon(n, w, x) }
+    }
+
+    /// The AVX2 kernel lane for lane (so the same bits). The quants are
+    /// formed as signed bytes `low - 4 * (high bit clear)` and multiplied
+    /// once; AVX2 multiplies both parts and subtracts, the same integers.
+    #[inline(always)]
+    unsafe fn vec_dot_neon(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        let (w, x) = (as_blocks::<BlockQ3K>(w), as_blocks::<BlockQ8K>(x));
+        let nb = n / QK_K;
+        assert!(w.len() >= nb && x.len() >= nb);
+        let m3 = vdupq_n_u8(3);
+        let four = vdupq_n_u8(4);
+        let mut acc = F32x8::zero();
+        for i in 0..nb {
+            let (bw, bx) = (&w[i], &x[i]);
+            let d = bx.d() * f16_at(bw.d.as_ptr());
+            let sc = scales(bw);
+            let (h0, h1) = (
+                vld1q_u8(bw.hmask.as_ptr()),
+                vld1q_u8(bw.hmask.as_ptr().add(16)),
+            );
+            let mut sumi = I32x8::zero();
+            for j in 0..QK_K / 128 {
+                let q3 = bw.qs.as_ptr().add(32 * j);
+                let (b0, b1) = (vld1q_u8(q3), vld1q_u8(q3.add(16)));
+                let q8 = (bx.qs.as_ptr() as *const i8).add(128 * j);
+                for k in 0..4 {
+                    let shift = vdupq_n_s8(-2 * k as i8);
+                    let bit = vdupq_n_u8(1 << (4 * j + k));
+                    // 4 where the high bit is clear.
+                    let sub0 = vbicq_u8(four, vtstq_u8(h0, bit));
+                    let sub1 = vbicq_u8(four, vtstq_u8(h1, bit));
+                    let q3l = vsubq_u8(vandq_u8(vshlq_u8(b0, shift), m3), sub0);
+                    let q3h = vsubq_u8(vandq_u8(vshlq_u8(b1, shift), m3), sub1);
+                    sumi = sumi.add_chunk(
+                        vreinterpretq_s8_u8(q3l),
+                        vreinterpretq_s8_u8(q3h),
+                        q8.add(32 * k),
+                        sc[8 * j + 2 * k] as i32,
+                        sc[8 * j + 2 * k + 1] as i32,
+                    );
+                }
+            }
+            acc = sumi.fma_into(acc, d);
+        }
+        acc.hsum()
     }
 }

@@ -4,7 +4,7 @@
 
 use super::k_common::{get_scale_min_k4, make_qkx2_quants, pack_scale_min_k4};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q4_K`. Quants come in 4 chunks of 64: `qs[32c + l]` holds
@@ -172,12 +172,13 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
-    neon: None,
+    neon: NEON_VEC_DOT,
 };
 
 /// Scales and mins of a Q4_K/Q5_K block as two 8-byte arrays.
@@ -246,5 +247,54 @@ mod x86 {
         acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
         acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
         hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{scales_mins, BlockQ4K};
+    use crate::simd::neon::{f16_at, mins_by_sums32, nibbles, F32x8, I32x8};
+    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use std::arch::aarch64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: NEON is baseline on aarch64; lengths are checked inside.
+        unsafe { vec_dot_neon(n, w, x) }
+    }
+
+    /// The AVX2 kernel lane for lane (so the same bits), including its
+    /// 4-lane min accumulator and that accumulator's horizontal sum.
+    #[inline(always)]
+    unsafe fn vec_dot_neon(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        let (w, x) = (as_blocks::<BlockQ4K>(w), as_blocks::<BlockQ8K>(x));
+        let nb = n / QK_K;
+        assert!(w.len() >= nb && x.len() >= nb);
+        let mut acc = F32x8::zero();
+        let mut acc_m = vdupq_n_f32(0.0);
+        for i in 0..nb {
+            let (bw, bx) = (&w[i], &x[i]);
+            let d = bx.d() * f16_at(bw.d.as_ptr());
+            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
+            let (sc, mn) = scales_mins(&bw.scales);
+            let prod = mins_by_sums32(&mn, bx.bsums.as_ptr());
+            acc_m = vfmaq_f32(acc_m, vdupq_n_f32(dmin), vcvtq_f32_s32(prod));
+
+            let (q4, q8) = (bw.qs.as_ptr(), bx.qs.as_ptr() as *const i8);
+            let mut sumi = I32x8::zero();
+            for j in 0..QK_K / 64 {
+                let (l0, h0) = nibbles(q4.add(32 * j));
+                let (l1, h1) = nibbles(q4.add(32 * j + 16));
+                let (s_l, s_h) = (sc[2 * j] as i32, sc[2 * j + 1] as i32);
+                let (l0, l1) = (vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1));
+                let (h0, h1) = (vreinterpretq_s8_u8(h0), vreinterpretq_s8_u8(h1));
+                sumi = sumi.add_chunk(l0, l1, q8.add(64 * j), s_l, s_l);
+                sumi = sumi.add_chunk(h0, h1, q8.add(64 * j + 32), s_h, s_h);
+            }
+            acc = sumi.fma_into(acc, d);
+        }
+        // x86: movehl + add, then movehdup + add_ss.
+        let m = (vgetq_lane_f32(acc_m, 0) + vgetq_lane_f32(acc_m, 2))
+            + (vgetq_lane_f32(acc_m, 1) + vgetq_lane_f32(acc_m, 3));
+        acc.hsum() + m
     }
 }

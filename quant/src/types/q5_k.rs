@@ -4,7 +4,7 @@
 use super::k_common::get_scale_min_k4;
 use super::q4_k::{pack_super, requantize, sub_scales};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// ggml's `block_q5_K`: low nibbles as in Q4_K; bit 4 of element `64c + l`
@@ -115,12 +115,13 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
-    neon: None,
+    neon: NEON_VEC_DOT,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -187,5 +188,59 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc) + summs
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::BlockQ5K;
+    use crate::simd::neon::{f16_at, mins_by_sums32, nibbles, F32x8, I32x8};
+    use crate::types::q4_k::scales_mins;
+    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use std::arch::aarch64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: NEON is baseline on aarch64; lengths are checked inside.
+        unsafe { vec_dot_neon(n, w, x) }
+    }
+
+    /// The AVX2 kernel lane for lane (so the same bits), including its
+    /// scalar min term (integer sum of the 4 lanes, then one scalar FMA).
+    #[inline(always)]
+    unsafe fn vec_dot_neon(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        let (w, x) = (as_blocks::<BlockQ5K>(w), as_blocks::<BlockQ8K>(x));
+        let nb = n / QK_K;
+        assert!(w.len() >= nb && x.len() >= nb);
+        let sixteen = vdupq_n_u8(16);
+        let mut acc = F32x8::zero();
+        let mut summs = 0.0f32;
+        for i in 0..nb {
+            let (bw, bx) = (&w[i], &x[i]);
+            let d = bx.d() * f16_at(bw.d.as_ptr());
+            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
+            let (sc, mn) = scales_mins(&bw.scales);
+            let prod = mins_by_sums32(&mn, bx.bsums.as_ptr());
+            summs = dmin.mul_add(vaddvq_s32(prod) as f32, summs);
+
+            let (hb0, hb1) = (vld1q_u8(bw.qh.as_ptr()), vld1q_u8(bw.qh.as_ptr().add(16)));
+            let (q5, q8) = (bw.qs.as_ptr(), bx.qs.as_ptr() as *const i8);
+            let mut sumi = I32x8::zero();
+            for j in 0..QK_K / 64 {
+                let (l0, h0) = nibbles(q5.add(32 * j));
+                let (l1, h1) = nibbles(q5.add(32 * j + 16));
+                // Each set fifth bit becomes 16 in its byte.
+                let (bit0, bit1) = (vdupq_n_u8(1 << (2 * j)), vdupq_n_u8(2 << (2 * j)));
+                let fifth = |h: uint8x16_t, bit| vandq_u8(vtstq_u8(h, bit), sixteen);
+                let l0 = vreinterpretq_s8_u8(vorrq_u8(l0, fifth(hb0, bit0)));
+                let l1 = vreinterpretq_s8_u8(vorrq_u8(l1, fifth(hb1, bit0)));
+                let h0 = vreinterpretq_s8_u8(vorrq_u8(h0, fifth(hb0, bit1)));
+                let h1 = vreinterpretq_s8_u8(vorrq_u8(h1, fifth(hb1, bit1)));
+                let (s_0, s_1) = (sc[2 * j] as i32, sc[2 * j + 1] as i32);
+                sumi = sumi.add_chunk(l0, l1, q8.add(64 * j), s_0, s_0);
+                sumi = sumi.add_chunk(h0, h1, q8.add(64 * j + 32), s_1, s_1);
+            }
+            acc = sumi.fma_into(acc, d);
+        }
+        acc.hsum() + summs
     }
 }

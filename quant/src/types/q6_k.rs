@@ -4,7 +4,7 @@
 
 use super::k_common::{make_qx_quants_rmse1, GROUP_MAX_EPS};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q6_K`. In each half (128 elements, `ql` 64 bytes, `qh` 32
@@ -127,12 +127,13 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     scalar: vec_dot,
     avx2: AVX2_VEC_DOT,
-    neon: None,
+    neon: NEON_VEC_DOT,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -201,5 +202,76 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::BlockQ6K;
+    use crate::simd::neon::{f16_at, load_bsums, madd_s16, F32x8, I32x8};
+    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use std::arch::aarch64::*;
+
+    pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: NEON is baseline on aarch64; lengths are checked inside.
+        unsafe { vec_dot_neon(n, w, x) }
+    }
+
+    /// The AVX2 kernel lane for lane (so the same bits): quants as 0..63,
+    /// and `32 * scale * block sum` subtracted per lane as AVX2 does (lane k
+    /// holds sub-blocks 2k and 2k + 1), not folded into signed quants, which
+    /// would spread the same total over the lanes differently.
+    #[inline(always)]
+    unsafe fn vec_dot_neon(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        let (w, x) = (as_blocks::<BlockQ6K>(w), as_blocks::<BlockQ8K>(x));
+        let nb = n / QK_K;
+        assert!(w.len() >= nb && x.len() >= nb);
+        let m3 = vdupq_n_u8(3);
+        let m15 = vdupq_n_u8(15);
+        let mut acc = F32x8::zero();
+        for i in 0..nb {
+            let (bw, bx) = (&w[i], &x[i]);
+            let d = bx.d() * f16_at(bw.d.as_ptr());
+            let (bs_lo, bs_hi) = load_bsums(bx.bsums.as_ptr());
+            let scales = vld1q_s8(bw.scales.as_ptr() as *const i8);
+            let sub_lo = madd_s16(bs_lo, vmovl_s8(vget_low_s8(scales)));
+            let sub_hi = madd_s16(bs_hi, vmovl_high_s8(scales));
+            let mut sumi = I32x8::zero();
+            for j in 0..QK_K / 128 {
+                let ql = bw.ql.as_ptr().add(64 * j);
+                let qh = bw.qh.as_ptr().add(32 * j);
+                let q8 = (bx.qs.as_ptr() as *const i8).add(128 * j);
+                // Halves (bytes 0..16, 16..32) of ql[0..32], ql[32..64], qh.
+                let a = [vld1q_u8(ql), vld1q_u8(ql.add(16))];
+                let b = [vld1q_u8(ql.add(32)), vld1q_u8(ql.add(48))];
+                let h = [vld1q_u8(qh), vld1q_u8(qh.add(16))];
+                let q = |k: usize, half: usize| {
+                    let v = match k {
+                        0 => vorrq_u8(vandq_u8(a[half], m15), vshlq_n_u8(vandq_u8(h[half], m3), 4)),
+                        1 => vorrq_u8(
+                            vandq_u8(b[half], m15),
+                            vshlq_n_u8(vandq_u8(h[half], vdupq_n_u8(12)), 2),
+                        ),
+                        2 => vorrq_u8(vshrq_n_u8(a[half], 4), vandq_u8(h[half], vdupq_n_u8(48))),
+                        _ => vorrq_u8(
+                            vshrq_n_u8(b[half], 4),
+                            vshrq_n_u8(vandq_u8(h[half], vdupq_n_u8(0xc0)), 2),
+                        ),
+                    };
+                    vreinterpretq_s8_u8(v)
+                };
+                for k in 0..4 {
+                    let s0 = bw.scales[8 * j + 2 * k] as i8 as i32;
+                    let s1 = bw.scales[8 * j + 2 * k + 1] as i8 as i32;
+                    sumi = sumi.add_chunk(q(k, 0), q(k, 1), q8.add(32 * k), s0, s1);
+                }
+            }
+            let sumi = I32x8 {
+                lo: vsubq_s32(sumi.lo, vshlq_n_s32(sub_lo, 5)),
+                hi: vsubq_s32(sumi.hi, vshlq_n_s32(sub_hi, 5)),
+            };
+            acc = sumi.fma_into(acc, d);
+        }
+        acc.hsum()
     }
 }
