@@ -69,16 +69,19 @@ pub fn matmul_dequantized_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
-    dequantized_on(level, w, x, n_tokens, y, Some(pool))
+    dequantized_on(level, w, x, n_tokens, y, false, Some(pool))
 }
 
-/// [`matmul_dequantized_at`] on `pool`, or on the calling thread alone.
+/// [`matmul_dequantized_at`] on `pool`, or on the calling thread alone;
+/// with `add`, the products are added to y's values (each output's chain
+/// starts from them) instead of overwriting them.
 fn dequantized_on(
     level: SimdLevel,
     w: &WeightMatrix,
     x: &[f32],
     n_tokens: usize,
     y: &mut [f32],
+    add: bool,
     pool: Option<&ThreadPool>,
 ) {
     assert_eq!(x.len(), n_tokens * w.cols, "x is not [T, cols]");
@@ -92,7 +95,9 @@ fn dequantized_on(
         return;
     }
     if w.cols == 0 {
-        y.fill(0.0);
+        if !add {
+            y.fill(0.0);
+        }
         return;
     }
     let kernels = kernels_at(level);
@@ -158,7 +163,7 @@ fn dequantized_on(
                                 out.get().add(t * w.rows + r0 + p * NR),
                                 w.rows,
                                 NR.min(nr - p * NR),
-                                k0 > 0,
+                                add || k0 > 0,
                             )
                         };
                     }
@@ -328,12 +333,29 @@ pub fn gemm_f32_nt(
     matmul_dequantized(&w, a, m, c, pool);
 }
 
+/// `c[m, n] += a[m, k] · b^T` (as [`gemm_f32_nt`], each output's chain
+/// starting from its value in c): a LoRA branch added onto the base
+/// product without a buffer of its own.
+pub fn gemm_f32_nt_add(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    pool: &ThreadPool,
+) {
+    assert_eq!(b.len(), n * k, "b is not [n, k]");
+    let w = f32_matrix(b, n, k);
+    dequantized_on(SimdLevel::detect(), &w, a, m, c, true, Some(pool));
+}
+
 /// [`gemm_f32_nt`] on the calling thread alone (for products inside tasks
 /// that already run in parallel, such as attention's heads).
 pub fn gemm_f32_nt_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), n * k, "b is not [n, k]");
     let w = f32_matrix(b, n, k);
-    dequantized_on(SimdLevel::detect(), &w, a, m, c, None);
+    dequantized_on(SimdLevel::detect(), &w, a, m, c, false, None);
 }
 
 /// `c[m, n] += a[m, k] · b` for plain f32 matrices (`b` is [k, n],
@@ -523,6 +545,22 @@ mod tests {
         gemm_f32_nt(&a, &b, m, n, k, &mut c1, &pool);
         gemm_f32_nt_serial(&a, &b, m, n, k, &mut c2);
         assert_eq!(c1, c2);
+        // c += a b^T: each chain starts from c's value, the same chains as
+        // a product whose first term is that value (a column of ones times
+        // a row of c0 / 1).
+        let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut c3 = c0.clone();
+        gemm_f32_nt_add(&a, &b, m, n, k, &mut c3, &pool);
+        for (i, (&got, &plain)) in c3.iter().zip(&c1).enumerate() {
+            let want = c0[i] + plain;
+            assert!(
+                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "{i}: {got} vs {want}"
+            );
+        }
+        let mut c4 = c0.clone();
+        gemm_f32_nt_add(&[], &[], m, n, 0, &mut c4, &pool);
+        assert_eq!(c4, c0, "k = 0 adds nothing");
         // b as [k, n]: c (+)= a b.
         let (mut c1, mut c2) = (vec![1.0f32; m * n], vec![1.0f32; m * n]);
         gemm_f32_nn(&a, &b, m, n, k, &mut c1, &pool);

@@ -64,8 +64,8 @@ pub mod types;
 
 pub use activations::QuantizedActivations;
 pub use dequantized_matmul::{
-    gemm_f32_nn, gemm_f32_nn_serial, gemm_f32_nt, gemm_f32_nt_serial, matmul_dequantized,
-    matmul_dequantized_at, transpose_f32,
+    gemm_f32_nn, gemm_f32_nn_serial, gemm_f32_nt, gemm_f32_nt_add, gemm_f32_nt_serial,
+    matmul_dequantized, matmul_dequantized_at, transpose_f32,
 };
 pub use error::QuantError;
 pub use matmul::{matmul, matmul_at, matmul_f32, matmul_reference, WeightMatrix};

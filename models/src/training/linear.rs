@@ -11,7 +11,7 @@ use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::parallel::axpy_par;
 use crate::transformer::{Linear, Model};
-use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32};
+use srl_quant::{gemm_f32_nn, gemm_f32_nt, gemm_f32_nt_add, transpose_f32};
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
@@ -95,7 +95,10 @@ pub(crate) fn base_product(
 }
 
 /// Forward of one trained linear layer into `y` ([T, rows], overwritten);
-/// with an adapter, `drop(x) A^T` ([T, r]) into `mid` for the backward.
+/// with an adapter, `s drop(x) A^T` ([T, r]) into `mid` for the backward.
+/// The branch `mid B^T` is added onto the base product by the same kernel
+/// (each output's chain continues from its base value), with no buffer of
+/// its own.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_forward(
     model: &Model,
@@ -117,9 +120,8 @@ pub(crate) fn linear_forward(
         let xd = lora.dropped(layer, target, x, &mut bufs.dropped);
         let mid = sized(mid, n_tokens * r);
         gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
-        let out = sized(&mut bufs.out, n_tokens * t.rows);
-        gemm_f32_nt(mid, &t.b, n_tokens, t.rows, r, out, pool);
-        axpy_par(s, out, y, pool);
+        mid.iter_mut().for_each(|v| *v *= s);
+        gemm_f32_nt_add(mid, &t.b, n_tokens, t.rows, r, y, pool);
     } else {
         mid.clear();
     }
@@ -161,7 +163,7 @@ pub(crate) fn linear_backward(
     let p = lora.params.expect("tensor implies params");
     let (r, s) = (p.config.rank, p.config.scale());
     let (rows, cols) = (t.rows, t.cols);
-    assert_eq!(mid.len(), n_tokens * r, "the forward's drop(x) A^T");
+    assert_eq!(mid.len(), n_tokens * r, "the forward's s drop(x) A^T");
     let g = grads
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
@@ -174,14 +176,15 @@ pub(crate) fn linear_backward(
         dropped,
         ..
     } = bufs;
-    // dB += s * dy^T mid, as dB^T [r, rows] = mid^T [r, T] dy [T, rows].
+    // dB += dy^T mid (mid holds s drop(x) A^T), as dB^T [r, rows] =
+    // mid^T [r, T] dy [T, rows].
     let midt = sized(midt, r * n_tokens);
     transpose_f32(mid, n_tokens, r, midt);
     let dbt = zeroed(dbt, r * rows);
     gemm_f32_nn(midt, dy, r, rows, n_tokens, dbt, pool);
     for (o, gb) in g.b.chunks_exact_mut(r).enumerate() {
         for (j, v) in gb.iter_mut().enumerate() {
-            *v += s * dbt[j * rows + o];
+            *v += dbt[j * rows + o];
         }
     }
     // dmid = s * dy B
@@ -194,10 +197,15 @@ pub(crate) fn linear_backward(
     let xd = lora.dropped(layer, target, x, dropped);
     gemm_f32_nn(dmidt, xd, r, cols, n_tokens, &mut g.a, pool);
     if let Some(dx) = dx {
-        // d(drop(x)) = dmid A, then through the mask.
-        let dxd = zeroed(out, n_tokens * cols);
-        gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
-        lora.drop_in_place(layer, target, dxd);
-        axpy_par(1.0, dxd, dx, pool);
+        // d(drop(x)) = dmid A, then through the mask; without dropout the
+        // product adds straight into dx.
+        if lora.mask(layer, target).is_none() {
+            gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dx, pool);
+        } else {
+            let dxd = zeroed(out, n_tokens * cols);
+            gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
+            lora.drop_in_place(layer, target, dxd);
+            axpy_par(1.0, dxd, dx, pool);
+        }
     }
 }

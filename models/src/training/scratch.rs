@@ -44,8 +44,7 @@ pub(super) struct BackwardBufs {
 /// Temporaries of the LoRA branch of a linear layer.
 #[derive(Default)]
 pub(super) struct LoraBufs {
-    /// [T, rows]: `mid B^T` in the forward; `drop'(dmid A)` in the backward
-    /// ([T, cols]).
+    /// [T, cols]: `drop'(dmid A)` in the backward, when dropout is on.
     pub out: Vec<f32>,
     /// [r, T] transposes of mid and dmid.
     pub midt: Vec<f32>,
