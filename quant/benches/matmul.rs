@@ -1,6 +1,6 @@
 //! Matmul micro-benchmark: GFLOP/s of `matmul` for SmolLM2-135M's shapes
 //! (T = 1: decoding; 8: a decode step of 8 sequences, as rollouts run; 512:
-//! a prompt),
+//! a prompt; the k-quants on shapes of whole super-blocks),
 //! of `matmul_dequantized` (f32 activations, as training runs them) and of
 //! `matmul_transposed` (training's input gradients).
 //!
@@ -89,9 +89,20 @@ fn main() {
         "type", "rows", "cols", "T", "us/call", "GFLOP/s"
     );
 
-    let shapes = [(576usize, 576usize), (1536, 576), (49152, 576)];
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
-        for &(rows, cols) in &shapes {
+    // The k-quants need rows of whole 256-element super-blocks: SmolLM2's
+    // down projection, and a 1536-wide model's square projection.
+    let shapes: &[(usize, usize)] = &[(576, 576), (1536, 576), (49152, 576)];
+    let k_shapes: &[(usize, usize)] = &[(576, 1536), (1536, 1536)];
+    let types = [
+        (GgmlType::Q4_1, shapes),
+        (GgmlType::Q8_0, shapes),
+        (GgmlType::F16, shapes),
+        (GgmlType::Q4_K, k_shapes),
+        (GgmlType::Q5_K, k_shapes),
+        (GgmlType::Q6_K, k_shapes),
+    ];
+    for (ty, shapes) in types {
+        for &(rows, cols) in shapes {
             for n_tokens in [1usize, 8, 512] {
                 let name = format!("{} {rows}x{cols} T={n_tokens}", ty.name());
                 if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {

@@ -198,6 +198,62 @@ fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
     quantized(ty, &random_f32(&mut r, rows * cols, 0.05))
 }
 
+/// Every tiled kernel of a block type gives, for each (row, token) pair,
+/// the bits of its level's dot product, over tile edges (rows and tokens not
+/// multiples of the tile) and several block counts. (The float types' tiles
+/// follow llamafile's sgemm, whose sums are ordered differently, as in ggml.)
+#[test]
+fn tiled_kernels_equal_vec_dot_per_pair() {
+    let pool = pool(1);
+    for ty in weight_types() {
+        let traits = ty.traits();
+        let Some(gemm) = traits.gemm.filter(|_| traits.block_size > 1) else {
+            continue;
+        };
+        let vec_dot = traits.vec_dot.unwrap();
+        for level in SimdLevel::ALL.into_iter().filter(|l| l.available()) {
+            let (Some(gemm), Some(dot)) = (gemm.at(level), vec_dot.at(level)) else {
+                continue;
+            };
+            for (blocks, rows, n_tokens) in [(1, 1, 1), (2, 5, 9), (3, 7, 4), (6, 3, 13)] {
+                let cols = blocks * ty.block_size().max(256);
+                let data = random_matrix(ty, rows, cols, 11 + blocks as u64);
+                let ws = ty.row_bytes(cols).unwrap();
+                let x = random_f32(&mut rng(12), n_tokens * cols, 1.0);
+                let mut acts = QuantizedActivations::new();
+                acts.quantize(ty.vec_dot_type(), &x, n_tokens, cols, &pool);
+                let (xd, xs) = (acts.data(), acts.row_bytes());
+                let mut y = vec![f32::NAN; n_tokens * rows];
+                // SAFETY: y holds [n_tokens, rows]; this thread alone writes it.
+                unsafe {
+                    gemm(
+                        cols,
+                        &data,
+                        ws,
+                        rows,
+                        xd,
+                        xs,
+                        n_tokens,
+                        y.as_mut_ptr(),
+                        rows,
+                    )
+                };
+                for t in 0..n_tokens {
+                    for r in 0..rows {
+                        let want =
+                            dot(cols, &data[r * ws..(r + 1) * ws], &xd[t * xs..(t + 1) * xs]);
+                        let got = y[t * rows + r];
+                        assert!(
+                            got.to_bits() == want.to_bits(),
+                            "{ty} {level:?} {blocks} blocks r={r} t={t}: tiled {got} vs vec_dot {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn matmul_matches_naive_product() {
     let pool = pool(2);

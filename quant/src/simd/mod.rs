@@ -72,5 +72,8 @@ impl SimdLevel {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_ktile;
+
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon;

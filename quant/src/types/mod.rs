@@ -263,7 +263,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::Q8_K,
         from_float: None,
         vec_dot: Some(q4_k::VEC_DOT),
-        gemm: None,
+        gemm: q4_k::GEMM,
     },
     TypeTraits {
         ty: GgmlType::Q5_K,
@@ -275,7 +275,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::Q8_K,
         from_float: None,
         vec_dot: Some(q5_k::VEC_DOT),
-        gemm: None,
+        gemm: q5_k::GEMM,
     },
     TypeTraits {
         ty: GgmlType::Q6_K,
@@ -287,7 +287,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::Q8_K,
         from_float: None,
         vec_dot: Some(q6_k::VEC_DOT),
-        gemm: None,
+        gemm: q6_k::GEMM,
     },
     TypeTraits {
         ty: GgmlType::Q8_K,

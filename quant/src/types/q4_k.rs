@@ -4,7 +4,10 @@
 
 use super::k_common::{get_scale_min_k4, make_qkx2_quants, pack_scale_min_k4};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+    QK_K,
+};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q4_K`. Quants come in 4 chunks of 64: `qs[32c + l]` holds
@@ -173,6 +176,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -180,6 +184,15 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     avx2: AVX2_VEC_DOT,
     neon: NEON_VEC_DOT,
 };
+
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+    neon: None,
+});
+
+scalar_gemm!(vec_dot);
 
 /// Scales and mins of a Q4_K/Q5_K block as two 8-byte arrays.
 #[inline(always)]
@@ -195,6 +208,7 @@ pub(crate) fn scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 mod x86 {
     use super::{scales_mins, BlockQ4K};
     use crate::simd::x86::{f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{ktile_gemm, KTile};
     use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
@@ -247,6 +261,77 @@ mod x86 {
         acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
         acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
         hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+    }
+
+    ktile_gemm!(Tile);
+
+    struct Tile;
+
+    impl KTile for Tile {
+        const W_BYTES: usize = std::mem::size_of::<BlockQ4K>();
+        const X_BYTES: usize = std::mem::size_of::<BlockQ8K>();
+
+        /// [`vec_dot_avx2`]'s steps per (row, token) pair, with the row's
+        /// scales, mins and nibbles unpacked once for the N tokens.
+        #[inline(always)]
+        unsafe fn tile<const N: usize>(
+            nb: usize,
+            w: *const u8,
+            x: *const u8,
+            xs: usize,
+            out: &mut [f32; N],
+        ) {
+            let m4 = _mm256_set1_epi8(0x0f);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut acc_m = [_mm_setzero_ps(); N];
+            for i in 0..nb {
+                let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ4K);
+                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
+                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
+                });
+                let (wd, wdmin) = (f16_at(bw.d.as_ptr()), f16_at(bw.dmin.as_ptr()));
+                let (sc, mn) = scales_mins(&bw.scales);
+                let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+                for t in 0..N {
+                    let dmin = -bx[t].d() * wdmin;
+                    let q8sums = _mm256_loadu_si256(bx[t].bsums.as_ptr() as *const __m256i);
+                    let q8s = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(q8sums),
+                        _mm256_extracti128_si256(q8sums, 1),
+                    );
+                    let prod = _mm_madd_epi16(mins, q8s);
+                    acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[t]);
+                }
+                let q4 = bw.qs.as_ptr();
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..QK_K / 64 {
+                    let scale_l = _mm256_set1_epi16(sc[2 * j] as i16);
+                    let scale_h = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                    let q4bits = _mm256_loadu_si256(q4.add(32 * j) as *const __m256i);
+                    let q4l = _mm256_and_si256(q4bits, m4);
+                    let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+                    for t in 0..N {
+                        let q8 = bx[t].qs.as_ptr();
+                        let q8l = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
+                        let q8h = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
+                        let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
+                        let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p16l, p16h));
+                    }
+                }
+                for t in 0..N {
+                    let d = bx[t].d() * wd;
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            for t in 0..N {
+                let mut m = acc_m[t];
+                m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+                m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                out[t] = hsum_float_8(acc[t]) + _mm_cvtss_f32(m);
+            }
+        }
     }
 }
 

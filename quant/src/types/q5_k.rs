@@ -4,7 +4,10 @@
 use super::k_common::get_scale_min_k4;
 use super::q4_k::{pack_super, requantize, sub_scales};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+    QK_K,
+};
 use crate::fp::{f16_to_f32, f32_to_f16};
 
 /// ggml's `block_q5_K`: low nibbles as in Q4_K; bit 4 of element `64c + l`
@@ -116,6 +119,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -124,10 +128,20 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     neon: NEON_VEC_DOT,
 };
 
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+    neon: None,
+});
+
+scalar_gemm!(vec_dot);
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ5K;
     use crate::simd::x86::{f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{ktile_gemm, KTile};
     use crate::types::q4_k::scales_mins;
     use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
@@ -188,6 +202,86 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc) + summs
+    }
+
+    ktile_gemm!(Tile);
+
+    struct Tile;
+
+    impl KTile for Tile {
+        const W_BYTES: usize = std::mem::size_of::<BlockQ5K>();
+        const X_BYTES: usize = std::mem::size_of::<BlockQ8K>();
+
+        /// [`vec_dot_avx2`]'s steps per (row, token) pair, with the row's
+        /// scales, mins and 5-bit quants unpacked once for the N tokens.
+        #[inline(always)]
+        unsafe fn tile<const N: usize>(
+            nb: usize,
+            w: *const u8,
+            x: *const u8,
+            xs: usize,
+            out: &mut [f32; N],
+        ) {
+            let m4 = _mm256_set1_epi8(0x0f);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut summs = [0.0f32; N];
+            for i in 0..nb {
+                let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ5K);
+                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
+                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
+                });
+                let (wd, wdmin) = (f16_at(bw.d.as_ptr()), f16_at(bw.dmin.as_ptr()));
+                let (sc, mn) = scales_mins(&bw.scales);
+                let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
+                for t in 0..N {
+                    let dmin = -bx[t].d() * wdmin;
+                    let q8sums = _mm256_loadu_si256(bx[t].bsums.as_ptr() as *const __m256i);
+                    let q8s = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(q8sums),
+                        _mm256_extracti128_si256(q8sums, 1),
+                    );
+                    let prod = _mm_madd_epi16(mins, q8s);
+                    let zero = _mm_setzero_si128();
+                    let hsum = _mm_hadd_epi32(_mm_hadd_epi32(prod, zero), zero);
+                    summs[t] = dmin.mul_add(_mm_cvtsi128_si32(hsum) as f32, summs[t]);
+                }
+                let hbits = _mm256_loadu_si256(bw.qh.as_ptr() as *const __m256i);
+                let q5 = bw.qs.as_ptr();
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..QK_K / 64 {
+                    let scale_0 = _mm256_set1_epi16(sc[2 * j] as i16);
+                    let scale_1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                    let q5bits = _mm256_loadu_si256(q5.add(32 * j) as *const __m256i);
+                    let bit0 = _mm256_and_si256(hbits, _mm256_set1_epi8(1 << (2 * j)));
+                    let bit1 =
+                        _mm256_and_si256(hbits, _mm256_set1_epi8((2 << (2 * j)) as u8 as i8));
+                    // Each set bit becomes 16 in its byte.
+                    let zero = _mm256_setzero_si256();
+                    let sixteen = _mm256_set1_epi8(16);
+                    let hi0 = _mm256_andnot_si256(_mm256_cmpeq_epi8(bit0, zero), sixteen);
+                    let hi1 = _mm256_andnot_si256(_mm256_cmpeq_epi8(bit1, zero), sixteen);
+                    let q5_0 = _mm256_add_epi8(_mm256_and_si256(q5bits, m4), hi0);
+                    let q5_1 =
+                        _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(q5bits, 4), m4), hi1);
+                    for t in 0..N {
+                        let q8 = bx[t].qs.as_ptr();
+                        let q8_0 = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
+                        let q8_1 = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
+                        let p16_0 = _mm256_madd_epi16(scale_0, _mm256_maddubs_epi16(q5_0, q8_0));
+                        let p16_1 = _mm256_madd_epi16(scale_1, _mm256_maddubs_epi16(q5_1, q8_1));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p16_0, p16_1));
+                    }
+                }
+                for t in 0..N {
+                    let d = bx[t].d() * wd;
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            for t in 0..N {
+                out[t] = hsum_float_8(acc[t]) + summs[t];
+            }
+        }
     }
 }
 

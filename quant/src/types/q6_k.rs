@@ -4,7 +4,10 @@
 
 use super::k_common::{make_qx_quants_rmse1, GROUP_MAX_EPS};
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+    QK_K,
+};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q6_K`. In each half (128 elements, `ql` 64 bytes, `qh` 32
@@ -128,6 +131,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -136,10 +140,20 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     neon: NEON_VEC_DOT,
 };
 
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+    neon: None,
+});
+
+scalar_gemm!(vec_dot);
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ6K;
     use crate::simd::x86::{f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{ktile_gemm, KTile};
     use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
@@ -202,6 +216,89 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+
+    ktile_gemm!(Tile);
+
+    struct Tile;
+
+    impl KTile for Tile {
+        const W_BYTES: usize = std::mem::size_of::<BlockQ6K>();
+        const X_BYTES: usize = std::mem::size_of::<BlockQ8K>();
+
+        /// [`vec_dot_avx2`]'s steps per (row, token) pair, with the row's
+        /// 6-bit quants and scales unpacked once for the N tokens.
+        #[inline(always)]
+        unsafe fn tile<const N: usize>(
+            nb: usize,
+            w: *const u8,
+            x: *const u8,
+            xs: usize,
+            out: &mut [f32; N],
+        ) {
+            let m3 = _mm256_set1_epi8(3);
+            let m15 = _mm256_set1_epi8(15);
+            let mut acc = [_mm256_setzero_ps(); N];
+            for i in 0..nb {
+                let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ6K);
+                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
+                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
+                });
+                let wd = f16_at(bw.d.as_ptr());
+                let scales = _mm_loadu_si128(bw.scales.as_ptr() as *const __m128i);
+                let scales_16 = _mm256_cvtepi8_epi16(scales);
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..QK_K / 128 {
+                    let q4 = bw.ql.as_ptr().add(64 * j);
+                    let q4bits1 = _mm256_loadu_si256(q4 as *const __m256i);
+                    let q4bits2 = _mm256_loadu_si256(q4.add(32) as *const __m256i);
+                    let q4bits_h = _mm256_loadu_si256(bw.qh.as_ptr().add(32 * j) as *const __m256i);
+                    let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
+                    let q4h_1 =
+                        _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
+                    let q4h_2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
+                    let q4h_3 =
+                        _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
+                    let q = [
+                        _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h_0),
+                        _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h_1),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15),
+                            q4h_2,
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15),
+                            q4h_3,
+                        ),
+                    ];
+                    // Sub-block scales 8j + 2k (first 16 quants), 8j + 2k + 1.
+                    let sc: [__m256i; 4] = std::array::from_fn(|k| {
+                        let s0 = bw.scales[8 * j + 2 * k] as i8 as i16;
+                        let s1 = bw.scales[8 * j + 2 * k + 1] as i8 as i16;
+                        _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1))
+                    });
+                    for t in 0..N {
+                        let q8 = bx[t].qs.as_ptr().add(128 * j);
+                        let p: [__m256i; 4] = std::array::from_fn(|k| {
+                            let x = _mm256_loadu_si256(q8.add(32 * k) as *const __m256i);
+                            _mm256_madd_epi16(sc[k], _mm256_maddubs_epi16(q[k], x))
+                        });
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[0], p[1]));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[2], p[3]));
+                    }
+                }
+                for t in 0..N {
+                    let d = bx[t].d() * wd;
+                    let q8sums = _mm256_loadu_si256(bx[t].bsums.as_ptr() as *const __m256i);
+                    let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+                    let s = _mm256_sub_epi32(sumi[t], q8sclsub);
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[t]);
+                }
+            }
+            for t in 0..N {
+                out[t] = hsum_float_8(acc[t]);
+            }
+        }
     }
 }
 

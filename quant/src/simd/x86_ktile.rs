@@ -1,0 +1,127 @@
+//! The tiled product of the k-quant types on AVX2 (one weight row by several
+//! tokens).
+//!
+//! A k-quant super-block costs more to unpack than to multiply: its 6-bit
+//! scales and mins, the high bits of Q6_K and the nibble masks are worked
+//! out per block, then each 32-quant piece is one `maddubs` and one `madd`
+//! against the activations. ggml computes every (row, token) pair on its
+//! own, unpacking each weight block once per token; here a row's block is
+//! unpacked once and multiplied with [`TOKENS`] tokens' blocks. Every pair
+//! still takes exactly the steps of the type's AVX2 `vec_dot` (the same
+//! integer sums, which are exact in any order, and the same f32 operations
+//! in the same order), so the results are its bits.
+
+use crate::types::QK_K;
+
+/// Tokens per tile.
+pub(crate) const TOKENS: usize = 4;
+
+/// A k-quant type's tile.
+pub(crate) trait KTile {
+    /// Bytes per weight super-block.
+    const W_BYTES: usize;
+    /// Bytes per activation super-block (Q8_K).
+    const X_BYTES: usize;
+    /// `out[t] = vec_dot(nb super-blocks of the row at w, the activation row
+    /// at x + t * xs)` for `t < N`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `w` holds `nb` blocks and each of
+    /// the N activation rows `nb` blocks.
+    unsafe fn tile<const N: usize>(
+        nb: usize,
+        w: *const u8,
+        x: *const u8,
+        xs: usize,
+        out: &mut [f32; N],
+    );
+}
+
+/// The tiled product ([`crate::types::GemmFn`]) of a k-quant type: tokens in
+/// groups of [`TOKENS`] (then one by one), each group against every row, so
+/// that a group's activation blocks stay in L1 while the rows pass.
+///
+/// # Safety
+/// As [`crate::types::GemmFn`], and the CPU has AVX2, FMA and F16C.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_k<K: KTile>(
+    n: usize,
+    w: &[u8],
+    ws: usize,
+    nr: usize,
+    x: &[u8],
+    xs: usize,
+    nt: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    let nb = n / QK_K;
+    if nr == 0 || nt == 0 {
+        return;
+    }
+    assert!(w.len() >= (nr - 1) * ws + nb * K::W_BYTES);
+    assert!(x.len() >= (nt - 1) * xs + nb * K::X_BYTES);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut t = 0;
+    while t + TOKENS <= nt {
+        for r in 0..nr {
+            let mut out = [0.0f32; TOKENS];
+            K::tile::<TOKENS>(nb, wp.add(r * ws), xp.add(t * xs), xs, &mut out);
+            for (i, v) in out.into_iter().enumerate() {
+                *y.add((t + i) * ys + r) = v;
+            }
+        }
+        t += TOKENS;
+    }
+    for t in t..nt {
+        for r in 0..nr {
+            let mut out = [0.0f32; 1];
+            K::tile::<1>(nb, wp.add(r * ws), xp.add(t * xs), xs, &mut out);
+            *y.add(t * ys + r) = out[0];
+        }
+    }
+}
+
+/// `ktile_gemm!(Tile)`: defines `gemm`, the AVX2 [`crate::types::GemmFn`] of
+/// a k-quant type, from its [`KTile`] (reachable only through `Kernel`,
+/// which checks the CPU).
+macro_rules! ktile_gemm {
+    ($tile:ty) => {
+        /// The tiled product: the type's AVX2 `vec_dot` for one row and
+        /// several tokens at once (see [`crate::simd::x86_ktile`]).
+        ///
+        /// # Safety
+        /// As [`crate::types::GemmFn`].
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn gemm(
+            n: usize,
+            w: &[u8],
+            ws: usize,
+            nr: usize,
+            x: &[u8],
+            xs: usize,
+            nt: usize,
+            y: *mut f32,
+            ys: usize,
+        ) {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn inner(
+                n: usize,
+                w: &[u8],
+                ws: usize,
+                nr: usize,
+                x: &[u8],
+                xs: usize,
+                nt: usize,
+                y: *mut f32,
+                ys: usize,
+            ) {
+                $crate::simd::x86_ktile::gemm_k::<$tile>(n, w, ws, nr, x, xs, nt, y, ys)
+            }
+            inner(n, w, ws, nr, x, xs, nt, y, ys)
+        }
+    };
+}
+pub(crate) use ktile_gemm;
