@@ -159,9 +159,12 @@ pub fn matmul_at(
         .vec_dot
         .unwrap_or_else(|| panic!("{} has no dot product", w.ty));
     let vec_dot = vec_dot_kernel.at(level).unwrap_or(vec_dot_kernel.scalar);
-    // ggml runs F32 products through llamafile's sgemm (tinyBLAS) only for
-    // T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked by the F32 gemm)
-    let gemm = if w.ty == GgmlType::F32 && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
+    // ggml runs float products (F32, F16, BF16) through llamafile's sgemm
+    // (tinyBLAS) only for T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked
+    // by the float gemms), else through its vec_dot, whose sums are ordered
+    // differently: srl follows, for llama.cpp's bits.
+    let is_float = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+    let gemm = if is_float && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
         None
     } else {
         traits.gemm.and_then(|k| k.at(level))

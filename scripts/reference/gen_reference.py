@@ -5,7 +5,7 @@ Prerequisites:  scripts/llamacpp/build.sh  (installs llama.cpp into $LLAMACPP_DI
 default /opt/llama.cpp), python3 with jinja2, a C++17 compiler.
 
     python3 scripts/reference/gen_reference.py                 # everything
-    python3 scripts/reference/gen_reference.py tokenize greedy # a subset (tokenize|greedy|q8_0|lora)
+    python3 scripts/reference/gen_reference.py tokenize greedy # a subset (tokenize|greedy|q8_0|f16|bf16|lora)
 
 It compiles scripts/reference/refgen.cpp against $LLAMACPP_DIR's llama.h /
 libllama and drives it.  Outputs (all record llama.cpp version, model sha256
@@ -13,6 +13,8 @@ and context params):
   tokenize.json                          llama_tokenize / llama_token_to_piece on corpus.py
   greedy.json + greedy_logits.bin        greedy decoding, Q4_1 model
   greedy_q8_0.json + greedy_q8_0_logits.bin   same on the Q8_0 requantized model
+  greedy_f16.json, greedy_bf16.json (+ _logits.bin)  same on F16 / BF16 conversions of the
+                                         Q4_1 model (llama-quantize): llama.cpp's float paths
   greedy_lora.json + greedy_lora_logits.bin   Q4_1 model + the srl-trained LoRA adapter
                                          lora/unit_conversion.gguf (scripts/reference/make_lora_adapter.sh)
 """
@@ -34,6 +36,7 @@ LLAMACPP_DIR = Path(os.environ.get("LLAMACPP_DIR", "/opt/llama.cpp"))
 MODELS = Path(os.environ.get("SRL_MODELS_CACHE", "/work/models-cache"))
 MODEL_Q4_1 = Path(os.environ.get("MODEL", MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 MODEL_Q8_0 = Path(os.environ.get("MODEL_Q8_0", MODELS / "SmolLM2-135M-Instruct.Q8_0.gguf"))
+MODEL_FLOAT = {t: MODELS / f"SmolLM2-135M-Instruct.{t.upper()}.gguf" for t in ("f16", "bf16")}
 OUT = Path(os.environ.get("OUT_DIR", REPO / "tests/data/llamacpp"))
 LORA = Path(os.environ.get("LORA", REPO / "tests/data/llamacpp/lora/unit_conversion.gguf"))
 N_NEW = 64
@@ -453,7 +456,7 @@ def write_json(path, doc):
 
 
 def main():
-    what = sys.argv[1:] or ["tokenize", "greedy", "q8_0", "lora"]
+    what = sys.argv[1:] or ["tokenize", "greedy", "q8_0", "f16", "bf16", "lora"]
     bi = build_info()
     exe = compile_refgen()
     got = sha256(MODEL_Q4_1)
@@ -468,6 +471,12 @@ def main():
             subprocess.run([str(HERE / "make_q8_0.sh")], check=True)
         sel = {("raw", i) for i in Q8_RAW} | {("chat", i) for i in Q8_CHAT}
         gen_greedy(exe, bi, MODEL_Q8_0, "greedy_q8_0", sel)
+    for t, model in MODEL_FLOAT.items():
+        if t in what:
+            if not model.exists():
+                subprocess.run([str(HERE / "make_q8_0.sh"), str(MODEL_Q4_1), str(model), t.upper()], check=True)
+            sel = {("raw", i) for i in Q8_RAW} | {("chat", i) for i in Q8_CHAT}
+            gen_greedy(exe, bi, model, f"greedy_{t}", sel)
     if "lora" in what:
         if not LORA.exists():
             subprocess.run([str(HERE / "make_lora_adapter.sh"), str(MODEL_Q4_1), str(LORA)], check=True)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make the Q8_0 reference model by requantizing the default Q4_1 GGUF with
 # llama.cpp's llama-quantize (built by scripts/llamacpp/build.sh).
-#   scripts/reference/make_q8_0.sh [SRC.gguf [DST.gguf]]
+#   scripts/reference/make_q8_0.sh [SRC.gguf [DST.gguf [TYPE]]]
+# TYPE (default Q8_0) is any llama-quantize type, e.g. Q4_K_M for the
+# k-quant benchmark model.
 # Q4_1 -> Q8_0 is a requantization (the weights carry Q4_1 rounding error
 # already), hence --allow-requantize.  Deterministic: same input and llama.cpp
 # build give the same bytes (sha256 is recorded in tests/data/llamacpp/greedy_q8_0.json).
@@ -13,7 +15,7 @@ DST="${2:-$MODELS/SmolLM2-135M-Instruct.Q8_0.gguf}"
 if [[ -f "$DST" && "${FORCE:-0}" != "1" ]]; then
     echo "[make_q8_0] $DST exists" >&2
 else
-    "$LLAMACPP_DIR/bin/llama-quantize" --allow-requantize "$SRC" "$DST.tmp" Q8_0 "${THREADS:-2}" >&2
+    "$LLAMACPP_DIR/bin/llama-quantize" --allow-requantize "$SRC" "$DST.tmp" "${3:-Q8_0}" "${THREADS:-2}" >&2
     mv "$DST.tmp" "$DST"
 fi
 sha256sum "$DST"

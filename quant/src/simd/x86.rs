@@ -701,7 +701,7 @@ pub(crate) unsafe fn dot_lanes(
     (reduce4(sum), np)
 }
 
-/// A float element type (F32 or F16) as the float tile kernels read it.
+/// A float element type (F32, F16 or BF16) as the float tile kernels read it.
 pub(crate) trait FloatKernel {
     /// Bytes per element.
     const BYTES: usize;
@@ -729,9 +729,22 @@ impl FloatKernel for F16Rows {
     }
 }
 
+/// BF16 rows: the top halves of f32s.
+pub(crate) struct Bf16Rows;
+impl FloatKernel for Bf16Rows {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        let h = _mm_loadu_si128(p.add(2 * i) as *const __m128i);
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+    }
+}
+
 /// Float dot product with llamafile's tinyBLAS numerics (what llama.cpp
-/// uses for F32/F16 matrix products on AVX2 when `n % 8 == 0`): one 8-lane
-/// FMA accumulator, then [`hsum_float_8`].
+/// uses for F32/F16/BF16 products of several tokens on AVX2 when `n % 8 ==
+/// 0`): one 8-lane FMA accumulator, then [`hsum_float_8`]. The reference
+/// [`float_gemm`] is tested against.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) unsafe fn dot8<F: FloatKernel>(n: usize, w: *const u8, x: *const u8) -> f32 {
     debug_assert!(n.is_multiple_of(8));
@@ -873,4 +886,61 @@ fn bytemuck_f32(v: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding and any byte may be read; the length is
     // the slice's size in bytes.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The float tiles (direct, and widened to f32 first for 2-byte types)
+    /// give each pair [`dot8`]'s bits, over tile edges.
+    #[test]
+    fn float_gemm_equals_dot8_per_pair() {
+        if !crate::SimdLevel::Avx2.available() {
+            return;
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn check<F: FloatKernel>(bytes: &[u8], name: &str) {
+            let n = 48;
+            let row = n * F::BYTES;
+            for (nr, nt) in [(7, 2), (7, 5), (4, 3), (1, 1)] {
+                let (w, x) = (&bytes[..nr * row], &bytes[nr * row..(nr + nt) * row]);
+                let mut y = vec![f32::NAN; nr * nt];
+                float_gemm::<F, 4, 3>(n, w, row, nr, x, row, nt, y.as_mut_ptr(), nr);
+                for t in 0..nt {
+                    for r in 0..nr {
+                        let want = dot8::<F>(n, w[r * row..].as_ptr(), x[t * row..].as_ptr());
+                        assert_eq!(
+                            y[t * nr + r].to_bits(),
+                            want.to_bits(),
+                            "{name} {nr}x{nt} r={r} t={t}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let bytes: Vec<u8> = (0..12 * 48 * 4)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                // Keep exponents moderate: every other byte (the high byte
+                // of a 16-bit value) in a narrow range.
+                if i % 2 == 1 {
+                    0x3c ^ (s as u8 & 0x83)
+                } else {
+                    s as u8
+                }
+            })
+            .collect();
+        let floats: Vec<u8> = (0..12 * 48)
+            .flat_map(|i| (((i * 37 % 101) as f32 - 50.0) / 7.0).to_le_bytes())
+            .collect();
+        unsafe {
+            check::<F16Rows>(&bytes, "f16");
+            check::<Bf16Rows>(&bytes, "bf16");
+            check::<F32Rows>(&floats, "f32");
+        }
+    }
 }

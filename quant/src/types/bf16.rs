@@ -1,7 +1,7 @@
 //! BF16: the top 16 bits of an f32. As a weight type it pairs with bf16
 //! activations.
 
-use super::{x86_entry, Kernel, VecDotFn};
+use super::{scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn};
 use crate::fp::{bf16_to_f32, f32_to_bf16};
 
 /// bf16 bytes to f32 (exact).
@@ -28,6 +28,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 }
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -36,15 +37,64 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     neon: None,
 };
 
+/// Tiled matrix product kernels (llamafile's tinyBLAS numerics, which
+/// llama.cpp uses for prompts: see `crate::matmul`).
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+    neon: None,
+});
+
+scalar_gemm!(vec_dot);
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::fp::bf16_to_f32;
-    use crate::simd::x86::hsum_float_8;
+    use crate::simd::x86::{float_gemm, hsum_float_8, Bf16Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
         // SAFETY: reachable only through `Kernel`, which checked the CPU.
         unsafe { vec_dot_avx2(n, w, x) }
+    }
+
+    /// llamafile's tinyBLAS for BF16 on AVX2 (`n % 8 == 0`; else ggml's dot
+    /// product per pair).
+    ///
+    /// # Safety
+    /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm(
+        n: usize,
+        w: &[u8],
+        ws: usize,
+        nr: usize,
+        x: &[u8],
+        xs: usize,
+        nt: usize,
+        y: *mut f32,
+        ys: usize,
+    ) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn inner(
+            n: usize,
+            w: &[u8],
+            ws: usize,
+            nr: usize,
+            x: &[u8],
+            xs: usize,
+            nt: usize,
+            y: *mut f32,
+            ys: usize,
+        ) {
+            float_gemm::<Bf16Rows, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
+        }
+        if n.is_multiple_of(8) {
+            inner(n, w, ws, nr, x, xs, nt, y, ys)
+        } else {
+            crate::types::gemm_with(vec_dot, n, w, ws, nr, x, xs, nt, y, ys)
+        }
     }
 
     /// ggml `ggml_vec_dot_bf16` (AVX2): 4x8 lanes, `(c1+c3)+(c2+c4)`, f64

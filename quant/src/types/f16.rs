@@ -58,7 +58,7 @@ scalar_gemm!(vec_dot);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::fp::f16_to_f32;
-    use crate::simd::x86::{dot8, dot_lanes, float_gemm, F16Rows};
+    use crate::simd::x86::{dot_lanes, float_gemm, F16Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -107,15 +107,13 @@ mod x86 {
         unsafe { from_float_avx2(src, dst) }
     }
 
-    /// llamafile tinyBLAS numerics when `n % 8 == 0` (what llama.cpp runs
-    /// for F16 products), else ggml `ggml_vec_dot_f16` (F16C): 4x8 FMA
-    /// lanes, then f64 leftovers.
+    /// ggml `ggml_vec_dot_f16` (F16C): 4x8 FMA lanes, then f64 leftovers.
+    /// What llama.cpp runs for one token (decoding) and for row counts
+    /// that are not a multiple of 4; other products go through [`gemm`]
+    /// (llamafile's tinyBLAS), see `crate::matmul`.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
         assert!(w.len() >= n * 2 && x.len() >= n * 2);
-        if n.is_multiple_of(8) {
-            return dot8::<F16Rows>(n, w.as_ptr(), x.as_ptr());
-        }
         let load = |p: *const u8, i: usize| {
             _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
         };

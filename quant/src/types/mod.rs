@@ -59,8 +59,10 @@ pub type QuantizeFn = fn(&[f32], &mut [u8]);
 pub type VecDotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// Tiled product: `fn(n, w, w_stride, nr, x, x_stride, nt, y, y_stride)`
 /// computes `y[t * y_stride + r] = dot(w row r, x row t)` for `r < nr`,
-/// `t < nt`, with rows `w_stride` / `x_stride` bytes apart. Entries give the
-/// same result as calling the type's vec_dot of the same level per pair.
+/// `t < nt`, with rows `w_stride` / `x_stride` bytes apart. Entries of the
+/// block types give the same result as calling the type's vec_dot of the same
+/// level per pair; the float types' follow llamafile's tinyBLAS, as ggml
+/// where it uses it (`crate::matmul`).
 ///
 /// # Safety
 /// `y` must be valid for writes at every `t * y_stride + r`, and no other
@@ -311,7 +313,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::BF16,
         from_float: Some(scalar_only(bf16::quantize as QuantizeFn)),
         vec_dot: Some(bf16::VEC_DOT),
-        gemm: None,
+        gemm: bf16::GEMM,
     },
 ];
 
