@@ -97,6 +97,8 @@ fn main() {
         (GgmlType::Q4_1, shapes),
         (GgmlType::Q8_0, shapes),
         (GgmlType::F16, shapes),
+        (GgmlType::Q2_K, k_shapes),
+        (GgmlType::Q3_K, k_shapes),
         (GgmlType::Q4_K, k_shapes),
         (GgmlType::Q5_K, k_shapes),
         (GgmlType::Q6_K, k_shapes),

@@ -241,7 +241,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::Q8_K,
         from_float: None,
         vec_dot: Some(q2_k::VEC_DOT),
-        gemm: None,
+        gemm: q2_k::GEMM,
     },
     TypeTraits {
         ty: GgmlType::Q3_K,
@@ -253,7 +253,7 @@ pub static TABLE: [TypeTraits; 15] = [
         vec_dot_type: GgmlType::Q8_K,
         from_float: None,
         vec_dot: Some(q3_k::VEC_DOT),
-        gemm: None,
+        gemm: q3_k::GEMM,
     },
     TypeTraits {
         ty: GgmlType::Q4_K,

@@ -4,7 +4,10 @@
 
 use super::k_common::make_qkx2_quants;
 use super::q8_k::BlockQ8K;
-use super::{as_blocks, as_blocks_mut, block, neon_entry, x86_entry, Kernel, VecDotFn, QK_K};
+use super::{
+    as_blocks, as_blocks_mut, block, neon_entry, scalar_gemm, x86_entry, GemmFn, Kernel, VecDotFn,
+    QK_K,
+};
 use crate::fp::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `block_q2_K`: `scales[j]` holds scale (low nibble) and min (high)
@@ -134,6 +137,7 @@ pub fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
 
 x86_entry!(AVX2_VEC_DOT: VecDotFn = x86::vec_dot);
 neon_entry!(NEON_VEC_DOT: VecDotFn = neon::vec_dot);
+x86_entry!(AVX2_GEMM: GemmFn = x86::gemm);
 
 /// Dot product kernels.
 pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
@@ -142,10 +146,20 @@ pub const VEC_DOT: Kernel<VecDotFn> = Kernel {
     neon: NEON_VEC_DOT,
 };
 
+/// Tiled matrix product kernels.
+pub const GEMM: Option<Kernel<GemmFn>> = Some(Kernel {
+    scalar: gemm,
+    avx2: AVX2_GEMM,
+    neon: None,
+});
+
+scalar_gemm!(vec_dot);
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ2K;
     use crate::simd::x86::{f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{ktile_gemm, KTile};
     use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
@@ -198,6 +212,82 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+
+    ktile_gemm!(Tile);
+
+    struct Tile;
+
+    impl KTile for Tile {
+        const W_BYTES: usize = std::mem::size_of::<BlockQ2K>();
+        const X_BYTES: usize = std::mem::size_of::<BlockQ8K>();
+
+        /// [`vec_dot_avx2`]'s steps per (row, token) pair, with the row's
+        /// 2-bit quants, scales and mins unpacked once for the N tokens.
+        #[inline(always)]
+        unsafe fn tile<const N: usize>(
+            nb: usize,
+            w: *const u8,
+            x: *const u8,
+            xs: usize,
+            out: &mut [f32; N],
+        ) {
+            let m3 = _mm256_set1_epi8(3);
+            let m4 = _mm_set1_epi8(0x0f);
+            let mut acc = [_mm256_setzero_ps(); N];
+            for i in 0..nb {
+                let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ2K);
+                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
+                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
+                });
+                let (wd, wdmin) = (f16_at(bw.d.as_ptr()), f16_at(bw.dmin.as_ptr()));
+                let mins_and_scales = _mm_loadu_si128(bw.scales.as_ptr() as *const __m128i);
+                let mins8 = _mm_and_si128(_mm_srli_epi16(mins_and_scales, 4), m4);
+                let mins = _mm256_cvtepi8_epi16(mins8);
+                for t in 0..N {
+                    let dmin = -bx[t].d() * wdmin;
+                    let bsums = _mm256_loadu_si256(bx[t].bsums.as_ptr() as *const __m256i);
+                    let prod = _mm256_madd_epi16(mins, bsums);
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[t]);
+                }
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..QK_K / 128 {
+                    let q2bits = _mm256_loadu_si256(bw.qs.as_ptr().add(32 * j) as *const __m256i);
+                    let (q2, sc): ([__m256i; 4], [__m256i; 4]) = (
+                        std::array::from_fn(|k| {
+                            _mm256_and_si256(
+                                _mm256_srl_epi16(q2bits, _mm_cvtsi32_si128(2 * k as i32)),
+                                m3,
+                            )
+                        }),
+                        std::array::from_fn(|k| {
+                            let s0 = (bw.scales[8 * j + 2 * k] & 0x0f) as i16;
+                            let s1 = (bw.scales[8 * j + 2 * k + 1] & 0x0f) as i16;
+                            _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1))
+                        }),
+                    );
+                    for t in 0..N {
+                        let q8 = bx[t].qs.as_ptr().add(128 * j);
+                        let p: [__m256i; 4] = std::array::from_fn(|k| {
+                            let q8k = _mm256_loadu_si256(q8.add(32 * k) as *const __m256i);
+                            _mm256_madd_epi16(sc[k], _mm256_maddubs_epi16(q2[k], q8k))
+                        });
+                        let p01 = _mm256_add_epi32(p[0], p[1]);
+                        let p23 = _mm256_add_epi32(p[2], p[3]);
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p01, p23));
+                    }
+                }
+                for t in 0..N {
+                    let d = bx[t].d() * wd;
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            for t in 0..N {
+                out[t] = hsum_float_8(acc[t]);
+            }
+        }
     }
 }
 
