@@ -547,6 +547,44 @@ pub(crate) use neon_entry;
 mod tests {
     use super::*;
 
+    /// The AVX2 dequantizers give the reference's bits, for blocks of random
+    /// bytes (any scale, min, quant; inf and NaN scales included, whose NaN
+    /// results may carry other payloads).
+    #[test]
+    fn simd_dequantizers_equal_the_reference() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let bytes: Vec<u8> = (0..20 * 34 * 64)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as u8
+            })
+            .collect();
+        type Pair = (usize, fn(&[u8], &mut [f32]), fn(&[u8], &mut [f32]));
+        let pairs: [Pair; 2] = [
+            (20, q4_1::dequantize, q4_1::dequantize_scalar),
+            (34, q8_0::dequantize, q8_0::dequantize_scalar),
+        ];
+        for (block_bytes, fast, reference) in pairs {
+            let src = &bytes[..block_bytes * 600];
+            let (mut a, mut b) = (vec![0.0f32; 32 * 600], vec![1.0f32; 32 * 600]);
+            fast(src, &mut a);
+            reference(src, &mut b);
+            // Bit for bit; NaNs (from NaN scales) may differ in payload.
+            let bad = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()));
+            assert!(
+                bad.is_none(),
+                "{block_bytes}-byte blocks, element {bad:?}: {:?} vs {:?}",
+                bad.map(|i| a[i]),
+                bad.map(|i| b[i])
+            );
+        }
+    }
+
     #[test]
     fn table_ids_match_enum() {
         for (i, t) in TABLE.iter().enumerate() {

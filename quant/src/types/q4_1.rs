@@ -21,8 +21,19 @@ pub struct BlockQ4_1 {
 }
 block!(BlockQ4_1, 20);
 
-/// Reference dequantizer (ggml `dequantize_row_q4_1`).
+/// Dequantizer (ggml `dequantize_row_q4_1`): 8 lanes at a time on AVX2
+/// (what training's products spend on unpacking weights), the same
+/// multiply and add per element as [`dequantize_scalar`].
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::SimdLevel::Avx2.available() {
+        return x86::dequantize(src, dst);
+    }
+    dequantize_scalar(src, dst)
+}
+
+/// Reference dequantizer.
+pub(crate) fn dequantize_scalar(src: &[u8], dst: &mut [f32]) {
     for (b, y) in as_blocks::<BlockQ4_1>(src)
         .iter()
         .zip(dst.chunks_exact_mut(QK))
@@ -99,8 +110,39 @@ scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::{BlockQ4_1, QK};
     use crate::simd::x86::*;
+    use crate::types::as_blocks;
     use std::arch::x86_64::*;
+
+    pub(super) fn dequantize(src: &[u8], dst: &mut [f32]) {
+        // SAFETY: the caller checked the CPU.
+        unsafe { dequantize_avx2(src, dst) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dequantize_avx2(src: &[u8], dst: &mut [f32]) {
+        let m4 = _mm_set1_epi8(0x0f);
+        for (b, y) in as_blocks::<BlockQ4_1>(src)
+            .iter()
+            .zip(dst.chunks_exact_mut(QK))
+        {
+            let d = _mm256_set1_ps(f16_at(b.d.as_ptr()));
+            let m = _mm256_set1_ps(f16_at(b.m.as_ptr()));
+            let q = _mm_loadu_si128(b.qs.as_ptr() as *const __m128i);
+            let (lo, hi) = (
+                _mm_and_si128(q, m4),
+                _mm_and_si128(_mm_srli_epi16(q, 4), m4),
+            );
+            for (k, half) in [lo, hi].into_iter().enumerate() {
+                for (e, bytes) in [half, _mm_srli_si128(half, 8)].into_iter().enumerate() {
+                    let v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+                    let out = _mm256_add_ps(_mm256_mul_ps(v, d), m);
+                    _mm256_storeu_ps(y.as_mut_ptr().add(16 * k + 8 * e), out);
+                }
+            }
+        }
+    }
 
     /// Q4_1 weights as unsigned bytes 0..15 against Q8_1 activations.
     pub(super) struct Q4_1;

@@ -20,8 +20,18 @@ pub struct BlockQ8_0 {
 }
 block!(BlockQ8_0, 34);
 
-/// Reference dequantizer (ggml `dequantize_row_q8_0`).
+/// Dequantizer (ggml `dequantize_row_q8_0`): 8 lanes at a time on AVX2,
+/// the same product per element as [`dequantize_scalar`].
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::SimdLevel::Avx2.available() {
+        return x86::dequantize(src, dst);
+    }
+    dequantize_scalar(src, dst)
+}
+
+/// Reference dequantizer.
+pub(crate) fn dequantize_scalar(src: &[u8], dst: &mut [f32]) {
     for (b, y) in as_blocks::<BlockQ8_0>(src)
         .iter()
         .zip(dst.chunks_exact_mut(QK))
@@ -109,8 +119,30 @@ scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::{BlockQ8_0, QK};
     use crate::simd::x86::*;
+    use crate::types::as_blocks;
     use std::arch::x86_64::*;
+
+    pub(super) fn dequantize(src: &[u8], dst: &mut [f32]) {
+        // SAFETY: the caller checked the CPU.
+        unsafe { dequantize_avx2(src, dst) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dequantize_avx2(src: &[u8], dst: &mut [f32]) {
+        for (b, y) in as_blocks::<BlockQ8_0>(src)
+            .iter()
+            .zip(dst.chunks_exact_mut(QK))
+        {
+            let d = _mm256_set1_ps(f16_at(b.d.as_ptr()));
+            for e in 0..QK / 8 {
+                let bytes = _mm_loadl_epi64(b.qs.as_ptr().add(8 * e) as *const __m128i);
+                let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+                _mm256_storeu_ps(y.as_mut_ptr().add(8 * e), _mm256_mul_ps(v, d));
+            }
+        }
+    }
 
     /// Q8_0 weights against Q8_0 activations.
     pub(super) struct Q8_0;
