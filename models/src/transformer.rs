@@ -14,7 +14,7 @@ use crate::norm::rms_norm;
 use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
 use crate::rope::rope_table;
 use half::f16;
-use srl_quant::{matmul, GgmlType, QuantizedActivations, WeightMatrix};
+use srl_quant::{matmul, matmul_tokens_apart, GgmlType, QuantizedActivations, WeightMatrix};
 use std::ops::Range;
 use std::path::Path;
 
@@ -359,6 +359,8 @@ impl Model {
             }
         };
         let s = state;
+        // A decode step of several sequences: each gets its one-token values.
+        s.lin.tokens_apart = segments.len() > 1 && segments.iter().all(|g| g.tokens.len() == 1);
         resize(&mut s.x, t_n * ce);
         resize(&mut s.xb, t_n * ce);
         resize(&mut s.q, t_n * qd);
@@ -549,6 +551,9 @@ fn lora_rows<'a>(
 /// layers that read the same input (q/k/v, gate/up), and LoRA buffers.
 #[derive(Default)]
 struct LinearScratch {
+    /// The rows are single tokens of different sequences (a batched decode
+    /// step): products keep each token's one-token numerics.
+    tokens_apart: bool,
     act: QuantizedActivations,
     act_ty: Option<GgmlType>,
     lora_act: QuantizedActivations,
@@ -583,7 +588,12 @@ impl Model {
             sc.act.quantize(want, x, n_tokens, lin.cols, pool);
             sc.act_ty = Some(want);
         }
-        matmul(&w, &sc.act, y, pool);
+        let product = if sc.tokens_apart {
+            matmul_tokens_apart
+        } else {
+            matmul
+        };
+        product(&w, &sc.act, y, pool);
         for (rows, adapters) in lora {
             let n = rows.len();
             let x = &x[rows.start * lin.cols..rows.end * lin.cols];
@@ -596,11 +606,11 @@ impl Model {
                 sc.lora_act
                     .quantize(a.ty.vec_dot_type(), x, n, lin.cols, pool);
                 resize(&mut sc.lora_mid, n * rank);
-                matmul(&a, &sc.lora_act, &mut sc.lora_mid, pool);
+                product(&a, &sc.lora_act, &mut sc.lora_mid, pool);
                 sc.lora_act
                     .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n, rank, pool);
                 resize(&mut sc.lora_out, n * lin.rows);
-                matmul(&b, &sc.lora_act, &mut sc.lora_out, pool);
+                product(&b, &sc.lora_act, &mut sc.lora_out, pool);
                 let scale = lora.effective_scale(rank);
                 for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
                     *o += d * scale;

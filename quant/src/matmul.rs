@@ -90,6 +90,21 @@ pub fn matmul(w: &WeightMatrix, x: &QuantizedActivations, y: &mut [f32], pool: &
     matmul_at(SimdLevel::detect(), w, x, y, pool)
 }
 
+/// [`matmul`] where each token's outputs are what a product of that token
+/// alone gives (ggml's one-token numerics): for a batched decode step, whose
+/// tokens belong to different sequences, so that a sequence decoded in a
+/// batch gets the values it gets alone. Only the float types differ from
+/// [`matmul`] (their tiles follow tinyBLAS, whose sums are ordered
+/// differently); the block types' tiles give their dot products' bits.
+pub fn matmul_tokens_apart(
+    w: &WeightMatrix,
+    x: &QuantizedActivations,
+    y: &mut [f32],
+    pool: &ThreadPool,
+) {
+    product(SimdLevel::detect(), w, x, y, true, pool)
+}
+
 /// Quantizes `x: [n_tokens, w.cols]` into `scratch`, then [`matmul`].
 pub fn matmul_f32(
     w: &WeightMatrix,
@@ -136,6 +151,18 @@ pub fn matmul_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
+    product(level, w, x, y, false, pool)
+}
+
+/// [`matmul_at`], or with `tokens_apart` [`matmul_tokens_apart`].
+fn product(
+    level: SimdLevel,
+    w: &WeightMatrix,
+    x: &QuantizedActivations,
+    y: &mut [f32],
+    tokens_apart: bool,
+    pool: &ThreadPool,
+) {
     let traits = w.ty.traits();
     let n_tokens = x.n_tokens();
     assert_eq!(
@@ -164,7 +191,7 @@ pub fn matmul_at(
     // by the float gemms), else through its vec_dot, whose sums are ordered
     // differently: srl follows, for llama.cpp's bits.
     let is_float = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-    let gemm = if is_float && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
+    let gemm = if is_float && (tokens_apart || n_tokens < 2 || !w.rows.is_multiple_of(4)) {
         None
     } else {
         traits.gemm.and_then(|k| k.at(level))
