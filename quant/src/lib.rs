@@ -11,7 +11,11 @@
 //! llama.cpp's tokens: a matrix product quantizes the activations to the
 //! weight's `vec_dot_type` (Q8_0, Q8_1, Q8_K, F16, BF16 or F32) the way
 //! ggml-cpu does on x86-64, then sums integer products block by block and
-//! scales each block sum in f32.
+//! scales each block sum in f32. For several tokens, every block type has a
+//! tiled AVX2 kernel that loads or unpacks each weight block once for a few
+//! tokens and gives each (row, token) pair its dot product's bits (the
+//! k-quants' tiles in `simd/x86_ktile.rs`); the float types follow ggml's two
+//! paths, llamafile's tinyBLAS for prompts and the dot product for decoding.
 //!
 //! Shapes use the letters fixed for the whole project: B batch, T tokens,
 //! C channels, H heads, D head dim, V vocab, L layers. A weight matrix is
@@ -68,7 +72,9 @@ pub use dequantized_matmul::{
     matmul_dequantized, matmul_dequantized_at, transpose_f32,
 };
 pub use error::QuantError;
-pub use matmul::{matmul, matmul_at, matmul_f32, matmul_reference, WeightMatrix};
+pub use matmul::{
+    matmul, matmul_at, matmul_f32, matmul_reference, matmul_tokens_apart, WeightMatrix,
+};
 pub use simd::SimdLevel;
 pub use transposed_matmul::{matmul_transposed, matmul_transposed_at, matmul_transposed_reference};
 pub use types::{GgmlType, Kernel, TypeTraits};
