@@ -540,20 +540,12 @@ unsafe fn tile_packed<K: TileKernel, const RM: usize, const RN: usize>(
     }
 }
 
-/// Defines the safe AVX2 entries `vec_dot` and `gemm` of a 32-element block
-/// type from its [`TileKernel`] and tile shape. The entries are only
-/// reachable through a [`crate::Kernel`], which checks the CPU first.
-macro_rules! block32_entries {
-    ($k:ty, $rm:literal, $rn:literal, $rm1:literal) => {
-        pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
-            #[target_feature(enable = "avx2,fma,f16c")]
-            unsafe fn inner(n: usize, w: &[u8], x: &[u8]) -> f32 {
-                $crate::simd::x86::vec_dot_blocks::<$k>(n, w, x)
-            }
-            // SAFETY: reachable only through `Kernel`, which checked the CPU.
-            unsafe { inner(n, w, x) }
-        }
-
+/// `avx2_gemm!(kernel::<...>)`: defines `gemm`, a [`crate::types::GemmFn`]
+/// running the generic tiled `kernel` (called with the GemmFn's arguments)
+/// compiled for AVX2+FMA+F16C. It is only reachable through a
+/// [`crate::Kernel`], which checks the CPU first.
+macro_rules! avx2_gemm {
+    ($($kernel:tt)+) => {
         /// # Safety
         /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
         #[allow(clippy::too_many_arguments)]
@@ -581,10 +573,29 @@ macro_rules! block32_entries {
                 y: *mut f32,
                 ys: usize,
             ) {
-                $crate::simd::x86::gemm_blocks::<$k, $rm, $rn, $rm1>(n, w, ws, nr, x, xs, nt, y, ys)
+                $($kernel)+(n, w, ws, nr, x, xs, nt, y, ys)
             }
             inner(n, w, ws, nr, x, xs, nt, y, ys)
         }
+    };
+}
+pub(crate) use avx2_gemm;
+
+/// Defines the safe AVX2 entries `vec_dot` and `gemm` of a 32-element block
+/// type from its [`TileKernel`] and tile shape. The entries are only
+/// reachable through a [`crate::Kernel`], which checks the CPU first.
+macro_rules! block32_entries {
+    ($k:ty, $rm:literal, $rn:literal, $rm1:literal) => {
+        pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn inner(n: usize, w: &[u8], x: &[u8]) -> f32 {
+                $crate::simd::x86::vec_dot_blocks::<$k>(n, w, x)
+            }
+            // SAFETY: reachable only through `Kernel`, which checked the CPU.
+            unsafe { inner(n, w, x) }
+        }
+
+        $crate::simd::x86::avx2_gemm!($crate::simd::x86::gemm_blocks::<$k, $rm, $rn, $rm1>);
     };
 }
 pub(crate) use block32_entries;
@@ -705,14 +716,26 @@ pub(crate) unsafe fn dot_lanes(
 pub(crate) trait FloatKernel {
     /// Bytes per element.
     const BYTES: usize;
+    /// The type's AVX2 dot product (ggml's), for shapes tinyBLAS declines.
+    const VEC_DOT: crate::types::VecDotFn;
     /// Elements `i..i + 8` of the row at `p`, widened to f32.
     unsafe fn load8(p: *const u8, i: usize) -> __m256;
+}
+
+/// A kernel table's AVX2 entry (always present for the float types on
+/// x86-64), as a constant.
+const fn avx2_or_scalar(k: crate::Kernel<crate::types::VecDotFn>) -> crate::types::VecDotFn {
+    match k.avx2 {
+        Some(f) => f,
+        None => k.scalar,
+    }
 }
 
 /// F32 rows.
 pub(crate) struct F32Rows;
 impl FloatKernel for F32Rows {
     const BYTES: usize = 4;
+    const VEC_DOT: crate::types::VecDotFn = avx2_or_scalar(crate::types::f32::VEC_DOT);
     #[inline(always)]
     unsafe fn load8(p: *const u8, i: usize) -> __m256 {
         _mm256_loadu_ps((p as *const f32).add(i))
@@ -723,6 +746,7 @@ impl FloatKernel for F32Rows {
 pub(crate) struct F16Rows;
 impl FloatKernel for F16Rows {
     const BYTES: usize = 2;
+    const VEC_DOT: crate::types::VecDotFn = avx2_or_scalar(crate::types::f16::VEC_DOT);
     #[inline(always)]
     unsafe fn load8(p: *const u8, i: usize) -> __m256 {
         _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
@@ -733,6 +757,7 @@ impl FloatKernel for F16Rows {
 pub(crate) struct Bf16Rows;
 impl FloatKernel for Bf16Rows {
     const BYTES: usize = 2;
+    const VEC_DOT: crate::types::VecDotFn = avx2_or_scalar(crate::types::bf16::VEC_DOT);
     #[inline(always)]
     unsafe fn load8(p: *const u8, i: usize) -> __m256 {
         let h = _mm_loadu_si128(p.add(2 * i) as *const __m128i);
@@ -787,6 +812,29 @@ unsafe fn float_tile<F: FloatKernel, const RM: usize, const RN: usize>(
         for t in 0..RN {
             *y.add(t * ys + r) = hsum_float_8(acc[r][t]);
         }
+    }
+}
+
+/// The float types' tiled product (see [`crate::types::GemmFn`]): tinyBLAS
+/// numerics ([`float_gemm`]) where `n % 8 == 0`, else `F`'s dot product per
+/// pair (llamafile's sgemm declines those shapes).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn float_gemm_or_dots<F: FloatKernel>(
+    n: usize,
+    w: &[u8],
+    ws: usize,
+    nr: usize,
+    x: &[u8],
+    xs: usize,
+    nt: usize,
+    y: *mut f32,
+    ys: usize,
+) {
+    if n.is_multiple_of(8) {
+        float_gemm::<F, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
+    } else {
+        crate::types::gemm_with(F::VEC_DOT, n, w, ws, nr, x, xs, nt, y, ys)
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) trait KTile {
     );
 }
 
-/// The tiled product ([`crate::types::GemmFn`]) of a k-quant type: tokens in
+/// The tiled product ([`crate::types::GemmFn`]) of a k-quant type (its
+/// `gemm` entry is `avx2_gemm!(gemm_k::<Tile>)`): tokens in
 /// groups of [`TOKENS`] (then one by one), each group against every row, so
 /// that a group's activation blocks stay in L1 while the rows pass.
 ///
@@ -82,46 +83,3 @@ pub(crate) unsafe fn gemm_k<K: KTile>(
         }
     }
 }
-
-/// `ktile_gemm!(Tile)`: defines `gemm`, the AVX2 [`crate::types::GemmFn`] of
-/// a k-quant type, from its [`KTile`] (reachable only through `Kernel`,
-/// which checks the CPU).
-macro_rules! ktile_gemm {
-    ($tile:ty) => {
-        /// The tiled product: the type's AVX2 `vec_dot` for one row and
-        /// several tokens at once (see [`crate::simd::x86_ktile`]).
-        ///
-        /// # Safety
-        /// As [`crate::types::GemmFn`].
-        #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn gemm(
-            n: usize,
-            w: &[u8],
-            ws: usize,
-            nr: usize,
-            x: &[u8],
-            xs: usize,
-            nt: usize,
-            y: *mut f32,
-            ys: usize,
-        ) {
-            #[target_feature(enable = "avx2,fma,f16c")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn inner(
-                n: usize,
-                w: &[u8],
-                ws: usize,
-                nr: usize,
-                x: &[u8],
-                xs: usize,
-                nt: usize,
-                y: *mut f32,
-                ys: usize,
-            ) {
-                $crate::simd::x86_ktile::gemm_k::<$tile>(n, w, ws, nr, x, xs, nt, y, ys)
-            }
-            inner(n, w, ws, nr, x, xs, nt, y, ys)
-        }
-    };
-}
-pub(crate) use ktile_gemm;

@@ -50,7 +50,7 @@ scalar_gemm!(vec_dot);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::fp::bf16_to_f32;
-    use crate::simd::x86::{float_gemm, hsum_float_8, Bf16Rows};
+    use crate::simd::x86::{avx2_gemm, float_gemm_or_dots, hsum_float_8, Bf16Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -58,44 +58,7 @@ mod x86 {
         unsafe { vec_dot_avx2(n, w, x) }
     }
 
-    /// llamafile's tinyBLAS for BF16 on AVX2 (`n % 8 == 0`; else ggml's dot
-    /// product per pair).
-    ///
-    /// # Safety
-    /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn gemm(
-        n: usize,
-        w: &[u8],
-        ws: usize,
-        nr: usize,
-        x: &[u8],
-        xs: usize,
-        nt: usize,
-        y: *mut f32,
-        ys: usize,
-    ) {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn inner(
-            n: usize,
-            w: &[u8],
-            ws: usize,
-            nr: usize,
-            x: &[u8],
-            xs: usize,
-            nt: usize,
-            y: *mut f32,
-            ys: usize,
-        ) {
-            float_gemm::<Bf16Rows, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
-        }
-        if n.is_multiple_of(8) {
-            inner(n, w, ws, nr, x, xs, nt, y, ys)
-        } else {
-            crate::types::gemm_with(vec_dot, n, w, ws, nr, x, xs, nt, y, ys)
-        }
-    }
+    avx2_gemm!(float_gemm_or_dots::<Bf16Rows>);
 
     /// ggml `ggml_vec_dot_bf16` (AVX2): 4x8 lanes, `(c1+c3)+(c2+c4)`, f64
     /// leftovers.

@@ -48,7 +48,7 @@ scalar_gemm!(vec_dot);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::simd::x86::{dot_lanes, float_gemm, F32Rows};
+    use crate::simd::x86::{avx2_gemm, dot_lanes, float_gemm_or_dots, F32Rows};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -56,41 +56,7 @@ mod x86 {
         unsafe { vec_dot_avx2(n, w, x) }
     }
 
-    /// # Safety
-    /// As [`crate::types::GemmFn`]; the CPU check is done by `Kernel`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn gemm(
-        n: usize,
-        w: &[u8],
-        ws: usize,
-        nr: usize,
-        x: &[u8],
-        xs: usize,
-        nt: usize,
-        y: *mut f32,
-        ys: usize,
-    ) {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn inner(
-            n: usize,
-            w: &[u8],
-            ws: usize,
-            nr: usize,
-            x: &[u8],
-            xs: usize,
-            nt: usize,
-            y: *mut f32,
-            ys: usize,
-        ) {
-            float_gemm::<F32Rows, 4, 3>(n, w, ws, nr, x, xs, nt, y, ys)
-        }
-        if n.is_multiple_of(8) {
-            inner(n, w, ws, nr, x, xs, nt, y, ys)
-        } else {
-            crate::types::gemm_with(vec_dot, n, w, ws, nr, x, xs, nt, y, ys)
-        }
-    }
+    avx2_gemm!(float_gemm_or_dots::<F32Rows>);
 
     /// ggml `ggml_vec_dot_f32` (AVX2) as GCC compiles it: 4x8 FMA lanes
     /// over 32-element steps, reduced; then the leftovers: groups of 8, then

@@ -158,9 +158,9 @@ scalar_gemm!(vec_dot);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ2K;
-    use crate::simd::x86::{f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{ktile_gemm, KTile};
-    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -170,51 +170,19 @@ mod x86 {
 
     /// ggml `ggml_vec_dot_q2_K_q8_K` (AVX2): the min term through the block
     /// sums and the scaled products, each one f32 FMA per super-block.
+    ///
+    /// Computed by the tile for one token: the tiled product's pairs and
+    /// this dot product are the same code.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
-        let (w, x) = (as_blocks::<BlockQ2K>(w), as_blocks::<BlockQ8K>(x));
         let nb = n / QK_K;
-        assert!(w.len() >= nb && x.len() >= nb);
-        let m3 = _mm256_set1_epi8(3);
-        let m4 = _mm_set1_epi8(0x0f);
-        let mut acc = _mm256_setzero_ps();
-        for i in 0..nb {
-            let (bw, bx) = (&w[i], &x[i]);
-            let d = bx.d() * f16_at(bw.d.as_ptr());
-            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
-            let mins_and_scales = _mm_loadu_si128(bw.scales.as_ptr() as *const __m128i);
-            let mins8 = _mm_and_si128(_mm_srli_epi16(mins_and_scales, 4), m4);
-            let mins = _mm256_cvtepi8_epi16(mins8);
-            let bsums = _mm256_loadu_si256(bx.bsums.as_ptr() as *const __m256i);
-            let prod = _mm256_madd_epi16(mins, bsums);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
-
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 128 {
-                let q2bits = _mm256_loadu_si256(bw.qs.as_ptr().add(32 * j) as *const __m256i);
-                let q8 = bx.qs.as_ptr().add(128 * j);
-                let mut p = [_mm256_setzero_si256(); 4];
-                for (k, p) in p.iter_mut().enumerate() {
-                    let q2 = _mm256_and_si256(
-                        _mm256_srl_epi16(q2bits, _mm_cvtsi32_si128(2 * k as i32)),
-                        m3,
-                    );
-                    let q8k = _mm256_loadu_si256(q8.add(32 * k) as *const __m256i);
-                    let s0 = (bw.scales[8 * j + 2 * k] & 0x0f) as i16;
-                    let s1 = (bw.scales[8 * j + 2 * k + 1] & 0x0f) as i16;
-                    let sc = _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1));
-                    *p = _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q2, q8k));
-                }
-                let p01 = _mm256_add_epi32(p[0], p[1]);
-                let p23 = _mm256_add_epi32(p[2], p[3]);
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        }
-        hsum_float_8(acc)
+        assert!(w.len() >= nb * Tile::W_BYTES && x.len() >= nb * Tile::X_BYTES);
+        let mut out = [0.0f32];
+        Tile::tile::<1>(nb, w.as_ptr(), x.as_ptr(), 0, &mut out);
+        out[0]
     }
 
-    ktile_gemm!(Tile);
+    avx2_gemm!(gemm_k::<Tile>);
 
     struct Tile;
 

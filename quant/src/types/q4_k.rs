@@ -207,9 +207,9 @@ pub(crate) fn scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{scales_mins, BlockQ4K};
-    use crate::simd::x86::{f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{ktile_gemm, KTile};
-    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -220,50 +220,19 @@ mod x86 {
     /// ggml `ggml_vec_dot_q4_K_q8_K` (AVX2): per super-block, scaled 16-bit
     /// products summed in 8 integer lanes, one f32 FMA; mins through the
     /// activation's block sums in 4 f32 lanes.
+    ///
+    /// Computed by the tile for one token: the tiled product's pairs and
+    /// this dot product are the same code.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
-        let (w, x) = (as_blocks::<BlockQ4K>(w), as_blocks::<BlockQ8K>(x));
         let nb = n / QK_K;
-        assert!(w.len() >= nb && x.len() >= nb);
-        let m4 = _mm256_set1_epi8(0x0f);
-        let mut acc = _mm256_setzero_ps();
-        let mut acc_m = _mm_setzero_ps();
-        for i in 0..nb {
-            let (bw, bx) = (&w[i], &x[i]);
-            let d = bx.d() * f16_at(bw.d.as_ptr());
-            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
-            let (sc, mn) = scales_mins(&bw.scales);
-            let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
-            let q8sums = _mm256_loadu_si256(bx.bsums.as_ptr() as *const __m256i);
-            let q8s = _mm_hadd_epi16(
-                _mm256_castsi256_si128(q8sums),
-                _mm256_extracti128_si256(q8sums, 1),
-            );
-            let prod = _mm_madd_epi16(mins, q8s);
-            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
-
-            let (q4, q8) = (bw.qs.as_ptr(), bx.qs.as_ptr());
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 64 {
-                let scale_l = _mm256_set1_epi16(sc[2 * j] as i16);
-                let scale_h = _mm256_set1_epi16(sc[2 * j + 1] as i16);
-                let q4bits = _mm256_loadu_si256(q4.add(32 * j) as *const __m256i);
-                let q4l = _mm256_and_si256(q4bits, m4);
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-                let q8l = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
-                let q8h = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
-                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
-                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        }
-        acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-        acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-        hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+        assert!(w.len() >= nb * Tile::W_BYTES && x.len() >= nb * Tile::X_BYTES);
+        let mut out = [0.0f32];
+        Tile::tile::<1>(nb, w.as_ptr(), x.as_ptr(), 0, &mut out);
+        out[0]
     }
 
-    ktile_gemm!(Tile);
+    avx2_gemm!(gemm_k::<Tile>);
 
     struct Tile;
 

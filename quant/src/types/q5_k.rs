@@ -140,10 +140,10 @@ scalar_gemm!(vec_dot);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ5K;
-    use crate::simd::x86::{f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{ktile_gemm, KTile};
+    use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{gemm_k, KTile};
     use crate::types::q4_k::scales_mins;
-    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -153,58 +153,19 @@ mod x86 {
 
     /// ggml `ggml_vec_dot_q5_K_q8_K` (AVX2): as Q4_K with the fifth bits
     /// added from `qh`; the min term is summed as a scalar.
+    ///
+    /// Computed by the tile for one token: the tiled product's pairs and
+    /// this dot product are the same code.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
-        let (w, x) = (as_blocks::<BlockQ5K>(w), as_blocks::<BlockQ8K>(x));
         let nb = n / QK_K;
-        assert!(w.len() >= nb && x.len() >= nb);
-        let m4 = _mm256_set1_epi8(0x0f);
-        let mut acc = _mm256_setzero_ps();
-        let mut summs = 0.0f32;
-        for i in 0..nb {
-            let (bw, bx) = (&w[i], &x[i]);
-            let d = bx.d() * f16_at(bw.d.as_ptr());
-            let dmin = -bx.d() * f16_at(bw.dmin.as_ptr());
-            let (sc, mn) = scales_mins(&bw.scales);
-            let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
-            let q8sums = _mm256_loadu_si256(bx.bsums.as_ptr() as *const __m256i);
-            let q8s = _mm_hadd_epi16(
-                _mm256_castsi256_si128(q8sums),
-                _mm256_extracti128_si256(q8sums, 1),
-            );
-            let prod = _mm_madd_epi16(mins, q8s);
-            let zero = _mm_setzero_si128();
-            let hsum = _mm_hadd_epi32(_mm_hadd_epi32(prod, zero), zero);
-            summs = dmin.mul_add(_mm_cvtsi128_si32(hsum) as f32, summs);
-
-            let hbits = _mm256_loadu_si256(bw.qh.as_ptr() as *const __m256i);
-            let (q5, q8) = (bw.qs.as_ptr(), bx.qs.as_ptr());
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 64 {
-                let scale_0 = _mm256_set1_epi16(sc[2 * j] as i16);
-                let scale_1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
-                let q5bits = _mm256_loadu_si256(q5.add(32 * j) as *const __m256i);
-                let bit0 = _mm256_and_si256(hbits, _mm256_set1_epi8(1 << (2 * j)));
-                let bit1 = _mm256_and_si256(hbits, _mm256_set1_epi8((2 << (2 * j)) as u8 as i8));
-                // Each set bit becomes 16 in its byte.
-                let zero = _mm256_setzero_si256();
-                let sixteen = _mm256_set1_epi8(16);
-                let hi0 = _mm256_andnot_si256(_mm256_cmpeq_epi8(bit0, zero), sixteen);
-                let hi1 = _mm256_andnot_si256(_mm256_cmpeq_epi8(bit1, zero), sixteen);
-                let q5_0 = _mm256_add_epi8(_mm256_and_si256(q5bits, m4), hi0);
-                let q5_1 = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(q5bits, 4), m4), hi1);
-                let q8_0 = _mm256_loadu_si256(q8.add(64 * j) as *const __m256i);
-                let q8_1 = _mm256_loadu_si256(q8.add(64 * j + 32) as *const __m256i);
-                let p16_0 = _mm256_madd_epi16(scale_0, _mm256_maddubs_epi16(q5_0, q8_0));
-                let p16_1 = _mm256_madd_epi16(scale_1, _mm256_maddubs_epi16(q5_1, q8_1));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_0, p16_1));
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        }
-        hsum_float_8(acc) + summs
+        assert!(w.len() >= nb * Tile::W_BYTES && x.len() >= nb * Tile::X_BYTES);
+        let mut out = [0.0f32];
+        Tile::tile::<1>(nb, w.as_ptr(), x.as_ptr(), 0, &mut out);
+        out[0]
     }
 
-    ktile_gemm!(Tile);
+    avx2_gemm!(gemm_k::<Tile>);
 
     struct Tile;
 

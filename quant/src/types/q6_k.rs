@@ -152,9 +152,9 @@ scalar_gemm!(vec_dot);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::BlockQ6K;
-    use crate::simd::x86::{f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{ktile_gemm, KTile};
-    use crate::types::{as_blocks, q8_k::BlockQ8K, QK_K};
+    use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
+    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
     pub(super) fn vec_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -164,61 +164,19 @@ mod x86 {
 
     /// ggml `ggml_vec_dot_q6_K_q8_K` (AVX2): quants as 0..63 against the
     /// activations, minus `32 * scale * block sum`, one f32 FMA per block.
+    ///
+    /// Computed by the tile for one token: the tiled product's pairs and
+    /// this dot product are the same code.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn vec_dot_avx2(n: usize, w: &[u8], x: &[u8]) -> f32 {
-        let (w, x) = (as_blocks::<BlockQ6K>(w), as_blocks::<BlockQ8K>(x));
         let nb = n / QK_K;
-        assert!(w.len() >= nb && x.len() >= nb);
-        let m3 = _mm256_set1_epi8(3);
-        let m15 = _mm256_set1_epi8(15);
-        let mut acc = _mm256_setzero_ps();
-        for i in 0..nb {
-            let (bw, bx) = (&w[i], &x[i]);
-            let d = bx.d() * f16_at(bw.d.as_ptr());
-            let q8sums = _mm256_loadu_si256(bx.bsums.as_ptr() as *const __m256i);
-            let scales = _mm_loadu_si128(bw.scales.as_ptr() as *const __m128i);
-            let scales_16 = _mm256_cvtepi8_epi16(scales);
-            let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 128 {
-                let q4 = bw.ql.as_ptr().add(64 * j);
-                let q8 = bx.qs.as_ptr().add(128 * j);
-                let q4bits1 = _mm256_loadu_si256(q4 as *const __m256i);
-                let q4bits2 = _mm256_loadu_si256(q4.add(32) as *const __m256i);
-                let q4bits_h = _mm256_loadu_si256(bw.qh.as_ptr().add(32 * j) as *const __m256i);
-                let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
-                let q4h_1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
-                let q4h_2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
-                let q4h_3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
-                let q4_0 = _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h_0);
-                let q4_1 = _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h_1);
-                let q4_2 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), q4h_2);
-                let q4_3 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), q4h_3);
-                let mut p = [
-                    _mm256_maddubs_epi16(q4_0, _mm256_loadu_si256(q8 as *const __m256i)),
-                    _mm256_maddubs_epi16(q4_1, _mm256_loadu_si256(q8.add(32) as *const __m256i)),
-                    _mm256_maddubs_epi16(q4_2, _mm256_loadu_si256(q8.add(64) as *const __m256i)),
-                    _mm256_maddubs_epi16(q4_3, _mm256_loadu_si256(q8.add(96) as *const __m256i)),
-                ];
-                for (k, p) in p.iter_mut().enumerate() {
-                    // Sub-block scales 8j + 2k (first 16 quants), 8j + 2k + 1.
-                    let s0 = bw.scales[8 * j + 2 * k] as i8 as i16;
-                    let s1 = bw.scales[8 * j + 2 * k + 1] as i8 as i16;
-                    let sc = _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1));
-                    *p = _mm256_madd_epi16(sc, *p);
-                }
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
-            }
-            sumi = _mm256_sub_epi32(sumi, q8sclsub);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        }
-        hsum_float_8(acc)
+        assert!(w.len() >= nb * Tile::W_BYTES && x.len() >= nb * Tile::X_BYTES);
+        let mut out = [0.0f32];
+        Tile::tile::<1>(nb, w.as_ptr(), x.as_ptr(), 0, &mut out);
+        out[0]
     }
 
-    ktile_gemm!(Tile);
+    avx2_gemm!(gemm_k::<Tile>);
 
     struct Tile;
 
