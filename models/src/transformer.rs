@@ -14,7 +14,7 @@ use crate::norm::rms_norm;
 use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
 use crate::rope::rope_table;
 use half::f16;
-use srl_quant::{matmul, matmul_tokens_apart, GgmlType, QuantizedActivations, WeightMatrix};
+use srl_quant::{matmul_grouped, GgmlType, QuantizedActivations, WeightMatrix};
 use std::ops::Range;
 use std::path::Path;
 
@@ -359,8 +359,9 @@ impl Model {
             }
         };
         let s = state;
-        // A decode step of several sequences: each gets its one-token values.
-        s.lin.tokens_apart = segments.len() > 1 && segments.iter().all(|g| g.tokens.len() == 1);
+        // Each sequence's rows get the values they get alone.
+        s.lin.groups.clear();
+        s.lin.groups.extend(segments.iter().map(|g| g.tokens.len()));
         resize(&mut s.x, t_n * ce);
         resize(&mut s.xb, t_n * ce);
         resize(&mut s.q, t_n * qd);
@@ -491,6 +492,13 @@ impl Model {
                 &split_out
             }
         };
+        s.lin.groups.clear();
+        s.lin.groups.extend(segments.iter().map(|g| match logits {
+            Logits::None => 0,
+            Logits::Last => g.tokens.len().min(1),
+            Logits::All => g.tokens.len(),
+        }));
+        s.lin.groups.retain(|&n| n > 0);
         resize(&mut s.embd_row, n_out * ce);
         resize(&mut s.head_in, n_out * ce);
         for (i, &t) in s.out_rows.iter().enumerate() {
@@ -547,13 +555,28 @@ fn lora_rows<'a>(
     out
 }
 
+/// The sizes of the groups (consecutive, summing to the total) that lie in
+/// `rows`, which starts and ends on group boundaries, into `out`.
+fn groups_within(groups: &[usize], rows: std::ops::Range<usize>, out: &mut Vec<usize>) {
+    out.clear();
+    let mut r0 = 0;
+    for &n in groups {
+        if r0 >= rows.start && r0 + n <= rows.end && n > 0 {
+            out.push(n);
+        }
+        r0 += n;
+    }
+}
+
 /// Scratch of the linear layers: the quantized input, shared by consecutive
 /// layers that read the same input (q/k/v, gate/up), and LoRA buffers.
 #[derive(Default)]
 struct LinearScratch {
-    /// The rows are single tokens of different sequences (a batched decode
-    /// step): products keep each token's one-token numerics.
-    tokens_apart: bool,
+    /// Rows per sequence, in order: products give each sequence's rows the
+    /// values they get alone (see `srl_quant::matmul_grouped`).
+    groups: Vec<usize>,
+    /// The part of `groups` a LoRA product's row range covers.
+    sub_groups: Vec<usize>,
     act: QuantizedActivations,
     act_ty: Option<GgmlType>,
     lora_act: QuantizedActivations,
@@ -588,14 +611,10 @@ impl Model {
             sc.act.quantize(want, x, n_tokens, lin.cols, pool);
             sc.act_ty = Some(want);
         }
-        let product = if sc.tokens_apart {
-            matmul_tokens_apart
-        } else {
-            matmul
-        };
-        product(&w, &sc.act, y, pool);
+        matmul_grouped(&w, &sc.act, y, &sc.groups, pool);
         for (rows, adapters) in lora {
             let n = rows.len();
+            groups_within(&sc.groups, rows.clone(), &mut sc.sub_groups);
             let x = &x[rows.start * lin.cols..rows.end * lin.cols];
             let y = &mut y[rows.start * lin.rows..rows.end * lin.rows];
             for lora in adapters.iter() {
@@ -606,11 +625,11 @@ impl Model {
                 sc.lora_act
                     .quantize(a.ty.vec_dot_type(), x, n, lin.cols, pool);
                 resize(&mut sc.lora_mid, n * rank);
-                product(&a, &sc.lora_act, &mut sc.lora_mid, pool);
+                matmul_grouped(&a, &sc.lora_act, &mut sc.lora_mid, &sc.sub_groups, pool);
                 sc.lora_act
                     .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n, rank, pool);
                 resize(&mut sc.lora_out, n * lin.rows);
-                product(&b, &sc.lora_act, &mut sc.lora_out, pool);
+                matmul_grouped(&b, &sc.lora_act, &mut sc.lora_out, &sc.sub_groups, pool);
                 let scale = lora.effective_scale(rank);
                 for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
                     *o += d * scale;

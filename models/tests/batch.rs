@@ -85,3 +85,90 @@ fn batched_decoding_equals_one_sequence_at_a_time() {
         }
     }
 }
+
+/// A step that mixes a prompt chunk of one sequence with decode tokens of
+/// others (what the server's scheduler runs) gives every sequence the
+/// logits it gets alone, for block and float weights alike (float products
+/// take tinyBLAS's sums for several tokens of one sequence and the dot
+/// product's for one, as llama.cpp computes them).
+#[test]
+fn mixed_prompt_and_decode_steps_equal_each_sequence_alone() {
+    let dir = std::env::temp_dir().join(format!("srl-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = pool();
+    for (arch, ty) in [
+        (Arch::Llama, GgmlType::Q4_1),
+        (Arch::Llama, GgmlType::F16),
+        (Arch::Qwen2, GgmlType::BF16),
+        (Arch::Llama, GgmlType::F32),
+    ] {
+        let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
+        TinyWeights::random(&TinySpec::new(arch)).write_gguf(&path, ty);
+        let model = Model::open(&path).unwrap();
+        let v = model.config.vocab_size;
+        let mut st = State::new();
+        // Sequence a: a 3-token prefix, then one token. Sequence b: a fresh
+        // 8-token prompt. Sequence c: one token after a 2-token prefix.
+        let (pa, ta, pb, pc, tc) = (
+            [5u32, 9, 14],
+            [21u32],
+            [4u32, 8, 15, 16, 23, 42, 7, 3],
+            [2u32, 6],
+            [30u32],
+        );
+        let mut alone = Vec::new();
+        for (prefix, tokens) in [(&pa[..], &ta[..]), (&[][..], &pb[..]), (&pc[..], &tc[..])] {
+            let mut kv = model.new_cache(64);
+            if !prefix.is_empty() {
+                model
+                    .forward(prefix, &mut kv, &mut st, Logits::None, &pool)
+                    .unwrap();
+            }
+            model
+                .forward(tokens, &mut kv, &mut st, Logits::Last, &pool)
+                .unwrap();
+            alone.push(st.logits.clone());
+        }
+        let (mut ka, mut kb, mut kc) = (
+            model.new_cache(64),
+            model.new_cache(64),
+            model.new_cache(64),
+        );
+        model
+            .forward(&pa, &mut ka, &mut st, Logits::None, &pool)
+            .unwrap();
+        model
+            .forward(&pc, &mut kc, &mut st, Logits::None, &pool)
+            .unwrap();
+        let mut segs = vec![
+            Segment {
+                tokens: &ta,
+                kv: &mut ka,
+            },
+            Segment {
+                tokens: &pb,
+                kv: &mut kb,
+            },
+            Segment {
+                tokens: &tc,
+                kv: &mut kc,
+            },
+        ];
+        model
+            .forward_batch(&mut segs, &mut st, Logits::Last, &pool)
+            .unwrap();
+        for (i, want) in alone.iter().enumerate() {
+            let got = &st.logits[i * v..(i + 1) * v];
+            let diff = got
+                .iter()
+                .zip(want)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff == 0.0,
+                "{} {}: sequence {i}: max |diff| {diff}",
+                arch.name(),
+                ty.name()
+            );
+        }
+    }
+}

@@ -72,9 +72,7 @@ pub use dequantized_matmul::{
     matmul_dequantized, matmul_dequantized_at, transpose_f32,
 };
 pub use error::QuantError;
-pub use matmul::{
-    matmul, matmul_at, matmul_f32, matmul_reference, matmul_tokens_apart, WeightMatrix,
-};
+pub use matmul::{matmul, matmul_at, matmul_f32, matmul_grouped, matmul_reference, WeightMatrix};
 pub use simd::SimdLevel;
 pub use transposed_matmul::{matmul_transposed, matmul_transposed_at, matmul_transposed_reference};
 pub use types::{GgmlType, Kernel, TypeTraits};

@@ -90,19 +90,49 @@ pub fn matmul(w: &WeightMatrix, x: &QuantizedActivations, y: &mut [f32], pool: &
     matmul_at(SimdLevel::detect(), w, x, y, pool)
 }
 
-/// [`matmul`] where each token's outputs are what a product of that token
-/// alone gives (ggml's one-token numerics): for a batched decode step, whose
-/// tokens belong to different sequences, so that a sequence decoded in a
-/// batch gets the values it gets alone. Only the float types differ from
-/// [`matmul`] (their tiles follow tinyBLAS, whose sums are ordered
-/// differently); the block types' tiles give their dot products' bits.
-pub fn matmul_tokens_apart(
+/// [`matmul`] for tokens of several sequences, `groups` holding how many
+/// consecutive tokens each has (summing to T): each group's outputs are what
+/// a product of that group alone gives, so that a sequence computed in a
+/// batch (a decode step of many, or a prompt chunk beside them) gets the
+/// values it gets alone. Only the float types differ from [`matmul`] (their
+/// tiles follow tinyBLAS, which ggml uses only for several tokens, and whose
+/// sums are ordered differently): they run one product per group. The block
+/// types' tiles give their dot products' bits, so one product serves all.
+pub fn matmul_grouped(
     w: &WeightMatrix,
     x: &QuantizedActivations,
     y: &mut [f32],
+    groups: &[usize],
     pool: &ThreadPool,
 ) {
-    product(SimdLevel::detect(), w, x, y, true, pool)
+    let level = SimdLevel::detect();
+    if !is_float(w.ty) || groups.len() <= 1 {
+        return product(level, w, x, 0, x.n_tokens(), y, pool);
+    }
+    assert_eq!(
+        groups.iter().sum::<usize>(),
+        x.n_tokens(),
+        "groups do not cover T"
+    );
+    let mut t0 = 0;
+    for &n in groups {
+        product(
+            level,
+            w,
+            x,
+            t0,
+            n,
+            &mut y[t0 * w.rows..(t0 + n) * w.rows],
+            pool,
+        );
+        t0 += n;
+    }
+}
+
+/// Whether `ty` is a float type, whose tiles ggml uses only for several
+/// tokens (see [`product`]).
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
 /// Quantizes `x: [n_tokens, w.cols]` into `scratch`, then [`matmul`].
@@ -151,20 +181,24 @@ pub fn matmul_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
-    product(level, w, x, y, false, pool)
+    product(level, w, x, 0, x.n_tokens(), y, pool)
 }
 
-/// [`matmul_at`], or with `tokens_apart` [`matmul_tokens_apart`].
+/// [`matmul_at`] on tokens `t0..t0 + n_tokens` of `x` (y holds theirs).
 fn product(
     level: SimdLevel,
     w: &WeightMatrix,
     x: &QuantizedActivations,
+    t0: usize,
+    n_tokens: usize,
     y: &mut [f32],
-    tokens_apart: bool,
     pool: &ThreadPool,
 ) {
     let traits = w.ty.traits();
-    let n_tokens = x.n_tokens();
+    assert!(
+        t0 + n_tokens <= x.n_tokens(),
+        "tokens outside the activations"
+    );
     assert_eq!(
         x.ty(),
         Some(traits.vec_dot_type),
@@ -190,8 +224,7 @@ fn product(
     // (tinyBLAS) only for T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked
     // by the float gemms), else through its vec_dot, whose sums are ordered
     // differently: srl follows, for llama.cpp's bits.
-    let is_float = matches!(w.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-    let gemm = if is_float && (tokens_apart || n_tokens < 2 || !w.rows.is_multiple_of(4)) {
+    let gemm = if is_float(w.ty) && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
         None
     } else {
         traits.gemm.and_then(|k| k.at(level))
@@ -201,7 +234,7 @@ fn product(
         rows: w.rows,
         w: w.data,
         ws,
-        x: x.data(),
+        x: &x.data()[t0 * x.row_bytes()..],
         xs: x.row_bytes(),
         n_tokens,
         y: SendPtr(y.as_mut_ptr()),
