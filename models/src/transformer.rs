@@ -138,6 +138,8 @@ pub struct State {
     lin: LinearScratch,
     /// Rows of `x` that get logits, and those rows gathered.
     out_rows: Vec<usize>,
+    /// How many of them each sequence has (the head's product groups).
+    out_groups: Vec<usize>,
     head_in: Vec<f32>,
     embd_row: Vec<f32>,
     /// [T', V] logits of the last call (T' = 1 for `Logits::Last`).
@@ -397,6 +399,40 @@ impl Model {
             );
             s.rope.extend_from_slice(&s.rope_seg);
         }
+        // The rows that need logits: the last layer's feed-forward runs on
+        // them alone, as llama.cpp's graph does (`inp_out_ids`), which also
+        // gives a float model's last token llama.cpp's one-token products.
+        s.out_rows.clear();
+        let mut t0 = 0;
+        for seg in segments.iter() {
+            let n = seg.tokens.len();
+            match logits {
+                Logits::None => {}
+                Logits::Last if n > 0 => s.out_rows.push(t0 + n - 1),
+                Logits::Last => {}
+                Logits::All => s.out_rows.extend(t0..t0 + n),
+            }
+            t0 += n;
+        }
+        let n_out = s.out_rows.len();
+        let rows_of = |n: usize| match logits {
+            Logits::None => 0,
+            Logits::Last => n.min(1),
+            Logits::All => n,
+        };
+        let whole_out = [(0..n_out, &self.adapters[..])];
+        let split_out;
+        let lora_out: &[LoraRows] = match per_segment {
+            None => &whole_out,
+            Some(per) => {
+                split_out = lora_rows(segments.iter().map(|s| rows_of(s.tokens.len())), per);
+                &split_out
+            }
+        };
+        s.out_groups.clear();
+        let out_groups = segments.iter().map(|g| rows_of(g.tokens.len()));
+        s.out_groups.extend(out_groups.filter(|&n| n > 0));
+        let n_layers = self.weights.layers.len();
         for (l, w) in self.weights.layers.iter().enumerate() {
             // Attention block.
             rms_norm_par(&s.x, &w.attn_norm, c.rms_eps, &mut s.xb, pool);
@@ -447,58 +483,41 @@ impl Model {
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
             add_par(&mut s.x, &s.xb, pool);
 
-            // Feed-forward block.
-            rms_norm_par(&s.x, &w.ffn_norm, c.rms_eps, &mut s.xb, pool);
+            // Feed-forward block; in the last layer only on the rows that
+            // need logits (moved to the front, in order).
+            let (rows, lora) = if l + 1 == n_layers && n_out < t_n {
+                for (i, &t) in s.out_rows.iter().enumerate() {
+                    s.x.copy_within(t * ce..(t + 1) * ce, i * ce);
+                }
+                s.out_rows.clear();
+                s.out_rows.extend(0..n_out);
+                s.lin.groups.clone_from(&s.out_groups);
+                (n_out, lora_out)
+            } else {
+                (t_n, lora)
+            };
+            if rows == 0 {
+                break;
+            }
+            let (x, xb) = (&mut s.x[..rows * ce], &mut s.xb[..rows * ce]);
+            let (gate, up) = (&mut s.gate[..rows * ff], &mut s.up[..rows * ff]);
+            rms_norm_par(x, &w.ffn_norm, c.rms_eps, xb, pool);
             s.lin.new_input();
-            self.linear(&w.gate, &s.xb, t_n, &mut s.gate, &mut s.lin, lora, pool);
-            self.linear(&w.up, &s.xb, t_n, &mut s.up, &mut s.lin, lora, pool);
-            swiglu_par(&mut s.gate, &s.up, pool);
+            self.linear(&w.gate, xb, rows, gate, &mut s.lin, lora, pool);
+            self.linear(&w.up, xb, rows, up, &mut s.lin, lora, pool);
+            swiglu_par(gate, up, pool);
             s.lin.new_input();
-            self.linear(&w.down, &s.gate, t_n, &mut s.xb, &mut s.lin, lora, pool);
-            add_par(&mut s.x, &s.xb, pool);
+            self.linear(&w.down, gate, rows, xb, &mut s.lin, lora, pool);
+            add_par(x, xb, pool);
         }
         for seg in segments.iter_mut() {
             seg.kv.advance(seg.tokens.len());
         }
-
-        // Output head on the rows that need logits.
-        s.out_rows.clear();
-        let mut t0 = 0;
-        for seg in segments.iter() {
-            let n = seg.tokens.len();
-            match logits {
-                Logits::None => {}
-                Logits::Last if n > 0 => s.out_rows.push(t0 + n - 1),
-                Logits::Last => {}
-                Logits::All => s.out_rows.extend(t0..t0 + n),
-            }
-            t0 += n;
-        }
-        let n_out = s.out_rows.len();
         if n_out == 0 {
             return Ok(());
         }
-        let whole_out = [(0..n_out, &self.adapters[..])];
-        let split_out;
-        let lora_out: &[LoraRows] = match per_segment {
-            None => &whole_out,
-            Some(per) => {
-                let rows_of = |n: usize| match logits {
-                    Logits::None => 0,
-                    Logits::Last => n.min(1),
-                    Logits::All => n,
-                };
-                split_out = lora_rows(segments.iter().map(|s| rows_of(s.tokens.len())), per);
-                &split_out
-            }
-        };
-        s.lin.groups.clear();
-        s.lin.groups.extend(segments.iter().map(|g| match logits {
-            Logits::None => 0,
-            Logits::Last => g.tokens.len().min(1),
-            Logits::All => g.tokens.len(),
-        }));
-        s.lin.groups.retain(|&n| n > 0);
+        s.lin.groups.clone_from(&s.out_groups);
+
         resize(&mut s.embd_row, n_out * ce);
         resize(&mut s.head_in, n_out * ce);
         for (i, &t) in s.out_rows.iter().enumerate() {
