@@ -382,7 +382,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
         sum,
     } = &mut scratch;
     // Per head: the query rounded to f16.
-    let qr = sized(qr, g * d);
+    let qr = crate::buffers::sized(qr, g * d);
     for (dst, src) in qr.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
         let x = _mm256_loadu_ps(src.as_ptr());
         _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_cvtph_ps(_mm256_cvtps_ph::<RNE>(x)));
@@ -395,7 +395,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
         }
     };
     // 1. Scores (head j's at e[j * n + p]).
-    let e = sized(e, g * n);
+    let e = crate::buffers::sized(e, g * n);
     for p in 0..n {
         widen(&mut row_f32, k.at(p * h.kvdim + h.off) as *const u16);
         for j in 0..g {
@@ -424,7 +424,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     // exponential it takes: of (old max - score) when the score raises the
     // maximum (rescaling the accumulator), else of (score - max). Known in
     // advance, they are computed together.
-    let rises = sized(rises, g * n);
+    let rises = crate::buffers::sized(rises, g * n);
     for j in 0..g {
         let mut m = f32::NEG_INFINITY;
         for p in 0..n {
@@ -440,10 +440,8 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     }
     crate::expf::exp_in_place(e);
     // 3. The f16 accumulators over V, position by position.
-    let acc = sized(acc, g * d);
-    acc.fill(0);
-    let sum = sized(sum, g);
-    sum.fill(0.0);
+    let acc = crate::buffers::zeroed(acc, g * d);
+    let sum = crate::buffers::zeroed(sum, g);
     for p in 0..n {
         widen(&mut row_f32, v.at(p * h.kvdim + h.off) as *const u16);
         for j in 0..g {
@@ -499,13 +497,6 @@ struct DecodeScratch {
 thread_local! {
     static DECODE_SCRATCH: std::cell::Cell<DecodeScratch> =
         std::cell::Cell::new(DecodeScratch::default());
-}
-
-/// `buf` resized to `len` (old contents kept, new elements default).
-#[cfg(target_arch = "x86_64")]
-fn sized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
-    buf.resize(len, T::default());
-    &mut buf[..len]
 }
 
 #[cfg(not(target_arch = "x86_64"))]

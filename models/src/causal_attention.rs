@@ -6,6 +6,7 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
+use crate::buffers::sized;
 use crate::softmax::exp_shifted;
 use rayon::prelude::*;
 use srl_quant::{
@@ -301,12 +302,6 @@ pub fn causal_attention_backward_with(
         scatter_add(gk, dk, s.n_head_kv, g, d);
         scatter_add(gv, dv, s.n_head_kv, g, d);
     }
-}
-
-/// `buf` as `len` floats that the caller overwrites.
-fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buf.resize(len, 0.0);
-    &mut buf[..len]
 }
 
 /// P = softmax(Q_b K^T * scale) with the causal mask for query rows

@@ -8,6 +8,7 @@
 //! H query heads, D head dim, F feed-forward width, V vocab, L layers.
 
 pub mod attention;
+mod buffers;
 pub mod causal_attention;
 pub mod config;
 pub mod convert;

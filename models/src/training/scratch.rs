@@ -98,16 +98,4 @@ impl TrainScratch {
     }
 }
 
-/// `buf` as `len` floats whose values the caller overwrites (kept from the
-/// last use, never read before written).
-pub(super) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buf.resize(len, 0.0);
-    &mut buf[..len]
-}
-
-/// `buf` as `len` zeros.
-pub(super) fn zeroed(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buf.clear();
-    buf.resize(len, 0.0);
-    &mut buf[..len]
-}
+pub(super) use crate::buffers::{sized, zeroed};
