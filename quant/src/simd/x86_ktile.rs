@@ -11,7 +11,8 @@
 //! integer sums, which are exact in any order, and the same f32 operations
 //! in the same order), so the results are its bits.
 
-use crate::types::QK_K;
+use crate::types::{q8_k::BlockQ8K, QK_K};
+use std::arch::x86_64::*;
 
 /// Tokens per tile.
 pub(crate) const TOKENS: usize = 4;
@@ -81,5 +82,37 @@ pub(crate) unsafe fn gemm_k<K: KTile>(
             K::tile::<1>(nb, wp.add(r * ws), xp.add(t * xs), xs, &mut out);
             *y.add(t * ys + r) = out[0];
         }
+    }
+}
+
+/// Super-block `i` of the N activation rows at `x`, `xs` bytes apart.
+///
+/// # Safety
+/// Each row holds more than `i` Q8_K blocks.
+#[inline(always)]
+pub(crate) unsafe fn q8k_blocks<'a, const N: usize>(
+    x: *const u8,
+    xs: usize,
+    i: usize,
+) -> [&'a BlockQ8K; N] {
+    let bytes = std::mem::size_of::<BlockQ8K>();
+    std::array::from_fn(|t| &*(x.add(t * xs + i * bytes) as *const BlockQ8K))
+}
+
+/// `acc[t] += (d_x[t] * d_w) * sumi[t]`: a super-block's integer sums into
+/// each token's f32 lanes, one fused multiply-add as ggml's kernels do.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[inline(always)]
+pub(crate) unsafe fn add_scaled<const N: usize>(
+    acc: &mut [__m256; N],
+    bx: &[&BlockQ8K; N],
+    wd: f32,
+    sumi: &[__m256i; N],
+) {
+    for t in 0..N {
+        let d = bx[t].d() * wd;
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
 }

@@ -176,7 +176,7 @@ scalar_gemm!(vec_dot);
 mod x86 {
     use super::{scales, BlockQ3K};
     use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::simd::x86_ktile::{add_scaled, gemm_k, q8k_blocks, KTile};
     use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
@@ -223,9 +223,7 @@ mod x86 {
             let mut acc = [_mm256_setzero_ps(); N];
             for i in 0..nb {
                 let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ3K);
-                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
-                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
-                });
+                let bx: [&BlockQ8K; N] = q8k_blocks(x, xs, i);
                 let wd = f16_at(bw.d.as_ptr());
                 let sc = scales(bw);
                 let hbits = _mm256_loadu_si256(bw.hmask.as_ptr() as *const __m256i);
@@ -263,11 +261,7 @@ mod x86 {
                         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p01, p23));
                     }
                 }
-                for t in 0..N {
-                    let d = bx[t].d() * wd;
-                    acc[t] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-                }
+                add_scaled(&mut acc, &bx, wd, &sumi);
             }
             for t in 0..N {
                 out[t] = hsum_float_8(acc[t]);

@@ -141,7 +141,7 @@ scalar_gemm!(vec_dot);
 mod x86 {
     use super::BlockQ5K;
     use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::simd::x86_ktile::{add_scaled, gemm_k, q8k_blocks, KTile};
     use crate::types::q4_k::scales_mins;
     use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
@@ -188,9 +188,7 @@ mod x86 {
             let mut summs = [0.0f32; N];
             for i in 0..nb {
                 let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ5K);
-                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
-                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
-                });
+                let bx: [&BlockQ8K; N] = q8k_blocks(x, xs, i);
                 let (wd, wdmin) = (f16_at(bw.d.as_ptr()), f16_at(bw.dmin.as_ptr()));
                 let (sc, mn) = scales_mins(&bw.scales);
                 let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr() as *const __m128i));
@@ -233,11 +231,7 @@ mod x86 {
                         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p16_0, p16_1));
                     }
                 }
-                for t in 0..N {
-                    let d = bx[t].d() * wd;
-                    acc[t] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-                }
+                add_scaled(&mut acc, &bx, wd, &sumi);
             }
             for t in 0..N {
                 out[t] = hsum_float_8(acc[t]) + summs[t];

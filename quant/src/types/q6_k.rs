@@ -153,7 +153,7 @@ scalar_gemm!(vec_dot);
 mod x86 {
     use super::BlockQ6K;
     use crate::simd::x86::{avx2_gemm, f16_at, hsum_float_8};
-    use crate::simd::x86_ktile::{gemm_k, KTile};
+    use crate::simd::x86_ktile::{add_scaled, gemm_k, q8k_blocks, KTile};
     use crate::types::{q8_k::BlockQ8K, QK_K};
     use std::arch::x86_64::*;
 
@@ -199,9 +199,7 @@ mod x86 {
             let mut acc = [_mm256_setzero_ps(); N];
             for i in 0..nb {
                 let bw = &*(w.add(i * Self::W_BYTES) as *const BlockQ6K);
-                let bx: [&BlockQ8K; N] = std::array::from_fn(|t| {
-                    &*(x.add(t * xs + i * Self::X_BYTES) as *const BlockQ8K)
-                });
+                let bx: [&BlockQ8K; N] = q8k_blocks(x, xs, i);
                 let wd = f16_at(bw.d.as_ptr());
                 let scales = _mm_loadu_si128(bw.scales.as_ptr() as *const __m128i);
                 let scales_16 = _mm256_cvtepi8_epi16(scales);
@@ -246,12 +244,11 @@ mod x86 {
                     }
                 }
                 for t in 0..N {
-                    let d = bx[t].d() * wd;
                     let q8sums = _mm256_loadu_si256(bx[t].bsums.as_ptr() as *const __m256i);
                     let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
-                    let s = _mm256_sub_epi32(sumi[t], q8sclsub);
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[t]);
+                    sumi[t] = _mm256_sub_epi32(sumi[t], q8sclsub);
                 }
+                add_scaled(&mut acc, &bx, wd, &sumi);
             }
             for t in 0..N {
                 out[t] = hsum_float_8(acc[t]);
