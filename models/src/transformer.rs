@@ -136,11 +136,10 @@ pub struct State {
     rope: Vec<(f32, f32)>,
     rope_seg: Vec<(f32, f32)>,
     lin: LinearScratch,
-    /// Rows of `x` that get logits, and those rows gathered.
+    /// Rows of `x` that get logits.
     out_rows: Vec<usize>,
     /// How many of them each sequence has (the head's product groups).
     out_groups: Vec<usize>,
-    head_in: Vec<f32>,
     embd_row: Vec<f32>,
     /// [T', V] logits of the last call (T' = 1 for `Logits::Last`).
     pub logits: Vec<f32>,
@@ -489,8 +488,6 @@ impl Model {
                 for (i, &t) in s.out_rows.iter().enumerate() {
                     s.x.copy_within(t * ce..(t + 1) * ce, i * ce);
                 }
-                s.out_rows.clear();
-                s.out_rows.extend(0..n_out);
                 s.lin.groups.clone_from(&s.out_groups);
                 (n_out, lora_out)
             } else {
@@ -518,13 +515,11 @@ impl Model {
         }
         s.lin.groups.clone_from(&s.out_groups);
 
+        // The rows with logits are now the first n_out of x: every row when
+        // all have logits, else the ones the last layer moved to the front.
         resize(&mut s.embd_row, n_out * ce);
-        resize(&mut s.head_in, n_out * ce);
-        for (i, &t) in s.out_rows.iter().enumerate() {
-            s.head_in[i * ce..(i + 1) * ce].copy_from_slice(&s.x[t * ce..(t + 1) * ce]);
-        }
         rms_norm(
-            &s.head_in,
+            &s.x[..n_out * ce],
             &self.weights.output_norm,
             c.rms_eps,
             &mut s.embd_row,
