@@ -24,7 +24,9 @@
 use crate::f32_tile::{tiles_at, TileFn, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
 use crate::simd::SimdLevel;
+use crate::thread_buffer::{with_buffer, Slot};
 use rayon::ThreadPool;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Columns per slice: a multiple of every block size (QK_K = 256).
@@ -120,57 +122,49 @@ fn dequantized_on(
     let next = AtomicUsize::new(0);
     let out = SendPtr(y.as_mut_ptr());
     let work = || {
-        let mut packed = Packed([0.0; CHUNK_ROWS * KC]);
-        let mut rows = [[0.0f32; KC]; 8];
-        loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= n_chunks {
-                break;
-            }
-            let (tc, rc) = (c / row_chunks, c % row_chunks);
-            let r0 = rc * CHUNK_ROWS;
-            let nr = CHUNK_ROWS.min(w.rows - r0);
-            let t0 = tc * chunk_tokens;
-            let t1 = (t0 + chunk_tokens).min(n_tokens);
-            for k0 in (0..w.cols).step_by(KC) {
-                let kc = KC.min(w.cols - k0);
-                pack(
-                    w,
-                    r0,
-                    nr,
-                    k0,
-                    kc,
-                    &mut packed.0,
-                    &mut rows,
-                    kernels.transpose,
-                );
-                let mut t = t0;
-                while t < t1 {
-                    let m = MT.min(t1 - t);
-                    for p in 0..nr.div_ceil(NR) {
-                        // SAFETY: the panel holds kc columns of NR rows;
-                        // x rows t..t+m hold columns k0..k0+kc; outputs
-                        // (tokens t..t+m, rows r0 + p*NR + ..nr) lie inside y
-                        // ([T, rows], checked above) and belong to this
-                        // chunk only; `kernels_at` checked the CPU.
-                        unsafe {
-                            (kernels.tiles[m - 1])(
-                                packed.0.as_ptr().add(p * NR * KC),
-                                NR,
-                                kc,
-                                x.as_ptr().add(t * w.cols + k0),
-                                w.cols,
-                                out.get().add(t * w.rows + r0 + p * NR),
-                                w.rows,
-                                NR.min(nr - p * NR),
-                                add || k0 > 0,
-                            )
-                        };
+        with_buffer(&PACK_BUFFER, new_pack_buffer, |buf| {
+            let PackBuffer { packed, rows } = buf;
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                if c >= n_chunks {
+                    break;
+                }
+                let (tc, rc) = (c / row_chunks, c % row_chunks);
+                let r0 = rc * CHUNK_ROWS;
+                let nr = CHUNK_ROWS.min(w.rows - r0);
+                let t0 = tc * chunk_tokens;
+                let t1 = (t0 + chunk_tokens).min(n_tokens);
+                for k0 in (0..w.cols).step_by(KC) {
+                    let kc = KC.min(w.cols - k0);
+                    pack(w, r0, nr, k0, kc, &mut packed.0, rows, kernels.transpose);
+                    let mut t = t0;
+                    while t < t1 {
+                        let m = MT.min(t1 - t);
+                        for p in 0..nr.div_ceil(NR) {
+                            // SAFETY: the panel holds kc columns of NR rows;
+                            // x rows t..t+m hold columns k0..k0+kc; outputs
+                            // (tokens t..t+m, rows r0 + p*NR + ..nr) lie inside y
+                            // ([T, rows], checked above) and belong to this
+                            // chunk only; `kernels_at` checked the CPU.
+                            unsafe {
+                                (kernels.tiles[m - 1])(
+                                    packed.0.as_ptr().add(p * NR * KC),
+                                    NR,
+                                    kc,
+                                    x.as_ptr().add(t * w.cols + k0),
+                                    w.cols,
+                                    out.get().add(t * w.rows + r0 + p * NR),
+                                    w.rows,
+                                    NR.min(nr - p * NR),
+                                    add || k0 > 0,
+                                )
+                            };
+                        }
+                        t += m;
                     }
-                    t += m;
                 }
             }
-        }
+        })
     };
     match pool {
         Some(pool) if threads > 1 && n_chunks > 1 => fork(pool, &work),
@@ -182,6 +176,22 @@ fn dequantized_on(
 /// aligned for vector loads.
 #[repr(C, align(32))]
 struct Packed([f32; CHUNK_ROWS * KC]);
+
+/// A thread's buffers for [`pack`]: the packed slice and the 8 rows
+/// dequantized on the way.
+struct PackBuffer {
+    packed: Packed,
+    rows: [[f32; KC]; 8],
+}
+
+thread_local! {
+    static PACK_BUFFER: Slot<PackBuffer> = const { RefCell::new(None) };
+}
+
+fn new_pack_buffer() -> Box<PackBuffer> {
+    // SAFETY: all zero bits are valid f32s.
+    unsafe { Box::new_zeroed().assume_init() }
+}
 
 /// Dequantizes rows `r0..r0 + nr`, columns `k0..k0 + kc` (whole blocks) of
 /// `w`, 8 rows at a time into `rows`, and packs them column by column in

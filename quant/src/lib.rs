@@ -63,6 +63,7 @@ mod f32_tile;
 mod fp;
 mod matmul;
 mod simd;
+mod thread_buffer;
 mod transposed_matmul;
 pub mod types;
 

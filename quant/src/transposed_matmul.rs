@@ -27,7 +27,9 @@
 use crate::f32_tile::{tiles_at, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
 use crate::simd::SimdLevel;
+use crate::thread_buffer::{with_buffer, Slot};
 use rayon::ThreadPool;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Floats of dequantized weights per slice (128 KiB: stays in L2 while all
@@ -110,48 +112,49 @@ pub(crate) fn transposed_on(
     let next = AtomicUsize::new(0);
     let out = SendPtr(dx.as_mut_ptr());
     let work = || {
-        let mut slice = Slice([0.0; SLICE_FLOATS]);
-        loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= plan.n_chunks {
-                break;
-            }
-            let (tc, cc) = (c / plan.col_chunks, c % plan.col_chunks);
-            let c0 = cc * plan.chunk_cols;
-            let nc = plan.chunk_cols.min(w.cols - c0);
-            let t0 = tc * plan.chunk_tokens;
-            let t1 = (t0 + plan.chunk_tokens).min(n_tokens);
-            for k0 in (0..w.rows).step_by(plan.slice_rows) {
-                let kc = plan.slice_rows.min(w.rows - k0);
-                dequantize_slice(w, k0, kc, c0, nc, plan.ld, &mut slice.0);
-                let mut t = t0;
-                while t < t1 {
-                    let m = MT.min(t1 - t);
-                    for p in 0..nc.div_ceil(NR) {
-                        // SAFETY: the slice holds kc rows of ld >= nc floats
-                        // (64-byte aligned, ld a multiple of NR); dy rows
-                        // t..t+m hold rows k0..k0+kc; outputs (tokens
-                        // t..t+m, columns c0 + p*NR + ..nr) lie inside dx
-                        // ([T, cols], checked above) and belong to this
-                        // chunk only; `tiles_at` checked the CPU.
-                        unsafe {
-                            (tiles[m - 1])(
-                                slice.0.as_ptr().add(p * NR),
-                                plan.ld,
-                                kc,
-                                dy.as_ptr().add(t * w.rows + k0),
-                                w.rows,
-                                out.get().add(t * w.cols + c0 + p * NR),
-                                w.cols,
-                                NR.min(nc - p * NR),
-                                true,
-                            )
-                        };
+        with_buffer(&SLICE_BUFFER, new_slice, |slice| {
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                if c >= plan.n_chunks {
+                    break;
+                }
+                let (tc, cc) = (c / plan.col_chunks, c % plan.col_chunks);
+                let c0 = cc * plan.chunk_cols;
+                let nc = plan.chunk_cols.min(w.cols - c0);
+                let t0 = tc * plan.chunk_tokens;
+                let t1 = (t0 + plan.chunk_tokens).min(n_tokens);
+                for k0 in (0..w.rows).step_by(plan.slice_rows) {
+                    let kc = plan.slice_rows.min(w.rows - k0);
+                    dequantize_slice(w, k0, kc, c0, nc, plan.ld, &mut slice.0);
+                    let mut t = t0;
+                    while t < t1 {
+                        let m = MT.min(t1 - t);
+                        for p in 0..nc.div_ceil(NR) {
+                            // SAFETY: the slice holds kc rows of ld >= nc floats
+                            // (64-byte aligned, ld a multiple of NR); dy rows
+                            // t..t+m hold rows k0..k0+kc; outputs (tokens
+                            // t..t+m, columns c0 + p*NR + ..nr) lie inside dx
+                            // ([T, cols], checked above) and belong to this
+                            // chunk only; `tiles_at` checked the CPU.
+                            unsafe {
+                                (tiles[m - 1])(
+                                    slice.0.as_ptr().add(p * NR),
+                                    plan.ld,
+                                    kc,
+                                    dy.as_ptr().add(t * w.rows + k0),
+                                    w.rows,
+                                    out.get().add(t * w.cols + c0 + p * NR),
+                                    w.cols,
+                                    NR.min(nc - p * NR),
+                                    true,
+                                )
+                            };
+                        }
+                        t += m;
                     }
-                    t += m;
                 }
             }
-        }
+        })
     };
     match pool {
         Some(pool) if threads > 1 && plan.n_chunks > 1 => fork(pool, &work),
@@ -248,6 +251,15 @@ fn lcm(a: usize, b: usize) -> usize {
 /// A slice of dequantized weights, aligned for vector loads.
 #[repr(C, align(64))]
 struct Slice([f32; SLICE_FLOATS]);
+
+thread_local! {
+    static SLICE_BUFFER: Slot<Slice> = const { RefCell::new(None) };
+}
+
+fn new_slice() -> Box<Slice> {
+    // SAFETY: all zero bits are valid f32s.
+    unsafe { Box::new_zeroed().assume_init() }
+}
 
 /// Dequantizes rows `k0..k0 + kc`, columns `c0..c0 + nc` (whole blocks) of
 /// `w` into `slice`, row i at `slice[i * ld..]`. Floats `nc..ld` of a row
