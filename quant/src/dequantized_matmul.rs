@@ -71,19 +71,53 @@ pub fn matmul_dequantized_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
-    dequantized_on(level, w, x, n_tokens, y, false, Some(pool))
+    dequantized_on(level, w, x, n_tokens, y, None, Some(pool))
 }
 
-/// [`matmul_dequantized_at`] on `pool`, or on the calling thread alone;
-/// with `add`, the products are added to y's values (each output's chain
-/// starts from them) instead of overwriting them.
+/// A low-rank term that a training product computes inside its own sums,
+/// as `rank` more terms of each output's chain: a LoRA branch then costs no
+/// pass of its own over the output.
+#[derive(Debug, Clone, Copy)]
+pub struct LowRank<'a> {
+    /// [T, rank]: the term's inputs per token.
+    pub left: &'a [f32],
+    /// Its weights: [rows, rank] in [`matmul_dequantized_plus`] (LoRA's B),
+    /// [rank, cols] in [`crate::matmul_transposed_plus`] (LoRA's A).
+    pub right: &'a [f32],
+    pub rank: usize,
+}
+
+/// `y[T, rows] = x[T, cols] · W^T + left[T, r] · right[rows, r]^T`: each
+/// output is one chain of multiply-adds over W's columns, then over the r
+/// terms (the chain [`matmul_dequantized`] computes for `[x | left]` times
+/// `[W | right]`). Overwrites y.
+pub fn matmul_dequantized_plus(
+    w: &WeightMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+    term: LowRank,
+    pool: &ThreadPool,
+) {
+    assert_eq!(term.left.len(), n_tokens * term.rank, "left is not [T, r]");
+    assert_eq!(
+        term.right.len(),
+        w.rows * term.rank,
+        "right is not [rows, r]"
+    );
+    let level = SimdLevel::detect();
+    dequantized_on(level, w, x, n_tokens, y, Some(term), Some(pool))
+}
+
+/// [`matmul_dequantized_at`] on `pool`, or on the calling thread alone,
+/// with an optional low-rank term.
 fn dequantized_on(
     level: SimdLevel,
     w: &WeightMatrix,
     x: &[f32],
     n_tokens: usize,
     y: &mut [f32],
-    add: bool,
+    term: Option<LowRank>,
     pool: Option<&ThreadPool>,
 ) {
     assert_eq!(x.len(), n_tokens * w.cols, "x is not [T, cols]");
@@ -96,12 +130,15 @@ fn dequantized_on(
     if w.rows == 0 || n_tokens == 0 {
         return;
     }
-    if w.cols == 0 {
-        if !add {
-            y.fill(0.0);
-        }
+    if w.cols == 0 && term.is_none() {
+        y.fill(0.0);
         return;
     }
+    // Each output's chain runs over W's columns, then over the term's.
+    let term_matrix = term.map(|t| f32_matrix(t.right, w.rows, t.rank));
+    let sources: Vec<(&WeightMatrix, &[f32])> = std::iter::once((w, x))
+        .chain(term_matrix.as_ref().zip(term.map(|t| t.left)))
+        .collect();
     let kernels = kernels_at(level);
     let macs = w.rows * w.cols * n_tokens;
     let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
@@ -134,33 +171,36 @@ fn dequantized_on(
                 let nr = CHUNK_ROWS.min(w.rows - r0);
                 let t0 = tc * chunk_tokens;
                 let t1 = (t0 + chunk_tokens).min(n_tokens);
-                for k0 in (0..w.cols).step_by(KC) {
-                    let kc = KC.min(w.cols - k0);
-                    pack(w, r0, nr, k0, kc, &mut packed.0, rows, kernels.transpose);
+                let slices = sources
+                    .iter()
+                    .flat_map(|&(m, xs)| (0..m.cols).step_by(KC).map(move |k0| (m, xs, k0)));
+                for (i, (m, xs, k0)) in slices.enumerate() {
+                    let kc = KC.min(m.cols - k0);
+                    pack(m, r0, nr, k0, kc, &mut packed.0, rows, kernels.transpose);
                     let mut t = t0;
                     while t < t1 {
-                        let m = MT.min(t1 - t);
+                        let mt = MT.min(t1 - t);
                         for p in 0..nr.div_ceil(NR) {
                             // SAFETY: the panel holds kc columns of NR rows;
-                            // x rows t..t+m hold columns k0..k0+kc; outputs
-                            // (tokens t..t+m, rows r0 + p*NR + ..nr) lie inside y
-                            // ([T, rows], checked above) and belong to this
-                            // chunk only; `kernels_at` checked the CPU.
+                            // xs rows t..t+mt hold columns k0..k0+kc; outputs
+                            // (tokens t..t+mt, rows r0 + p*NR + ..nr) lie
+                            // inside y ([T, rows], checked above) and belong
+                            // to this chunk only; `kernels_at` checked the CPU.
                             unsafe {
-                                (kernels.tiles[m - 1])(
+                                (kernels.tiles[mt - 1])(
                                     packed.0.as_ptr().add(p * NR * KC),
                                     NR,
                                     kc,
-                                    x.as_ptr().add(t * w.cols + k0),
-                                    w.cols,
+                                    xs.as_ptr().add(t * m.cols + k0),
+                                    m.cols,
                                     out.get().add(t * w.rows + r0 + p * NR),
                                     w.rows,
                                     NR.min(nr - p * NR),
-                                    add || k0 > 0,
+                                    i > 0,
                                 )
                             };
                         }
-                        t += m;
+                        t += mt;
                     }
                 }
             }
@@ -316,7 +356,7 @@ mod avx2 {
 
 /// A plain f32 matrix `b: [rows, cols]` seen as F32 weights, for the
 /// products below.
-fn f32_matrix(b: &[f32], rows: usize, cols: usize) -> WeightMatrix<'_> {
+pub(crate) fn f32_matrix(b: &[f32], rows: usize, cols: usize) -> WeightMatrix<'_> {
     // SAFETY: the bytes of an f32 slice, read as bytes (alignment 1).
     let data = unsafe { std::slice::from_raw_parts(b.as_ptr() as *const u8, b.len() * 4) };
     WeightMatrix {
@@ -343,29 +383,12 @@ pub fn gemm_f32_nt(
     matmul_dequantized(&w, a, m, c, pool);
 }
 
-/// `c[m, n] += a[m, k] · b^T` (as [`gemm_f32_nt`], each output's chain
-/// starting from its value in c): a LoRA branch added onto the base
-/// product without a buffer of its own.
-pub fn gemm_f32_nt_add(
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [f32],
-    pool: &ThreadPool,
-) {
-    assert_eq!(b.len(), n * k, "b is not [n, k]");
-    let w = f32_matrix(b, n, k);
-    dequantized_on(SimdLevel::detect(), &w, a, m, c, true, Some(pool));
-}
-
 /// [`gemm_f32_nt`] on the calling thread alone (for products inside tasks
 /// that already run in parallel, such as attention's heads).
 pub fn gemm_f32_nt_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), n * k, "b is not [n, k]");
     let w = f32_matrix(b, n, k);
-    dequantized_on(SimdLevel::detect(), &w, a, m, c, false, None);
+    dequantized_on(SimdLevel::detect(), &w, a, m, c, None, None);
 }
 
 /// `c[m, n] += a[m, k] · b` for plain f32 matrices (`b` is [k, n],
@@ -389,7 +412,7 @@ pub fn gemm_f32_nn(
 pub fn gemm_f32_nn_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), k * n, "b is not [k, n]");
     let w = f32_matrix(b, k, n);
-    crate::transposed_matmul::transposed_on(SimdLevel::detect(), &w, a, m, c, None);
+    crate::transposed_matmul::transposed_on(SimdLevel::detect(), &w, a, m, c, None, None);
 }
 
 /// `out[c, r] = x[r, c]` for x [rows, cols], in cache-friendly tiles.
@@ -555,27 +578,61 @@ mod tests {
         gemm_f32_nt(&a, &b, m, n, k, &mut c1, &pool);
         gemm_f32_nt_serial(&a, &b, m, n, k, &mut c2);
         assert_eq!(c1, c2);
-        // c += a b^T: each chain starts from c's value, the same chains as
-        // a product whose first term is that value (a column of ones times
-        // a row of c0 / 1).
-        let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
-        let mut c3 = c0.clone();
-        gemm_f32_nt_add(&a, &b, m, n, k, &mut c3, &pool);
-        for (i, (&got, &plain)) in c3.iter().zip(&c1).enumerate() {
-            let want = c0[i] + plain;
-            assert!(
-                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "{i}: {got} vs {want}"
-            );
-        }
-        let mut c4 = c0.clone();
-        gemm_f32_nt_add(&[], &[], m, n, 0, &mut c4, &pool);
-        assert_eq!(c4, c0, "k = 0 adds nothing");
         // b as [k, n]: c (+)= a b.
         let (mut c1, mut c2) = (vec![1.0f32; m * n], vec![1.0f32; m * n]);
         gemm_f32_nn(&a, &b, m, n, k, &mut c1, &pool);
         gemm_f32_nn_serial(&a, &b, m, n, k, &mut c2);
         assert_eq!(c1, c2);
+    }
+
+    /// `[W | right]` as f32 rows (W dequantized) and `[x | left]` per token.
+    fn concatenated(
+        w: &WeightMatrix,
+        right: &[f32],
+        x: &[f32],
+        left: &[f32],
+        rank: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut wr = Vec::new();
+        let mut row = vec![0.0f32; w.cols];
+        for i in 0..w.rows {
+            w.dequantize_row(i, &mut row);
+            wr.extend_from_slice(&row);
+            wr.extend_from_slice(&right[i * rank..(i + 1) * rank]);
+        }
+        let xl = x
+            .chunks_exact(w.cols)
+            .zip(left.chunks_exact(rank))
+            .flat_map(|(x, l)| x.iter().chain(l).copied())
+            .collect();
+        (wr, xl)
+    }
+
+    #[test]
+    fn low_rank_term_continues_each_chain() {
+        let pool = pool(2);
+        let mut r = StdRng::seed_from_u64(5);
+        for (rows, cols, n, rank) in [(70, 96, 130, 5), (16, 288, 7, 16), (33, 32, 64, 300)] {
+            let data = weights(GgmlType::Q4_1, rows, cols, &mut r);
+            let w = WeightMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
+            let (x, left, b) = (
+                random(&mut r, n * cols),
+                random(&mut r, n * rank),
+                random(&mut r, rows * rank),
+            );
+            let (wb, xl) = concatenated(&w, &b, &x, &left, rank);
+            let mut want = vec![0.0f32; n * rows];
+            gemm_f32_nt(&xl, &wb, n, rows, cols + rank, &mut want, &pool);
+            let mut got = vec![f32::NAN; n * rows]; // overwritten
+            let term = LowRank {
+                left: &left,
+                right: &b,
+                rank,
+            };
+            matmul_dequantized_plus(&w, &x, n, &mut got, term, &pool);
+            // The same chain of multiply-adds as [x | left] [W | b]^T.
+            assert_eq!(got, want, "{rows}x{cols} T={n} r={rank}");
+        }
     }
 
     #[test]

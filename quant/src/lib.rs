@@ -69,13 +69,15 @@ pub mod types;
 
 pub use activations::QuantizedActivations;
 pub use dequantized_matmul::{
-    gemm_f32_nn, gemm_f32_nn_serial, gemm_f32_nt, gemm_f32_nt_add, gemm_f32_nt_serial,
-    matmul_dequantized, matmul_dequantized_at, transpose_f32,
+    gemm_f32_nn, gemm_f32_nn_serial, gemm_f32_nt, gemm_f32_nt_serial, matmul_dequantized,
+    matmul_dequantized_at, matmul_dequantized_plus, transpose_f32, LowRank,
 };
 pub use error::QuantError;
 pub use matmul::{matmul, matmul_at, matmul_f32, matmul_grouped, matmul_reference, WeightMatrix};
 pub use simd::SimdLevel;
-pub use transposed_matmul::{matmul_transposed, matmul_transposed_at, matmul_transposed_reference};
+pub use transposed_matmul::{
+    matmul_transposed, matmul_transposed_at, matmul_transposed_plus, matmul_transposed_reference,
+};
 pub use types::{GgmlType, Kernel, TypeTraits};
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into f32.

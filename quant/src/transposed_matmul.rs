@@ -24,6 +24,7 @@
 //! threads or on which thread computes what. Its error is at most about
 //! `rows · ε · (|dx| + Σ_k |dy w|)`.
 
+use crate::dequantized_matmul::{f32_matrix, LowRank};
 use crate::f32_tile::{tiles_at, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
 use crate::simd::SimdLevel;
@@ -82,16 +83,41 @@ pub fn matmul_transposed_at(
     dx: &mut [f32],
     pool: &ThreadPool,
 ) {
-    transposed_on(level, w, dy, n_tokens, dx, Some(pool))
+    transposed_on(level, w, dy, n_tokens, dx, None, Some(pool))
 }
 
-/// [`matmul_transposed_at`] on `pool`, or on the calling thread alone.
+/// `dx[T, cols] += dy[T, rows] · W + left[T, r] · right[r, cols]`: each
+/// output's chain runs over W's rows, then over the r terms (the chain
+/// [`matmul_transposed`] computes for `[dy | left]` times `[W; right]`).
+/// Backward of [`crate::matmul_dequantized_plus`] in its inputs, with
+/// LoRA's `dmid · A` as the term.
+pub fn matmul_transposed_plus(
+    w: &WeightMatrix,
+    dy: &[f32],
+    n_tokens: usize,
+    dx: &mut [f32],
+    term: LowRank,
+    pool: &ThreadPool,
+) {
+    assert_eq!(term.left.len(), n_tokens * term.rank, "left is not [T, r]");
+    assert_eq!(
+        term.right.len(),
+        term.rank * w.cols,
+        "right is not [r, cols]"
+    );
+    let level = SimdLevel::detect();
+    transposed_on(level, w, dy, n_tokens, dx, Some(term), Some(pool))
+}
+
+/// [`matmul_transposed_at`] on `pool`, or on the calling thread alone,
+/// with an optional low-rank term.
 pub(crate) fn transposed_on(
     level: SimdLevel,
     w: &WeightMatrix,
     dy: &[f32],
     n_tokens: usize,
     dx: &mut [f32],
+    term: Option<LowRank>,
     pool: Option<&ThreadPool>,
 ) {
     assert_eq!(dy.len(), n_tokens * w.rows, "dy is not [T, rows]");
@@ -101,11 +127,16 @@ pub(crate) fn transposed_on(
         w.data.len() >= ws * w.rows,
         "weight data shorter than its shape"
     );
-    if w.rows == 0 || w.cols == 0 || n_tokens == 0 {
+    if (w.rows == 0 && term.is_none()) || w.cols == 0 || n_tokens == 0 {
         return;
     }
+    // Each output's chain runs over W's rows, then over the term's.
+    let term_matrix = term.map(|t| f32_matrix(t.right, t.rank, w.cols));
+    let sources: Vec<(&WeightMatrix, &[f32])> = std::iter::once((w, dy))
+        .chain(term_matrix.as_ref().zip(term.map(|t| t.left)))
+        .collect();
     let tiles = tiles_at(level);
-    let macs = w.rows * w.cols * n_tokens;
+    let macs = (w.rows + term.map_or(0, |t| t.rank)) * w.cols * n_tokens;
     let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let plan = Plan::new(w, n_tokens, threads);
@@ -123,26 +154,31 @@ pub(crate) fn transposed_on(
                 let nc = plan.chunk_cols.min(w.cols - c0);
                 let t0 = tc * plan.chunk_tokens;
                 let t1 = (t0 + plan.chunk_tokens).min(n_tokens);
-                for k0 in (0..w.rows).step_by(plan.slice_rows) {
-                    let kc = plan.slice_rows.min(w.rows - k0);
-                    dequantize_slice(w, k0, kc, c0, nc, plan.ld, &mut slice.0);
+                let slices = sources.iter().flat_map(|&(m, ds)| {
+                    (0..m.rows)
+                        .step_by(plan.slice_rows)
+                        .map(move |k0| (m, ds, k0))
+                });
+                for (m, ds, k0) in slices {
+                    let kc = plan.slice_rows.min(m.rows - k0);
+                    dequantize_slice(m, k0, kc, c0, nc, plan.ld, &mut slice.0);
                     let mut t = t0;
                     while t < t1 {
-                        let m = MT.min(t1 - t);
+                        let mt = MT.min(t1 - t);
                         for p in 0..nc.div_ceil(NR) {
-                            // SAFETY: the slice holds kc rows of ld >= nc floats
-                            // (64-byte aligned, ld a multiple of NR); dy rows
-                            // t..t+m hold rows k0..k0+kc; outputs (tokens
-                            // t..t+m, columns c0 + p*NR + ..nr) lie inside dx
-                            // ([T, cols], checked above) and belong to this
-                            // chunk only; `tiles_at` checked the CPU.
+                            // SAFETY: the slice holds kc rows of ld >= nc
+                            // floats (64-byte aligned, ld a multiple of NR);
+                            // ds rows t..t+mt hold rows k0..k0+kc; outputs
+                            // (tokens t..t+mt, columns c0 + p*NR + ..nr) lie
+                            // inside dx ([T, cols], checked above) and belong
+                            // to this chunk only; `tiles_at` checked the CPU.
                             unsafe {
-                                (tiles[m - 1])(
+                                (tiles[mt - 1])(
                                     slice.0.as_ptr().add(p * NR),
                                     plan.ld,
                                     kc,
-                                    dy.as_ptr().add(t * w.rows + k0),
-                                    w.rows,
+                                    ds.as_ptr().add(t * m.rows + k0),
+                                    m.rows,
                                     out.get().add(t * w.cols + c0 + p * NR),
                                     w.cols,
                                     NR.min(nc - p * NR),
@@ -150,7 +186,7 @@ pub(crate) fn transposed_on(
                                 )
                             };
                         }
-                        t += m;
+                        t += mt;
                     }
                 }
             }
@@ -419,6 +455,44 @@ mod tests {
             .into_iter()
             .filter(|l| l.available())
             .collect()
+    }
+
+    #[test]
+    fn low_rank_term_continues_each_chain() {
+        let pool = pool(2);
+        let mut r = StdRng::seed_from_u64(6);
+        for (rows, cols, n, rank) in [(70, 96, 130, 5), (16, 288, 7, 16), (600, 64, 50, 3)] {
+            let data = weights(GgmlType::Q4_1, rows, cols, &mut r);
+            let w = WeightMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
+            let (dy, left, a) = (
+                random(&mut r, n * rows),
+                random(&mut r, n * rank),
+                random(&mut r, rank * cols),
+            );
+            // [W; a] as f32 rows, [dy | left] per token.
+            let mut wa = vec![0.0f32; rows * cols];
+            for (i, row) in wa.chunks_exact_mut(cols).enumerate() {
+                w.dequantize_row(i, row);
+            }
+            wa.extend_from_slice(&a);
+            let dl: Vec<f32> = dy
+                .chunks_exact(rows)
+                .zip(left.chunks_exact(rank))
+                .flat_map(|(d, l)| d.iter().chain(l).copied())
+                .collect();
+            let start = random(&mut r, n * cols);
+            let mut want = start.clone();
+            crate::gemm_f32_nn(&dl, &wa, n, cols, rows + rank, &mut want, &pool);
+            let mut got = start;
+            let term = LowRank {
+                left: &left,
+                right: &a,
+                rank,
+            };
+            matmul_transposed_plus(&w, &dy, n, &mut got, term, &pool);
+            // The same chain of multiply-adds as [dy | left] [W; a].
+            assert_eq!(got, want, "{rows}x{cols} T={n} r={rank}");
+        }
     }
 
     #[test]

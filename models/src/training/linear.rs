@@ -11,7 +11,7 @@ use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::parallel::axpy_par;
 use crate::transformer::{Linear, Model};
-use srl_quant::{gemm_f32_nn, gemm_f32_nt, gemm_f32_nt_add, transpose_f32};
+use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32, LowRank};
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
@@ -96,9 +96,8 @@ pub(crate) fn base_product(
 
 /// Forward of one trained linear layer into `y` ([T, rows], overwritten);
 /// with an adapter, `s drop(x) A^T` ([T, r]) into `mid` for the backward.
-/// The branch `mid B^T` is added onto the base product by the same kernel
-/// (each output's chain continues from its base value), with no buffer of
-/// its own.
+/// The branch `mid B^T` is computed inside the base product (r more terms
+/// of each output's chain), with no pass or buffer of its own.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_forward(
     model: &Model,
@@ -113,7 +112,6 @@ pub(crate) fn linear_forward(
     lora: LoraPass,
     pool: &rayon::ThreadPool,
 ) {
-    base_product(model, lin, x, n_tokens, y, pool);
     if let Some(t) = lora.tensor(layer, target) {
         let p = lora.params.expect("tensor implies params");
         let (r, s) = (p.config.rank, p.config.scale());
@@ -121,8 +119,15 @@ pub(crate) fn linear_forward(
         let mid = sized(mid, n_tokens * r);
         gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
         mid.iter_mut().for_each(|v| *v *= s);
-        gemm_f32_nt_add(mid, &t.b, n_tokens, t.rows, r, y, pool);
+        let term = LowRank {
+            left: mid,
+            right: &t.b,
+            rank: r,
+        };
+        let w = lin.matrix(&model.files);
+        srl_quant::matmul_dequantized_plus(&w, x, n_tokens, y, term, pool);
     } else {
+        base_product(model, lin, x, n_tokens, y, pool);
         mid.clear();
     }
     if let Some(b) = &lin.bias {
@@ -153,11 +158,11 @@ pub(crate) fn linear_backward(
     bufs: &mut LoraBufs,
     pool: &rayon::ThreadPool,
 ) {
-    let mut dx = dx;
-    if let Some(dx) = dx.as_deref_mut() {
-        srl_quant::matmul_transposed(&lin.matrix(&model.files), dy, n_tokens, dx, pool);
-    }
+    let w = lin.matrix(&model.files);
     let Some(t) = lora.tensor(layer, target) else {
+        if let Some(dx) = dx {
+            srl_quant::matmul_transposed(&w, dy, n_tokens, dx, pool);
+        }
         return;
     };
     let p = lora.params.expect("tensor implies params");
@@ -196,16 +201,23 @@ pub(crate) fn linear_backward(
     transpose_f32(dmid, n_tokens, r, dmidt);
     let xd = lora.dropped(layer, target, x, dropped);
     gemm_f32_nn(dmidt, xd, r, cols, n_tokens, &mut g.a, pool);
-    if let Some(dx) = dx {
-        // d(drop(x)) = dmid A, then through the mask; without dropout the
-        // product adds straight into dx.
-        if lora.mask(layer, target).is_none() {
-            gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dx, pool);
-        } else {
-            let dxd = zeroed(out, n_tokens * cols);
-            gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
-            lora.drop_in_place(layer, target, dxd);
-            axpy_par(1.0, dxd, dx, pool);
-        }
+    let Some(dx) = dx else {
+        return;
+    };
+    // dx += dy W + d(drop(x)), with d(drop(x)) = dmid A through the mask:
+    // without dropout, r more terms of the base product's chains.
+    if lora.mask(layer, target).is_none() {
+        let term = LowRank {
+            left: dmid,
+            right: &t.a,
+            rank: r,
+        };
+        srl_quant::matmul_transposed_plus(&w, dy, n_tokens, dx, term, pool);
+    } else {
+        srl_quant::matmul_transposed(&w, dy, n_tokens, dx, pool);
+        let dxd = zeroed(out, n_tokens * cols);
+        gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
+        lora.drop_in_place(layer, target, dxd);
+        axpy_par(1.0, dxd, dx, pool);
     }
 }
