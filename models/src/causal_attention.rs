@@ -6,7 +6,7 @@
 //! All sequences start at position 0. `q` and `out` are [T, H*D], `k` and
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
-use crate::buffers::sized;
+use crate::buffers::{sized, zeroed};
 use crate::softmax::exp_shifted;
 use rayon::prelude::*;
 use srl_quant::{
@@ -41,10 +41,11 @@ pub const QUERY_BLOCK: usize = 64;
 pub struct AttentionScratch {
     kv: Vec<f32>,
     parts: Vec<f32>,
+    sums: Vec<f32>,
 }
 
-/// One thread's temporaries: Q, O and dO of a block ([nb, D] each), and
-/// three [nb, t1] matrices (P, dP and a transpose).
+/// One thread's temporaries: Q, O and dO of a block ([nb, D] each), two
+/// [nb, t1] matrices (P and dP), and a transposed [D, nb] block.
 #[derive(Default)]
 struct Temps {
     qh: Vec<f32>,
@@ -52,7 +53,41 @@ struct Temps {
     doh: Vec<f32>,
     p: Vec<f32>,
     dp: Vec<f32>,
-    pt: Vec<f32>,
+    xt: Vec<f32>,
+}
+
+/// An output that parallel tasks write in disjoint parts (each task its own
+/// head's columns of its own rows), which no safe split of the slice can
+/// express.
+struct Disjoint<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: tasks write disjoint elements only (see `slice`).
+unsafe impl Send for Disjoint<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Disjoint<'_> {}
+
+impl<'a> Disjoint<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        Disjoint {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// `out[start..start + len]`.
+    ///
+    /// # Safety
+    /// No other task reads or writes these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "outside the output");
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+    }
 }
 
 /// The (head, first query) tasks of a pass, the most expensive (latest)
@@ -131,40 +166,35 @@ pub fn causal_attention_with(
 ) {
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
+    assert_eq!(out.len(), q.len(), "out is not [T, H*D]");
+    assert_eq!(lse.len(), n * s.n_head, "lse is not [H, T]");
     let kv = gather_kv(s, k, v, &mut scratch.kv);
     let (kh, vh) = kv.split_at(s.n_head_kv);
     let tasks = tasks(s, n, qb);
-    // Per task: O_b [nb, D], then the block's log-sum-exp [nb].
-    let lens: Vec<usize> = tasks
-        .iter()
-        .map(|&(_, t0)| (qb.min(n - t0)) * (d + 1))
-        .collect();
-    let mut parts = split_parts(&mut scratch.parts, &lens);
+    let (out, lse) = (Disjoint::new(out), Disjoint::new(lse));
     pool.install(|| {
-        tasks.par_iter().zip(parts.par_iter_mut()).for_each_init(
-            Temps::default,
-            |tmp, (&(h, t0), part)| {
+        tasks
+            .par_iter()
+            .for_each_init(Temps::default, |tmp, &(h, t0)| {
                 let g = s.kv_of(h);
                 let t1 = (t0 + qb).min(n);
                 let nb = t1 - t0;
-                let qh = &mut tmp.qh;
+                let Temps { qh, oh, p, .. } = tmp;
                 qh.clear();
                 gather_into(&q[t0 * s.n_head * d..t1 * s.n_head * d], s.n_head, h, d, qh);
-                let (oh, lse_b) = part.split_at_mut(nb * d);
-                let p = sized(&mut tmp.p, nb * t1);
+                let p = sized(p, nb * t1);
+                // SAFETY: task (h, t0) alone writes lse[h, t0..t1].
+                let lse_b = unsafe { lse.slice(h * n + t0, nb) };
                 softmax_rows(s, qh, &kh[g][..t1 * d], t0, p, lse_b);
-                oh.fill(0.0);
+                let oh = zeroed(oh, nb * d);
                 mm_nn(p, &vh[g][..t1 * d], nb, d, t1, oh);
-            },
-        )
+                for (i, o) in oh.chunks_exact(d).enumerate() {
+                    // SAFETY: task (h, t0) alone writes head h's columns of
+                    // rows t0..t1.
+                    unsafe { out.slice(((t0 + i) * s.n_head + h) * d, d) }.copy_from_slice(o);
+                }
+            })
     });
-    for (&(h, t0), part) in tasks.iter().zip(parts) {
-        let nb = part.len() / (d + 1);
-        let (oh, lse_b) = part.split_at(nb * d);
-        let rows = &mut out[t0 * s.n_head * d..(t0 + nb) * s.n_head * d];
-        scatter(oh, rows, s.n_head, h, d);
-        lse[h * n + t0..h * n + t0 + nb].copy_from_slice(lse_b);
-    }
 }
 
 /// Backward of [`causal_attention`]: from the inputs, the output, its
@@ -212,16 +242,19 @@ pub fn causal_attention_backward_with(
     let [dq, dk, dv] = grads;
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
+    assert_eq!(dq.len(), q.len(), "dq is not [T, H*D]");
     let scale = s.scale();
-    let kv = gather_kv(s, k, v, &mut scratch.kv);
+    let AttentionScratch { kv, parts, sums } = scratch;
+    let kv = gather_kv(s, k, v, kv);
     let (kh, vh) = kv.split_at(s.n_head_kv);
     let tasks = tasks(s, n, qb);
-    // Per task: dQ_b [nb, D], then its parts of dK and dV [t1, D].
+    // Per task: its parts of dK and dV, transposed ([D, t1] each).
     let lens: Vec<usize> = tasks
         .iter()
-        .map(|&(_, t0)| (qb.min(n - t0) + 2 * (t0 + qb).min(n)) * d)
+        .map(|&(_, t0)| 2 * (t0 + qb).min(n) * d)
         .collect();
-    let mut parts = split_parts(&mut scratch.parts, &lens);
+    let mut parts = split_parts(parts, &lens);
+    let dq_out = Disjoint::new(dq);
     pool.install(|| {
         tasks.par_iter().zip(parts.par_iter_mut()).for_each_init(
             Temps::default,
@@ -236,7 +269,7 @@ pub fn causal_attention_backward_with(
                     doh,
                     p,
                     dp,
-                    pt,
+                    xt,
                 } = tmp;
                 for (x, buf) in [(q, &mut *qh), (out, &mut *oh), (dout, &mut *doh)] {
                     buf.clear();
@@ -244,8 +277,7 @@ pub fn causal_attention_backward_with(
                 }
                 let (kh, vh) = (&kh[g][..t1 * d], &vh[g][..t1 * d]);
                 let lse_h = &lse[h * n + t0..h * n + t1];
-                let (gq, rest) = part.split_at_mut(nb * d);
-                let (gk, gv) = rest.split_at_mut(t1 * d);
+                let (gkt, gvt) = part.split_at_mut(t1 * d);
                 // P of this block from S and the saved log-sum-exp.
                 let p = sized(p, nb * t1);
                 mm_nt(qh, kh, nb, t1, d, p);
@@ -254,11 +286,11 @@ pub fn causal_attention_backward_with(
                     exp_shifted(&mut row[..=t], scale, lse_h[i]);
                     row[t + 1..].fill(0.0);
                 }
-                // dV[..t1] = P^T dO_b
-                let pt = sized(pt, t1 * nb);
-                transpose(p, nb, t1, pt);
-                gv.fill(0.0);
-                mm_nn(pt, doh, t1, d, nb, gv);
+                // dV[..t1]^T = dO_b^T P
+                let xt = sized(xt, d * nb);
+                transpose(doh, nb, d, xt);
+                gvt.fill(0.0);
+                mm_nn(xt, p, d, t1, nb, gvt);
                 // dP = dO_b V^T, then dS in place.
                 let dp = sized(dp, nb * t1);
                 mm_nt(doh, vh, nb, t1, d, dp);
@@ -269,38 +301,58 @@ pub fn causal_attention_backward_with(
                         *x = pj * (*x - delta) * scale;
                     }
                 }
-                // dQ_b = dS K[..t1]
-                gq.fill(0.0);
+                // dQ_b = dS K[..t1], added into dq's rows of head h.
+                let gq = zeroed(oh, nb * d);
                 mm_nn(dp, kh, nb, d, t1, gq);
-                // dK[..t1] = dS^T Q_b
-                transpose(dp, nb, t1, pt);
-                gk.fill(0.0);
-                mm_nn(pt, qh, t1, d, nb, gk);
+                for (i, gr) in gq.chunks_exact(d).enumerate() {
+                    // SAFETY: task (h, t0) alone writes head h's columns
+                    // of rows t0..t1.
+                    add(
+                        unsafe { dq_out.slice(((t0 + i) * s.n_head + h) * d, d) },
+                        gr,
+                    );
+                }
+                // dK[..t1]^T = Q_b^T dS
+                transpose(qh, nb, d, xt);
+                gkt.fill(0.0);
+                mm_nn(xt, dp, d, t1, nb, gkt);
             },
         )
     });
-    // Per head, the blocks' parts in block order; then the heads in order.
+    // dK and dV: per key/value head and dimension, each query head's parts
+    // summed in block order, then the query heads in order.
+    let (hkv, blocks) = (s.n_head_kv, n.div_ceil(qb));
+    let group = s.n_head / hkv;
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_by_key(|&i| tasks[i]);
-    let mut acc = vec![0.0f32; 2 * n * d];
-    let (gk, gv) = acc.split_at_mut(n * d);
-    for hs in order.chunks(n.div_ceil(qb)) {
-        let h = tasks[hs[0]].0;
-        gk.fill(0.0);
-        gv.fill(0.0);
-        for &i in hs {
-            let t0 = tasks[i].1;
-            let t1 = (t0 + qb).min(n);
-            let (pq, rest) = parts[i].split_at(t1 * d - t0 * d);
-            let (pk, pv) = rest.split_at(t1 * d);
-            let rows = t0 * s.n_head * d..t1 * s.n_head * d;
-            scatter_add(pq, &mut dq[rows], s.n_head, h, d);
-            add(&mut gk[..t1 * d], pk);
-            add(&mut gv[..t1 * d], pv);
-        }
-        let g = s.kv_of(h);
-        scatter_add(gk, dk, s.n_head_kv, g, d);
-        scatter_add(gv, dv, s.n_head_kv, g, d);
+    let parts = &parts;
+    for (which, grad) in [dk, dv].into_iter().enumerate() {
+        // sums[(g * D + c) * n + t] = Σ_h Σ_b part (dK or dV)[t, c].
+        let sums = zeroed(sums, hkv * d * n);
+        pool.install(|| {
+            sums.par_chunks_mut(n).enumerate().for_each_init(
+                || vec![0.0f32; n],
+                |head_sum, (gc, sum)| {
+                    let (g, c) = (gc / d, gc % d);
+                    for h in g * group..(g + 1) * group {
+                        head_sum.fill(0.0);
+                        for &i in &order[h * blocks..(h + 1) * blocks] {
+                            let t1 = (tasks[i].1 + qb).min(n);
+                            let part = &parts[i][which * t1 * d..(which + 1) * t1 * d];
+                            add(&mut head_sum[..t1], &part[c * t1..(c + 1) * t1]);
+                        }
+                        add(sum, head_sum);
+                    }
+                },
+            );
+            grad.par_chunks_mut(hkv * d)
+                .enumerate()
+                .for_each(|(t, row)| {
+                    for (gc, x) in row.iter_mut().enumerate() {
+                        *x += sums[gc * n + t];
+                    }
+                });
+        });
     }
 }
 
@@ -328,18 +380,6 @@ fn softmax_rows(s: &Heads, qb: &[f32], kh: &[f32], t0: usize, p: &mut [f32], lse
 fn gather_into(x: &[f32], heads: usize, h: usize, d: usize, out: &mut Vec<f32>) {
     for row in x.chunks_exact(heads * d) {
         out.extend_from_slice(&row[h * d..(h + 1) * d]);
-    }
-}
-
-fn scatter(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
-    for (row, s) in x.chunks_exact_mut(heads * d).zip(src.chunks_exact(d)) {
-        row[h * d..(h + 1) * d].copy_from_slice(s);
-    }
-}
-
-fn scatter_add(src: &[f32], x: &mut [f32], heads: usize, h: usize, d: usize) {
-    for (row, s) in x.chunks_exact_mut(heads * d).zip(src.chunks_exact(d)) {
-        add(&mut row[h * d..(h + 1) * d], s);
     }
 }
 
