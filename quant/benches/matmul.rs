@@ -11,13 +11,17 @@
 //! Each product runs from inside `pool.install`, as srl's runtime calls it.
 //! The "model" lines time one token of SmolLM2-135M's matrix products (30
 //! layers of q, k, v, o, gate, up, down in Q4_1 plus the Q8_0 output head),
-//! the part of a forward pass this crate owns.
+//! the part of a forward pass this crate owns. The "sweep" line times the
+//! products of a LoRA training step over 8 blocks with their own operands.
 
 use srl_quant::{
     matmul_at, matmul_dequantized_at, matmul_transposed_at, GgmlType, QuantizedActivations,
     SimdLevel, WeightMatrix,
 };
 use std::time::{Duration, Instant};
+
+/// One product of the training sweep: weights, rows, cols, x, y, dx.
+type SweepCase = (Vec<u8>, usize, usize, Vec<f32>, Vec<f32>, Vec<f32>);
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     // xorshift: no dependency, deterministic.
@@ -198,6 +202,58 @@ fn main() {
                     s * 1e6
                 );
             }
+        }
+    }
+
+    // Training's sweep: the seven projections of 8 SmolLM2-135M blocks over
+    // 512 tokens, forward (f32 x, dequantized) then backward (transposed),
+    // each block with its own weights and activations, so that operands
+    // come from memory as in a training step rather than from the caches.
+    let sweep_shapes = [
+        (576, 576),
+        (192, 576),
+        (192, 576),
+        (576, 576),
+        (1536, 576),
+        (1536, 576),
+        (576, 1536),
+    ];
+    if filter.as_ref().is_none_or(|f| "sweep".contains(f.as_str())) {
+        let (n_tokens, blocks) = (512usize, 8usize);
+        let mut seed = 100;
+        let mut sweep: Vec<SweepCase> = Vec::new();
+        for _ in 0..blocks {
+            for &(rows, cols) in &sweep_shapes {
+                seed += 1;
+                let x = random(n_tokens * cols, seed);
+                let (y, dx) = (vec![0.0f32; n_tokens * rows], vec![0.0f32; n_tokens * cols]);
+                sweep.push((weights(GgmlType::Q4_1, rows, cols), rows, cols, x, y, dx));
+            }
+        }
+        let macs: usize = sweep.iter().map(|s| s.1 * s.2 * n_tokens).sum();
+        let forward = |sweep: &mut [SweepCase]| {
+            for (data, rows, cols, x, y, _) in sweep.iter_mut() {
+                let w = WeightMatrix::new(GgmlType::Q4_1, *rows, *cols, data).unwrap();
+                matmul_dequantized_at(level, &w, x, n_tokens, y, &pool);
+            }
+        };
+        let backward = |sweep: &mut [SweepCase]| {
+            for (data, rows, cols, _, y, dx) in sweep.iter_mut().rev() {
+                let w = WeightMatrix::new(GgmlType::Q4_1, *rows, *cols, data).unwrap();
+                matmul_transposed_at(level, &w, y, n_tokens, dx, &pool);
+            }
+        };
+        let s_fwd = pool.install(|| time(secs * 2.0, || forward(&mut sweep)));
+        let s_bwd = pool.install(|| time(secs * 2.0, || backward(&mut sweep)));
+        for (s, what) in [
+            (s_fwd, "forward, dequantized"),
+            (s_bwd, "backward, transposed"),
+        ] {
+            println!(
+                "q4_1   sweep of {blocks} blocks, T={n_tokens} {:>12.1} {:>9.1}  (training's {what})",
+                s * 1e6,
+                2.0 * macs as f64 / s / 1e9
+            );
         }
     }
 

@@ -21,6 +21,7 @@
 //! Each output is one f32 chain of multiply-adds in column order (fused on
 //! AVX2 and aarch64), so its error is at most about `cols · ε · Σ|w x|`.
 
+use crate::chunks::Chunks;
 use crate::f32_tile::{tiles_at, TileFn, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
 use crate::simd::SimdLevel;
@@ -155,7 +156,7 @@ fn dequantized_on(
         1
     };
     let chunk_tokens = n_tokens.div_ceil(token_splits).next_multiple_of(MT);
-    let n_chunks = row_chunks * n_tokens.div_ceil(chunk_tokens);
+    let chunks = Chunks::new(row_chunks, n_tokens, chunk_tokens, threads);
     let next = AtomicUsize::new(0);
     let out = SendPtr(y.as_mut_ptr());
     let work = || {
@@ -163,14 +164,12 @@ fn dequantized_on(
             let PackBuffer { packed, rows } = buf;
             loop {
                 let c = next.fetch_add(1, Ordering::Relaxed);
-                if c >= n_chunks {
+                if c >= chunks.len() {
                     break;
                 }
-                let (tc, rc) = (c / row_chunks, c % row_chunks);
+                let (rc, t0, t1) = chunks.get(c);
                 let r0 = rc * CHUNK_ROWS;
                 let nr = CHUNK_ROWS.min(w.rows - r0);
-                let t0 = tc * chunk_tokens;
-                let t1 = (t0 + chunk_tokens).min(n_tokens);
                 let slices = sources
                     .iter()
                     .flat_map(|&(m, xs)| (0..m.cols).step_by(KC).map(move |k0| (m, xs, k0)));
@@ -207,7 +206,7 @@ fn dequantized_on(
         })
     };
     match pool {
-        Some(pool) if threads > 1 && n_chunks > 1 => fork(pool, &work),
+        Some(pool) if threads > 1 && chunks.len() > 1 => fork(pool, &work),
         _ => work(),
     }
 }

@@ -57,6 +57,7 @@
 compile_error!("srl-quant reads GGUF data in place and supports little-endian targets only");
 
 mod activations;
+mod chunks;
 mod dequantized_matmul;
 mod error;
 mod f32_tile;

@@ -24,6 +24,7 @@
 //! threads or on which thread computes what. Its error is at most about
 //! `rows · ε · (|dx| + Σ_k |dy w|)`.
 
+use crate::chunks::Chunks;
 use crate::dequantized_matmul::{f32_matrix, LowRank};
 use crate::f32_tile::{tiles_at, MT, NR};
 use crate::matmul::{fork, SendPtr, WeightMatrix};
@@ -146,14 +147,12 @@ pub(crate) fn transposed_on(
         with_buffer(&SLICE_BUFFER, new_slice, |slice| {
             loop {
                 let c = next.fetch_add(1, Ordering::Relaxed);
-                if c >= plan.n_chunks {
+                if c >= plan.chunks.len() {
                     break;
                 }
-                let (tc, cc) = (c / plan.col_chunks, c % plan.col_chunks);
+                let (cc, t0, t1) = plan.chunks.get(c);
                 let c0 = cc * plan.chunk_cols;
                 let nc = plan.chunk_cols.min(w.cols - c0);
-                let t0 = tc * plan.chunk_tokens;
-                let t1 = (t0 + plan.chunk_tokens).min(n_tokens);
                 let slices = sources.iter().flat_map(|&(m, ds)| {
                     (0..m.rows)
                         .step_by(plan.slice_rows)
@@ -193,7 +192,7 @@ pub(crate) fn transposed_on(
         })
     };
     match pool {
-        Some(pool) if threads > 1 && plan.n_chunks > 1 => fork(pool, &work),
+        Some(pool) if threads > 1 && plan.chunks.len() > 1 => fork(pool, &work),
         _ => work(),
     }
 }
@@ -223,10 +222,8 @@ struct Plan {
     /// Columns per chunk: whole blocks and whole tiles (the last may be
     /// narrower).
     chunk_cols: usize,
-    col_chunks: usize,
-    /// Tokens per chunk (a multiple of MT unless it is all of them).
-    chunk_tokens: usize,
-    n_chunks: usize,
+    /// Column chunks times token ranges.
+    chunks: Chunks,
     /// Floats per dequantized row in the slice buffer (a multiple of NR).
     ld: usize,
     /// Weight rows per slice.
@@ -257,9 +254,7 @@ impl Plan {
         assert!(ld <= SLICE_FLOATS, "a block wider than the slice buffer");
         Plan {
             chunk_cols,
-            col_chunks,
-            chunk_tokens,
-            n_chunks: col_chunks * n_tokens.div_ceil(chunk_tokens),
+            chunks: Chunks::new(col_chunks, n_tokens, chunk_tokens, threads),
             ld,
             slice_rows: SLICE_FLOATS / ld,
         }
