@@ -5,7 +5,7 @@
 
 use crate::mlp::swiglu;
 use crate::norm::{rms_norm, rms_norm_backward};
-use crate::rope::{apply_rope, RopeStyle};
+use crate::rope::{apply_rope, apply_rope_backward, RopeStyle};
 use rayon::prelude::*;
 
 /// Elements per task, rounded down to whole rows (at least one row).
@@ -66,6 +66,50 @@ pub(crate) fn rope_par(
             .zip(table.par_chunks(rows * head_dim / 2))
             .for_each(|(x, table)| apply_rope(x, n_heads, head_dim, table, style))
     });
+}
+
+/// [`apply_rope_backward`] of dx, token rows split over `pool` (as
+/// [`rope_par`]).
+pub(crate) fn rope_backward_par(
+    dx: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    style: RopeStyle,
+    pool: &rayon::ThreadPool,
+) {
+    let row = n_heads * head_dim;
+    let rows = rows_per_task(row) / row.max(1);
+    pool.install(|| {
+        dx.par_chunks_mut(rows * row)
+            .zip(table.par_chunks(rows * head_dim / 2))
+            .for_each(|(dx, table)| apply_rope_backward(dx, n_heads, head_dim, table, style))
+    });
+}
+
+/// out = silu(gate) * up element-wise ([`swiglu`] of a copy of gate, which
+/// is kept), split over `pool`.
+pub(crate) fn swiglu_into_par(gate: &[f32], up: &[f32], out: &mut [f32], pool: &rayon::ThreadPool) {
+    pool.install(|| {
+        out.par_chunks_mut(TASK_FLOATS)
+            .zip(gate.par_chunks(TASK_FLOATS).zip(up.par_chunks(TASK_FLOATS)))
+            .for_each(|(o, (g, u))| {
+                o.copy_from_slice(g);
+                swiglu(o, u)
+            })
+    });
+}
+
+/// `buf` as `len` zeros (as [`crate::buffers::zeroed`]), filled over `pool`.
+pub(crate) fn zeroed_par<'a>(
+    buf: &'a mut Vec<f32>,
+    len: usize,
+    pool: &rayon::ThreadPool,
+) -> &'a mut [f32] {
+    buf.resize(len, 0.0);
+    let out = &mut buf[..len];
+    pool.install(|| out.par_chunks_mut(TASK_FLOATS).for_each(|c| c.fill(0.0)));
+    out
 }
 
 /// gate = silu(gate) * up element-wise ([`swiglu`]), split over `pool`.

@@ -24,8 +24,11 @@ use crate::causal_attention::{
 use crate::error::{ModelError, Result};
 use crate::lora_params::{LoraParams, Target};
 use crate::mlp::swiglu_backward;
-use crate::parallel::{add_par, rms_norm_backward_par, rms_norm_par, swiglu_par};
-use crate::rope::{apply_rope, apply_rope_backward, rope_table};
+use crate::parallel::{
+    add_par, rms_norm_backward_par, rms_norm_par, rope_backward_par, rope_par, swiglu_into_par,
+    zeroed_par,
+};
+use crate::rope::rope_table;
 use crate::transformer::Model;
 use linear::{linear_backward, linear_forward, LoraPass};
 pub use scratch::TrainScratch;
@@ -341,8 +344,8 @@ impl Model {
         lin(&w.q, Target::Q, h1, &mut a.q, mq, lb);
         lin(&w.k, Target::K, h1, &mut a.k, mk, lb);
         lin(&w.v, Target::V, h1, &mut a.v, mv, lb);
-        apply_rope(&mut a.q, c.n_head, c.head_dim, table, c.rope_style);
-        apply_rope(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style);
+        rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
+        rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         let (heads, qb) = (self.heads(), QUERY_BLOCK);
         let (q, k, v) = (&a.q, &a.k, &a.v);
         causal_attention_with(&heads, q, k, v, &mut a.att, &mut a.lse, attn, qb, pool);
@@ -351,8 +354,7 @@ impl Model {
         rms_norm_par(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2, pool);
         lin(&w.gate, Target::Gate, &a.h2, &mut a.gate, mgate, lb);
         lin(&w.up, Target::Up, &a.h2, &mut a.up, mup, lb);
-        a.act.copy_from_slice(&a.gate);
-        swiglu_par(&mut a.act, &a.up, pool);
+        swiglu_into_par(&a.gate, &a.up, &mut a.act, pool);
         lin(&w.down, Target::Down, &a.act, out, mdown, lb);
         add_par(out, &a.x2, pool);
     }
@@ -385,22 +387,22 @@ impl Model {
         };
 
         // Feed-forward: out = x2 + down(swiglu(gate(h2), up(h2))).
-        let dact = zeroed(&mut b.dact, n * ff);
+        let dact = zeroed_par(&mut b.dact, n * ff, pool);
         lin(&w.down, Target::Down, &a.act, mdown, dx, Some(&mut *dact));
         let (dgate, dup) = (sized(&mut b.dgate, n * ff), sized(&mut b.dup, n * ff));
         swiglu_backward(&a.gate, &a.up, dact, dgate, dup, pool);
-        let dh = zeroed(&mut b.dh, n * ce);
+        let dh = zeroed_par(&mut b.dh, n * ce, pool);
         lin(&w.gate, Target::Gate, &a.h2, mgate, dgate, Some(&mut *dh));
         lin(&w.up, Target::Up, &a.h2, mup, dup, Some(&mut *dh));
         rms_norm_backward_par(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx, pool);
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
-        let datt = zeroed(&mut b.datt, n * qd);
+        let datt = zeroed_par(&mut b.datt, n * qd, pool);
         lin(&w.o, Target::O, &a.att, mo, dx, Some(&mut *datt));
         let (dq, dk, dv) = (
-            zeroed(&mut b.dq, n * qd),
-            zeroed(&mut b.dk, n * kvd),
-            zeroed(&mut b.dv, n * kvd),
+            zeroed_par(&mut b.dq, n * qd, pool),
+            zeroed_par(&mut b.dk, n * kvd, pool),
+            zeroed_par(&mut b.dv, n * kvd, pool),
         );
         causal_attention_backward_with(
             &self.heads(),
@@ -415,11 +417,11 @@ impl Model {
             QUERY_BLOCK,
             pool,
         );
-        apply_rope_backward(dq, c.n_head, c.head_dim, table, c.rope_style);
-        apply_rope_backward(dk, c.n_head_kv, c.head_dim, table, c.rope_style);
+        rope_backward_par(dq, c.n_head, c.head_dim, table, c.rope_style, pool);
+        rope_backward_par(dk, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         // The block's input gradient is needed unless this is the lowest
         // differentiated block; the adapter's gradients always are.
-        dh.fill(0.0);
+        let dh = zeroed_par(&mut b.dh, n * ce, pool);
         for (wt, target, mid, d) in [
             (&w.q, Target::Q, mq, &*dq),
             (&w.k, Target::K, mk, &*dk),
