@@ -83,7 +83,7 @@ pub struct LowRank<'a> {
     /// [T, rank]: the term's inputs per token.
     pub left: &'a [f32],
     /// Its weights: [rows, rank] in [`matmul_dequantized_plus`] (LoRA's B),
-    /// [rank, cols] in [`crate::matmul_transposed_plus`] (LoRA's A).
+    /// [rank, cols] in [`LowRank::transposed`] (LoRA's A).
     pub right: &'a [f32],
     pub rank: usize,
 }
@@ -411,7 +411,8 @@ pub fn gemm_f32_nn(
 pub fn gemm_f32_nn_serial(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32]) {
     assert_eq!(b.len(), k * n, "b is not [k, n]");
     let w = f32_matrix(b, k, n);
-    crate::transposed_matmul::transposed_on(SimdLevel::detect(), &w, a, m, c, None, None);
+    let term = crate::TransposedTerm { w, dy: a };
+    crate::transposed_matmul::transposed_on(SimdLevel::detect(), &[term], m, c, None);
 }
 
 /// `out[c, r] = x[r, c]` for x [rows, cols], in cache-friendly tiles.

@@ -77,7 +77,8 @@ pub use error::QuantError;
 pub use matmul::{matmul, matmul_at, matmul_f32, matmul_grouped, matmul_reference, WeightMatrix};
 pub use simd::SimdLevel;
 pub use transposed_matmul::{
-    matmul_transposed, matmul_transposed_at, matmul_transposed_plus, matmul_transposed_reference,
+    matmul_transposed, matmul_transposed_at, matmul_transposed_reference, matmul_transposed_sum,
+    TransposedTerm,
 };
 pub use types::{GgmlType, Kernel, TypeTraits};
 

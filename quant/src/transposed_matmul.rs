@@ -84,63 +84,73 @@ pub fn matmul_transposed_at(
     dx: &mut [f32],
     pool: &ThreadPool,
 ) {
-    transposed_on(level, w, dy, n_tokens, dx, None, Some(pool))
+    let term = TransposedTerm { w: *w, dy };
+    transposed_on(level, &[term], n_tokens, dx, Some(pool))
 }
 
-/// `dx[T, cols] += dy[T, rows] · W + left[T, r] · right[r, cols]`: each
-/// output's chain runs over W's rows, then over the r terms (the chain
-/// [`matmul_transposed`] computes for `[dy | left]` times `[W; right]`).
-/// Backward of [`crate::matmul_dequantized_plus`] in its inputs, with
-/// LoRA's `dmid · A` as the term.
-pub fn matmul_transposed_plus(
-    w: &WeightMatrix,
-    dy: &[f32],
+/// One term of [`matmul_transposed_sum`]: `dy [T, w.rows] · W`.
+#[derive(Debug, Clone, Copy)]
+pub struct TransposedTerm<'a> {
+    pub w: WeightMatrix<'a>,
+    pub dy: &'a [f32],
+}
+
+impl<'a> LowRank<'a> {
+    /// This term as `left [T, r] · right [r, cols]` (right is LoRA's A) in
+    /// a [`matmul_transposed_sum`].
+    pub fn transposed(&self, cols: usize) -> TransposedTerm<'a> {
+        assert_eq!(self.right.len(), self.rank * cols, "right is not [r, cols]");
+        TransposedTerm {
+            w: f32_matrix(self.right, self.rank, cols),
+            dy: self.left,
+        }
+    }
+}
+
+/// `dx[T, cols] += Σ_i dy_i[T, rows_i] · W_i`, every W with `cols` columns:
+/// each output's chain runs over the first term's rows, then the next
+/// term's, and so on (the chain [`matmul_transposed`] computes for the
+/// terms' dy side by side times their W stacked), in one pass over dx. The
+/// backward of a block's projections that share an input (q, k, v; gate,
+/// up) with their LoRA branches, as one product.
+pub fn matmul_transposed_sum(
+    terms: &[TransposedTerm],
     n_tokens: usize,
     dx: &mut [f32],
-    term: LowRank,
     pool: &ThreadPool,
 ) {
-    assert_eq!(term.left.len(), n_tokens * term.rank, "left is not [T, r]");
-    assert_eq!(
-        term.right.len(),
-        term.rank * w.cols,
-        "right is not [r, cols]"
-    );
-    let level = SimdLevel::detect();
-    transposed_on(level, w, dy, n_tokens, dx, Some(term), Some(pool))
+    transposed_on(SimdLevel::detect(), terms, n_tokens, dx, Some(pool))
 }
 
-/// [`matmul_transposed_at`] on `pool`, or on the calling thread alone,
-/// with an optional low-rank term.
+/// [`matmul_transposed_sum`] on `pool`, or on the calling thread alone.
 pub(crate) fn transposed_on(
     level: SimdLevel,
-    w: &WeightMatrix,
-    dy: &[f32],
+    terms: &[TransposedTerm],
     n_tokens: usize,
     dx: &mut [f32],
-    term: Option<LowRank>,
     pool: Option<&ThreadPool>,
 ) {
-    assert_eq!(dy.len(), n_tokens * w.rows, "dy is not [T, rows]");
-    assert_eq!(dx.len(), n_tokens * w.cols, "dx is not [T, cols]");
-    let ws = w.row_bytes();
-    assert!(
-        w.data.len() >= ws * w.rows,
-        "weight data shorter than its shape"
-    );
-    if (w.rows == 0 && term.is_none()) || w.cols == 0 || n_tokens == 0 {
+    let Some(cols) = terms.first().map(|t| t.w.cols) else {
+        return;
+    };
+    for t in terms {
+        assert_eq!(t.w.cols, cols, "terms of different widths");
+        assert_eq!(t.dy.len(), n_tokens * t.w.rows, "dy is not [T, rows]");
+        assert!(
+            t.w.data.len() >= t.w.row_bytes() * t.w.rows,
+            "weight data shorter than its shape"
+        );
+    }
+    assert_eq!(dx.len(), n_tokens * cols, "dx is not [T, cols]");
+    let rows: usize = terms.iter().map(|t| t.w.rows).sum();
+    if rows == 0 || cols == 0 || n_tokens == 0 {
         return;
     }
-    // Each output's chain runs over W's rows, then over the term's.
-    let term_matrix = term.map(|t| f32_matrix(t.right, t.rank, w.cols));
-    let sources: Vec<(&WeightMatrix, &[f32])> = std::iter::once((w, dy))
-        .chain(term_matrix.as_ref().zip(term.map(|t| t.left)))
-        .collect();
     let tiles = tiles_at(level);
-    let macs = (w.rows + term.map_or(0, |t| t.rank)) * w.cols * n_tokens;
+    let macs = rows * cols * n_tokens;
     let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
     let threads = pool.map_or(1, |p| p.current_num_threads());
-    let plan = Plan::new(w, n_tokens, threads);
+    let plan = Plan::new(terms, rows, n_tokens, threads);
     let next = AtomicUsize::new(0);
     let out = SendPtr(dx.as_mut_ptr());
     let work = || {
@@ -152,11 +162,11 @@ pub(crate) fn transposed_on(
                 }
                 let (cc, t0, t1) = plan.chunks.get(c);
                 let c0 = cc * plan.chunk_cols;
-                let nc = plan.chunk_cols.min(w.cols - c0);
-                let slices = sources.iter().flat_map(|&(m, ds)| {
-                    (0..m.rows)
+                let nc = plan.chunk_cols.min(cols - c0);
+                let slices = terms.iter().flat_map(|t| {
+                    (0..t.w.rows)
                         .step_by(plan.slice_rows)
-                        .map(move |k0| (m, ds, k0))
+                        .map(move |k0| (&t.w, t.dy, k0))
                 });
                 for (m, ds, k0) in slices {
                     let kc = plan.slice_rows.min(m.rows - k0);
@@ -178,8 +188,8 @@ pub(crate) fn transposed_on(
                                     kc,
                                     ds.as_ptr().add(t * m.rows + k0),
                                     m.rows,
-                                    out.get().add(t * w.cols + c0 + p * NR),
-                                    w.cols,
+                                    out.get().add(t * cols + c0 + p * NR),
+                                    cols,
                                     NR.min(nc - p * NR),
                                     true,
                                 )
@@ -231,11 +241,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(w: &WeightMatrix, n_tokens: usize, threads: usize) -> Plan {
-        // Chunks start on a block and a tile boundary.
-        let unit = lcm(NR, w.ty.block_size());
-        let units = w.cols.div_ceil(unit);
-        let max_cols = if n_tokens * w.rows * size_of::<f32>() <= DY_CACHED {
+    /// For `terms` of `rows` rows in all.
+    fn new(terms: &[TransposedTerm], rows: usize, n_tokens: usize, threads: usize) -> Plan {
+        // Chunks start on a block of every term and a tile boundary.
+        let unit = terms.iter().fold(NR, |u, t| lcm(u, t.w.ty.block_size()));
+        let cols = terms[0].w.cols;
+        let units = cols.div_ceil(unit);
+        let max_cols = if n_tokens * rows * size_of::<f32>() <= DY_CACHED {
             MAX_CHUNK_COLS
         } else {
             MAX_WIDE_CHUNK_COLS
@@ -250,7 +262,7 @@ impl Plan {
             .min(n_tokens / MIN_SPLIT_TOKENS)
             .max(1);
         let chunk_tokens = n_tokens.div_ceil(token_splits).next_multiple_of(MT);
-        let ld = chunk_cols.min(w.cols).next_multiple_of(NR);
+        let ld = chunk_cols.min(cols).next_multiple_of(NR);
         assert!(ld <= SLICE_FLOATS, "a block wider than the slice buffer");
         Plan {
             chunk_cols,
@@ -453,39 +465,56 @@ mod tests {
     }
 
     #[test]
-    fn low_rank_term_continues_each_chain() {
+    fn terms_continue_each_chain() {
         let pool = pool(2);
         let mut r = StdRng::seed_from_u64(6);
         for (rows, cols, n, rank) in [(70, 96, 130, 5), (16, 288, 7, 16), (600, 64, 50, 3)] {
             let data = weights(GgmlType::Q4_1, rows, cols, &mut r);
             let w = WeightMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
-            let (dy, left, a) = (
+            let data2 = weights(GgmlType::Q8_0, 9, cols, &mut r);
+            let w2 = WeightMatrix::new(GgmlType::Q8_0, 9, cols, &data2).unwrap();
+            let (dy, left, a, dy2) = (
                 random(&mut r, n * rows),
                 random(&mut r, n * rank),
                 random(&mut r, rank * cols),
+                random(&mut r, n * 9),
             );
-            // [W; a] as f32 rows, [dy | left] per token.
-            let mut wa = vec![0.0f32; rows * cols];
-            for (i, row) in wa.chunks_exact_mut(cols).enumerate() {
-                w.dequantize_row(i, row);
+            // [W; a; W2] as f32 rows, [dy | left | dy2] per token.
+            let mut stacked = vec![0.0f32; (rows + 9) * cols];
+            for (i, row) in stacked.chunks_exact_mut(cols).enumerate() {
+                if i < rows {
+                    w.dequantize_row(i, row);
+                } else {
+                    w2.dequantize_row(i - rows, row);
+                }
             }
-            wa.extend_from_slice(&a);
-            let dl: Vec<f32> = dy
-                .chunks_exact(rows)
-                .zip(left.chunks_exact(rank))
-                .flat_map(|(d, l)| d.iter().chain(l).copied())
+            let tail = stacked.split_off(rows * cols);
+            stacked.extend_from_slice(&a);
+            stacked.extend_from_slice(&tail);
+            let side_by_side: Vec<f32> = (0..n)
+                .flat_map(|t| {
+                    let d = &dy[t * rows..(t + 1) * rows];
+                    let l = &left[t * rank..(t + 1) * rank];
+                    d.iter().chain(l).chain(&dy2[t * 9..(t + 1) * 9]).copied()
+                })
                 .collect();
             let start = random(&mut r, n * cols);
             let mut want = start.clone();
-            crate::gemm_f32_nn(&dl, &wa, n, cols, rows + rank, &mut want, &pool);
+            let k = rows + rank + 9;
+            crate::gemm_f32_nn(&side_by_side, &stacked, n, cols, k, &mut want, &pool);
             let mut got = start;
             let term = LowRank {
                 left: &left,
                 right: &a,
                 rank,
             };
-            matmul_transposed_plus(&w, &dy, n, &mut got, term, &pool);
-            // The same chain of multiply-adds as [dy | left] [W; a].
+            let terms = [
+                TransposedTerm { w, dy: &dy },
+                term.transposed(cols),
+                TransposedTerm { w: w2, dy: &dy2 },
+            ];
+            matmul_transposed_sum(&terms, n, &mut got, &pool);
+            // The same chain of multiply-adds as the stacked product.
             assert_eq!(got, want, "{rows}x{cols} T={n} r={rank}");
         }
     }

@@ -11,7 +11,7 @@ use super::scratch::{sized, zeroed, LoraBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::parallel::axpy_par;
 use crate::transformer::{Linear, Model};
-use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32, LowRank};
+use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32, LowRank, TransposedTerm};
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
@@ -158,11 +158,39 @@ pub(crate) fn linear_backward(
     bufs: &mut LoraBufs,
     pool: &rayon::ThreadPool,
 ) {
-    let w = lin.matrix(&model.files);
+    lora_backward(layer, target, x, n_tokens, dy, mid, lora, grads, bufs, pool);
+    if let Some(dx) = dx {
+        input_gradient(
+            model,
+            layer,
+            &[(lin, target, dy)],
+            n_tokens,
+            dx,
+            lora,
+            bufs,
+            pool,
+        );
+    }
+}
+
+/// The LoRA branch's part of [`linear_backward`]: adds the A/B gradients of
+/// (layer, target) into `grads` and leaves `s dy B` in
+/// `bufs.dmid[target]` for [`input_gradient`]. Nothing without an adapter
+/// tensor there.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lora_backward(
+    layer: usize,
+    target: Target,
+    x: &[f32],
+    n_tokens: usize,
+    dy: &[f32],
+    mid: &[f32],
+    lora: LoraPass,
+    grads: &mut LoraParams,
+    bufs: &mut LoraBufs,
+    pool: &rayon::ThreadPool,
+) {
     let Some(t) = lora.tensor(layer, target) else {
-        if let Some(dx) = dx {
-            srl_quant::matmul_transposed(&w, dy, n_tokens, dx, pool);
-        }
         return;
     };
     let p = lora.params.expect("tensor implies params");
@@ -173,7 +201,6 @@ pub(crate) fn linear_backward(
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
     let LoraBufs {
-        out,
         midt,
         dmid,
         dmidt,
@@ -193,7 +220,7 @@ pub(crate) fn linear_backward(
         }
     }
     // dmid = s * dy B
-    let dmid = zeroed(dmid, n_tokens * r);
+    let dmid = zeroed(&mut dmid[target as usize], n_tokens * r);
     gemm_f32_nn(dy, &t.b, n_tokens, r, rows, dmid, pool);
     dmid.iter_mut().for_each(|v| *v *= s);
     // dA += dmid^T drop(x)
@@ -201,22 +228,54 @@ pub(crate) fn linear_backward(
     transpose_f32(dmid, n_tokens, r, dmidt);
     let xd = lora.dropped(layer, target, x, dropped);
     gemm_f32_nn(dmidt, xd, r, cols, n_tokens, &mut g.a, pool);
-    let Some(dx) = dx else {
-        return;
+}
+
+/// `dx += Σ dy W + d(drop(x))` over the layers `parts` (linear, target, dy)
+/// of `layer` that read the same input x, after their [`lora_backward`]:
+/// d(drop(x)) = `dmid A` through the dropout mask. Without dropout every
+/// term is one chain per output, in the order of `parts` (each layer's
+/// base, then its branch), in one pass over dx.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn input_gradient(
+    model: &Model,
+    layer: usize,
+    parts: &[(&Linear, Target, &[f32])],
+    n_tokens: usize,
+    dx: &mut [f32],
+    lora: LoraPass,
+    bufs: &mut LoraBufs,
+    pool: &rayon::ThreadPool,
+) {
+    let branch = |target: Target| {
+        let t = lora.tensor(layer, target)?;
+        let rank = lora.params.expect("tensor implies params").config.rank;
+        Some((t, rank))
     };
-    // dx += dy W + d(drop(x)), with d(drop(x)) = dmid A through the mask:
-    // without dropout, r more terms of the base product's chains.
-    if lora.mask(layer, target).is_none() {
-        let term = LowRank {
-            left: dmid,
-            right: &t.a,
-            rank: r,
-        };
-        srl_quant::matmul_transposed_plus(&w, dy, n_tokens, dx, term, pool);
-    } else {
-        srl_quant::matmul_transposed(&w, dy, n_tokens, dx, pool);
-        let dxd = zeroed(out, n_tokens * cols);
-        gemm_f32_nn(dmid, &t.a, n_tokens, cols, r, dxd, pool);
+    let mut terms = Vec::with_capacity(2 * parts.len());
+    let mut masked = Vec::new();
+    for &(lin, target, dy) in parts {
+        terms.push(TransposedTerm {
+            w: lin.matrix(&model.files),
+            dy,
+        });
+        if let Some((t, rank)) = branch(target) {
+            let term = LowRank {
+                left: &bufs.dmid[target as usize],
+                right: &t.a,
+                rank,
+            };
+            match lora.mask(layer, target) {
+                None => terms.push(term.transposed(t.cols)),
+                Some(_) => masked.push((target, term)),
+            }
+        }
+    }
+    srl_quant::matmul_transposed_sum(&terms, n_tokens, dx, pool);
+    // With dropout: d(drop(x)) = mask(dmid A), each added on its own.
+    for (target, term) in masked {
+        let cols = dx.len() / n_tokens;
+        let dxd = zeroed(&mut bufs.out, n_tokens * cols);
+        srl_quant::matmul_transposed_sum(&[term.transposed(cols)], n_tokens, dxd, pool);
         lora.drop_in_place(layer, target, dxd);
         axpy_par(1.0, dxd, dx, pool);
     }

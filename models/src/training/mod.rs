@@ -30,7 +30,7 @@ use crate::parallel::{
 };
 use crate::rope::rope_table;
 use crate::transformer::Model;
-use linear::{linear_backward, linear_forward, LoraPass};
+use linear::{input_gradient, linear_backward, linear_forward, lora_backward, LoraPass};
 pub use scratch::TrainScratch;
 use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
 use std::path::Path;
@@ -382,23 +382,52 @@ impl Model {
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let [mq, mk, mv, mo, mgate, mup, mdown] = &a.mid;
         let LayerBufs { lora: lb, attn } = bufs;
-        let mut lin = |wt, t, xin: &[f32], mid: &[f32], dy: &[f32], dxo: Option<&mut [f32]>| {
-            linear_backward(self, wt, l, t, xin, n, dy, dxo, mid, pass, grads, lb, pool)
-        };
-
         // Feed-forward: out = x2 + down(swiglu(gate(h2), up(h2))).
         let dact = zeroed_par(&mut b.dact, n * ff, pool);
-        lin(&w.down, Target::Down, &a.act, mdown, dx, Some(&mut *dact));
+        linear_backward(
+            self,
+            &w.down,
+            l,
+            Target::Down,
+            &a.act,
+            n,
+            dx,
+            Some(&mut *dact),
+            mdown,
+            pass,
+            grads,
+            lb,
+            pool,
+        );
         let (dgate, dup) = (sized(&mut b.dgate, n * ff), sized(&mut b.dup, n * ff));
         swiglu_backward(&a.gate, &a.up, dact, dgate, dup, pool);
+        // Gate and up read the same h2: one product for their input
+        // gradient.
         let dh = zeroed_par(&mut b.dh, n * ce, pool);
-        lin(&w.gate, Target::Gate, &a.h2, mgate, dgate, Some(&mut *dh));
-        lin(&w.up, Target::Up, &a.h2, mup, dup, Some(&mut *dh));
+        let ffn = [(&w.gate, Target::Gate, &*dgate), (&w.up, Target::Up, &*dup)];
+        for ((_, target, d), mid) in ffn.iter().zip([mgate, mup]) {
+            lora_backward(l, *target, &a.h2, n, d, mid, pass, grads, lb, pool);
+        }
+        input_gradient(self, l, &ffn, n, dh, pass, lb, pool);
         rms_norm_backward_par(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx, pool);
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
         let datt = zeroed_par(&mut b.datt, n * qd, pool);
-        lin(&w.o, Target::O, &a.att, mo, dx, Some(&mut *datt));
+        linear_backward(
+            self,
+            &w.o,
+            l,
+            Target::O,
+            &a.att,
+            n,
+            dx,
+            Some(&mut *datt),
+            mo,
+            pass,
+            grads,
+            lb,
+            pool,
+        );
         let (dq, dk, dv) = (
             zeroed_par(&mut b.dq, n * qd, pool),
             zeroed_par(&mut b.dk, n * kvd, pool),
@@ -419,18 +448,20 @@ impl Model {
         );
         rope_backward_par(dq, c.n_head, c.head_dim, table, c.rope_style, pool);
         rope_backward_par(dk, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
-        // The block's input gradient is needed unless this is the lowest
-        // differentiated block; the adapter's gradients always are.
-        let dh = zeroed_par(&mut b.dh, n * ce, pool);
-        for (wt, target, mid, d) in [
-            (&w.q, Target::Q, mq, &*dq),
-            (&w.k, Target::K, mk, &*dk),
-            (&w.v, Target::V, mv, &*dv),
-        ] {
-            let out = if need_dx { Some(&mut *dh) } else { None };
-            lin(wt, target, &a.h1, mid, d, out);
+        // q, k and v read the same h1: one product for their input gradient,
+        // needed unless this is the lowest differentiated block; the
+        // adapter's gradients always are.
+        let qkv = [
+            (&w.q, Target::Q, &*dq),
+            (&w.k, Target::K, &*dk),
+            (&w.v, Target::V, &*dv),
+        ];
+        for ((_, target, d), mid) in qkv.iter().zip([mq, mk, mv]) {
+            lora_backward(l, *target, &a.h1, n, d, mid, pass, grads, lb, pool);
         }
         if need_dx {
+            let dh = zeroed_par(&mut b.dh, n * ce, pool);
+            input_gradient(self, l, &qkv, n, dh, pass, lb, pool);
             rms_norm_backward_par(x, &w.attn_norm, c.rms_eps, dh, dx, pool);
         }
     }

@@ -7,6 +7,7 @@
 //! depend on what a previous pass left in them.
 
 use crate::causal_attention::AttentionScratch;
+use crate::lora_params::Target;
 
 /// One block's intermediates, recomputed from its input for the backward
 /// unless kept. `mid_*` hold `drop(x) A^T` of each adapted projection (so
@@ -48,8 +49,10 @@ pub(super) struct LoraBufs {
     pub out: Vec<f32>,
     /// [r, T] transposes of mid and dmid.
     pub midt: Vec<f32>,
-    pub dmid: Vec<f32>,
     pub dmidt: Vec<f32>,
+    /// [T, r] per target: `s dy B`, the branch's gradient before A, kept
+    /// until the input gradient of the layers sharing its input.
+    pub dmid: [Vec<f32>; Target::ALL.len()],
     /// [r, rows]: dB^T.
     pub dbt: Vec<f32>,
     /// drop(x) when dropout is on.
