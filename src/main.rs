@@ -2,6 +2,10 @@
 //! skills there. Each subcommand parses its arguments and calls the library.
 
 mod cli;
+mod line_aligned_alloc;
+
+#[global_allocator]
+static ALLOC: line_aligned_alloc::LineAlignedAlloc = line_aligned_alloc::LineAlignedAlloc;
 
 fn main() {
     if let Err(e) = cli::run() {
