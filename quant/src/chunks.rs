@@ -32,8 +32,11 @@ impl Chunks {
     /// MT), for `threads` threads.
     pub(crate) fn new(units: usize, n_tokens: usize, chunk_tokens: usize, threads: usize) -> Self {
         let whole = units * n_tokens.div_ceil(chunk_tokens.max(1));
-        // Only whole ranges of at least TAIL_SPLIT tiles are cut.
-        let cuttable = threads > 1 && chunk_tokens >= TAIL_SPLIT * MT && whole > 1;
+        // Only ranges of at least TAIL_SPLIT tiles are cut, and only where
+        // there are more chunks than threads: one each (the output head's
+        // input gradient, two halves of its columns on two threads) is
+        // even as it is, and cutting would dequantize each block 4 times.
+        let cuttable = threads > 1 && whole > threads && chunk_tokens >= TAIL_SPLIT * MT;
         let tail = if cuttable {
             (2 * threads).min(whole)
         } else {
@@ -116,7 +119,8 @@ mod tests {
         assert_eq!(c.get(13), (13, 0, 512));
         assert_eq!(c.get(14), (14, 0, 132));
         assert_eq!(c.get(29), (17, 396, 512));
-        // One thread: nothing to balance.
+        // One thread, or a chunk per thread: nothing to balance.
         assert_eq!(Chunks::new(18, 512, 512, 1).len(), 18);
+        assert_eq!(Chunks::new(2, 128, 128, 2).len(), 2);
     }
 }
