@@ -11,7 +11,8 @@
 use half::f16;
 use srl_models::attention::{attention, AttentionShape};
 use srl_models::causal_attention::{
-    causal_attention_backward_with, causal_attention_with, AttentionScratch, Heads, QUERY_BLOCK,
+    causal_attention_backward_with, causal_attention_with, probs_len, AttentionScratch, Heads,
+    QUERY_BLOCK,
 };
 use std::time::{Duration, Instant};
 
@@ -106,13 +107,15 @@ fn main() {
     let mut out = vec![0.0f32; n * n_head * d];
     let mut lse = vec![0.0f32; n * n_head];
     let mut scratch = AttentionScratch::default();
+    // The probabilities kept for the backward, as training keeps them.
+    let mut probs = vec![0.0f32; probs_len(&heads, n, QUERY_BLOCK)];
     let (mut dq, mut dk, mut dv) = (
         vec![0.0f32; q.len()],
         vec![0.0f32; k.len()],
         vec![0.0f32; v.len()],
     );
-    // Multiply-adds of the blocks' products: forward 2, backward 5 per
-    // (query, visible key, dimension).
+    // Multiply-adds of the blocks' products: forward 2, backward 4 per
+    // (query, visible key, dimension) (P is kept, not recomputed).
     let visible: usize = (0..n.div_ceil(QUERY_BLOCK))
         .map(|b| QUERY_BLOCK.min(n - b * QUERY_BLOCK) * ((b + 1) * QUERY_BLOCK).min(n))
         .sum();
@@ -125,6 +128,7 @@ fn main() {
             &v,
             &mut out,
             &mut lse,
+            Some(&mut probs),
             &mut scratch,
             QUERY_BLOCK,
             &pool,
@@ -138,6 +142,7 @@ fn main() {
             &v,
             &out,
             &lse,
+            Some(&probs),
             &dout,
             [&mut dq, &mut dk, &mut dv],
             &mut scratch,

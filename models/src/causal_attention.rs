@@ -146,12 +146,25 @@ pub fn causal_attention(
 ) -> Vec<f32> {
     let mut lse = vec![0.0f32; q.len() / s.head_dim];
     let mut scratch = AttentionScratch::default();
-    causal_attention_with(s, q, k, v, out, &mut lse, &mut scratch, QUERY_BLOCK, pool);
+    causal_attention_with(
+        s,
+        q,
+        k,
+        v,
+        out,
+        &mut lse,
+        None,
+        &mut scratch,
+        QUERY_BLOCK,
+        pool,
+    );
     lse
 }
 
 /// [`causal_attention`] with the log-sum-exp rows written into `lse`
-/// ([H, T]) and buffers kept in `scratch`; `qb` queries per block.
+/// ([H, T]) and buffers kept in `scratch`; `qb` queries per block. With
+/// `probs` ([`probs_len`] floats), the softmax probabilities are kept there
+/// for the backward, which then need not recompute them.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_with(
     s: &Heads,
@@ -160,6 +173,7 @@ pub fn causal_attention_with(
     v: &[f32],
     out: &mut [f32],
     lse: &mut [f32],
+    probs: Option<&mut [f32]>,
     scratch: &mut AttentionScratch,
     qb: usize,
     pool: &rayon::ThreadPool,
@@ -168,6 +182,10 @@ pub fn causal_attention_with(
     let n = q.len() / (s.n_head * d);
     assert_eq!(out.len(), q.len(), "out is not [T, H*D]");
     assert_eq!(lse.len(), n * s.n_head, "lse is not [H, T]");
+    if let Some(p) = &probs {
+        assert_eq!(p.len(), probs_len(s, n, qb), "probs is not probs_len long");
+    }
+    let probs = probs.map(Disjoint::new);
     let kv = gather_kv(s, k, v, &mut scratch.kv);
     let (kh, vh) = kv.split_at(s.n_head_kv);
     let tasks = tasks(s, n, qb);
@@ -182,7 +200,11 @@ pub fn causal_attention_with(
                 let Temps { qh, oh, p, .. } = tmp;
                 qh.clear();
                 gather_into(&q[t0 * s.n_head * d..t1 * s.n_head * d], s.n_head, h, d, qh);
-                let p = sized(p, nb * t1);
+                let p = match &probs {
+                    // SAFETY: task (h, t0) alone writes its block of probs.
+                    Some(kept) => unsafe { kept.slice(probs_at(s, n, qb, h, t0), nb * t1) },
+                    None => sized(p, nb * t1),
+                };
                 // SAFETY: task (h, t0) alone writes lse[h, t0..t1].
                 let lse_b = unsafe { lse.slice(h * n + t0, nb) };
                 softmax_rows(s, qh, &kh[g][..t1 * d], t0, p, lse_b);
@@ -220,11 +242,12 @@ pub fn causal_attention_backward(
 ) {
     let mut scratch = AttentionScratch::default();
     let (g, qb) = ([dq, dk, dv], QUERY_BLOCK);
-    causal_attention_backward_with(s, q, k, v, out, lse, dout, g, &mut scratch, qb, pool)
+    causal_attention_backward_with(s, q, k, v, out, lse, None, dout, g, &mut scratch, qb, pool)
 }
 
 /// [`causal_attention_backward`] with buffers kept in `scratch`; `qb`
-/// queries per block; `grads` are dq, dk and dv.
+/// queries per block; `grads` are dq, dk and dv; `probs` what the forward
+/// kept there, if it did (else P is recomputed from q, k and lse).
 #[allow(clippy::too_many_arguments)]
 pub fn causal_attention_backward_with(
     s: &Heads,
@@ -233,6 +256,7 @@ pub fn causal_attention_backward_with(
     v: &[f32],
     out: &[f32],
     lse: &[f32],
+    probs: Option<&[f32]>,
     dout: &[f32],
     grads: [&mut [f32]; 3],
     scratch: &mut AttentionScratch,
@@ -243,6 +267,9 @@ pub fn causal_attention_backward_with(
     let d = s.head_dim;
     let n = q.len() / (s.n_head * d);
     assert_eq!(dq.len(), q.len(), "dq is not [T, H*D]");
+    if let Some(p) = probs {
+        assert_eq!(p.len(), probs_len(s, n, qb), "probs is not probs_len long");
+    }
     let scale = s.scale();
     let AttentionScratch { kv, parts, sums } = scratch;
     let kv = gather_kv(s, k, v, kv);
@@ -278,14 +305,21 @@ pub fn causal_attention_backward_with(
                 let (kh, vh) = (&kh[g][..t1 * d], &vh[g][..t1 * d]);
                 let lse_h = &lse[h * n + t0..h * n + t1];
                 let (gkt, gvt) = part.split_at_mut(t1 * d);
-                // P of this block from S and the saved log-sum-exp.
-                let p = sized(p, nb * t1);
-                mm_nt(qh, kh, nb, t1, d, p);
-                for (i, row) in p.chunks_exact_mut(t1).enumerate() {
-                    let t = t0 + i;
-                    exp_shifted(&mut row[..=t], scale, lse_h[i]);
-                    row[t + 1..].fill(0.0);
-                }
+                // P of this block: kept by the forward, or from S and the
+                // saved log-sum-exp.
+                let p: &[f32] = match probs {
+                    Some(kept) => &kept[probs_at(s, n, qb, h, t0)..][..nb * t1],
+                    None => {
+                        let p = sized(p, nb * t1);
+                        mm_nt(qh, kh, nb, t1, d, p);
+                        for (i, row) in p.chunks_exact_mut(t1).enumerate() {
+                            let t = t0 + i;
+                            exp_shifted(&mut row[..=t], scale, lse_h[i]);
+                            row[t + 1..].fill(0.0);
+                        }
+                        p
+                    }
+                };
                 // dV[..t1]^T = dO_b^T P
                 let xt = sized(xt, d * nb);
                 transpose(doh, nb, d, xt);
@@ -354,6 +388,28 @@ pub fn causal_attention_backward_with(
                 });
         });
     }
+}
+
+/// Floats of the probabilities [`causal_attention_with`] can keep for `n`
+/// tokens: per head, each query block's [nb, t1] matrix P.
+pub fn probs_len(s: &Heads, n: usize, qb: usize) -> usize {
+    s.n_head * blocks_len(n, qb, n.div_ceil(qb))
+}
+
+/// Where the P of (head h, block from query t0) starts in the kept probs.
+fn probs_at(s: &Heads, n: usize, qb: usize, h: usize, t0: usize) -> usize {
+    debug_assert!(h < s.n_head && t0.is_multiple_of(qb));
+    h * blocks_len(n, qb, n.div_ceil(qb)) + blocks_len(n, qb, t0 / qb)
+}
+
+/// Floats of the first `blocks` query blocks' P matrices of one head.
+fn blocks_len(n: usize, qb: usize, blocks: usize) -> usize {
+    (0..blocks)
+        .map(|b| {
+            let t1 = ((b + 1) * qb).min(n);
+            (t1 - b * qb) * t1
+        })
+        .sum()
 }
 
 /// P = softmax(Q_b K^T * scale) with the causal mask for query rows
@@ -484,10 +540,23 @@ mod tests {
         // One scratch for every run: what a run leaves there does not
         // change the next.
         let mut scratch = AttentionScratch::default();
-        let mut run = |qb: usize| {
+        let mut run = |qb: usize, keep: bool| {
             let mut o = vec![0.0; n * 32];
             let mut lse = vec![0.0; n * 4];
-            causal_attention_with(&s, &q, &k, &v, &mut o, &mut lse, &mut scratch, qb, &pool);
+            let mut probs = vec![f32::NAN; if keep { probs_len(&s, n, qb) } else { 0 }];
+            let kept = keep.then_some(&mut probs[..]);
+            causal_attention_with(
+                &s,
+                &q,
+                &k,
+                &v,
+                &mut o,
+                &mut lse,
+                kept,
+                &mut scratch,
+                qb,
+                &pool,
+            );
             let (mut dq, mut dk, mut dv) =
                 (vec![0.0; n * 32], vec![0.0; n * 16], vec![0.0; n * 16]);
             let g = [&mut dq[..], &mut dk[..], &mut dv[..]];
@@ -498,6 +567,7 @@ mod tests {
                 &v,
                 &o,
                 &lse,
+                keep.then_some(&probs[..]),
                 &dout,
                 g,
                 &mut scratch,
@@ -506,15 +576,22 @@ mod tests {
             );
             [o, lse, dq, dk, dv]
         };
-        let whole = run(n);
-        assert_eq!(whole, run(n), "the same call gives the same bits");
-        for qb in [1, 2, 3, 4, 8] {
-            for (i, (a, b)) in run(qb).iter().zip(&whole).enumerate() {
-                let diff = a
-                    .iter()
-                    .zip(b)
-                    .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-                assert!(diff < 1e-5, "block {qb}, output {i}: max |diff| {diff}");
+        let whole = run(n, false);
+        assert_eq!(whole, run(n, false), "the same call gives the same bits");
+        for qb in [1, 2, 3, 4, 8, n] {
+            // Kept probabilities (the forward's P) or recomputed ones
+            // (exp(S - lse)): the same up to rounding.
+            for keep in [false, true] {
+                for (i, (a, b)) in run(qb, keep).iter().zip(&whole).enumerate() {
+                    let diff = a
+                        .iter()
+                        .zip(b)
+                        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(
+                        diff < 1e-5,
+                        "block {qb}, kept {keep}, output {i}: max |diff| {diff}"
+                    );
+                }
             }
         }
     }

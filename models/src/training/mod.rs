@@ -9,17 +9,20 @@
 //! is a smooth function whose gradient this module computes by hand, layer by
 //! layer (the backward of each block sits next to its forward).
 //!
-//! Memory: only each block's input is kept (activation checkpointing); a
-//! block's intermediates are recomputed when the backward reaches it, so
-//! memory grows with T * C * L, not with the block's internals. Blocks below
-//! the lowest adapted one are never differentiated.
+//! Memory: each differentiated block keeps its input; the blocks nearest the
+//! loss also keep their intermediates (the attention's probabilities
+//! included, so its backward need not recompute them) while they fit
+//! [`PassOptions::saved_activations_mib`], and the others recompute theirs
+//! when the backward reaches them (activation checkpointing), so memory
+//! grows with T * C * L plus that budget. Blocks below the lowest adapted
+//! one are never differentiated.
 
 mod linear;
 mod loss;
 mod scratch;
 
 use crate::causal_attention::{
-    causal_attention_backward_with, causal_attention_with, Heads, QUERY_BLOCK,
+    causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
 use crate::error::{ModelError, Result};
 use crate::lora_params::{LoraParams, Target};
@@ -179,7 +182,8 @@ impl Model {
             } else {
                 &mut *acts
             };
-            self.block_forward(l, x, next, a, lbufs, &table, pass, pool);
+            let keep_probs = first_grad.is_some_and(|f| l >= f);
+            self.block_forward(l, x, next, a, keep_probs, lbufs, &table, pass, pool);
             std::mem::swap(x, next);
         }
 
@@ -201,7 +205,7 @@ impl Model {
                 let a = if l >= first_kept {
                     &saved[l - first_kept]
                 } else {
-                    self.block_forward(l, input, next, acts, lbufs, &table, pass, pool);
+                    self.block_forward(l, input, next, acts, true, lbufs, &table, pass, pool);
                     &*acts
                 };
                 self.block_backward(
@@ -302,7 +306,9 @@ impl Model {
         Ok(())
     }
 
-    /// One transformer block: `out = block(x)`, intermediates into `a`.
+    /// One transformer block: `out = block(x)`, intermediates into `a`
+    /// (with the attention's probabilities when `keep_probs`: a backward
+    /// will read them).
     #[allow(clippy::too_many_arguments)]
     fn block_forward(
         &self,
@@ -310,6 +316,7 @@ impl Model {
         x: &[f32],
         out: &mut [f32],
         a: &mut BlockActs,
+        keep_probs: bool,
         bufs: &mut LayerBufs,
         table: &[(f32, f32)],
         pass: LoraPass,
@@ -348,7 +355,10 @@ impl Model {
         rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         let (heads, qb) = (self.heads(), QUERY_BLOCK);
         let (q, k, v) = (&a.q, &a.k, &a.v);
-        causal_attention_with(&heads, q, k, v, &mut a.att, &mut a.lse, attn, qb, pool);
+        let probs = keep_probs.then(|| sized(&mut a.probs, probs_len(&heads, n, qb)));
+        causal_attention_with(
+            &heads, q, k, v, &mut a.att, &mut a.lse, probs, attn, qb, pool,
+        );
         lin(&w.o, Target::O, &a.att, &mut a.x2, mo, lb);
         add_par(&mut a.x2, x, pool);
         rms_norm_par(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2, pool);
@@ -440,6 +450,7 @@ impl Model {
             &a.v,
             &a.att,
             &a.lse,
+            Some(&a.probs),
             datt,
             [&mut *dq, &mut *dk, &mut *dv],
             attn,
@@ -476,7 +487,7 @@ impl Model {
             + 3 * c.n_ff
             + c.n_head
             + Target::ALL.len() * rank;
-        n * floats * 4
+        (n * floats + probs_len(&self.heads(), n, QUERY_BLOCK)) * 4
     }
 
     fn heads(&self) -> Heads {

@@ -20,6 +20,9 @@ pub(super) struct BlockActs {
     pub v: Vec<f32>,
     pub att: Vec<f32>,
     pub lse: Vec<f32>,
+    /// The attention's softmax probabilities (`probs_len` floats), kept
+    /// for the backward; empty in passes without one.
+    pub probs: Vec<f32>,
     pub x2: Vec<f32>,
     pub h2: Vec<f32>,
     pub gate: Vec<f32>,
