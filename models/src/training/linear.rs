@@ -7,7 +7,7 @@
 //! Dropout masks are a hash of (seed, layer, target, element), so the
 //! recomputation in the backward pass sees the same mask without storing it.
 
-use super::scratch::{sized, zeroed, LoraBufs};
+use super::scratch::{sized, zeroed, LoraBufs, WeightGradBufs};
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::parallel::axpy_par;
 use crate::transformer::{Linear, Model};
@@ -115,7 +115,7 @@ pub(crate) fn linear_forward(
     if let Some(t) = lora.tensor(layer, target) {
         let p = lora.params.expect("tensor implies params");
         let (r, s) = (p.config.rank, p.config.scale());
-        let xd = lora.dropped(layer, target, x, &mut bufs.dropped);
+        let xd = lora.dropped(layer, target, x, &mut bufs.weight.dropped);
         let mid = sized(mid, n_tokens * r);
         gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
         mid.iter_mut().for_each(|v| *v *= s);
@@ -139,55 +139,70 @@ pub(crate) fn linear_forward(
     }
 }
 
-/// Backward of [`linear_forward`]: adds the A/B gradients into `grads` and,
-/// when `dx` is given, `dy W + drop'(s dy B A)` into it. `mid` is what the
-/// forward left there.
+/// One layer of a [`linears_backward`]: (linear, target, dy, and the
+/// `mid` its forward left).
+pub(crate) type LayerGrad<'a> = (&'a Linear, Target, &'a [f32], &'a [f32]);
+
+/// Backward of [`linear_forward`] for the layers `parts` of block `layer`
+/// that read the same input x (q, k, v; gate, up; or one layer): adds each
+/// adapter tensor's A/B gradients into `grads` and, when `dx` is given,
+/// `Σ dy W + drop'(s dy B A)` into it.
+///
+/// The input gradient is one product ([`input_gradient`]); the A/B
+/// gradients, small products that would each wait on the other threads,
+/// run beside it on the pool.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn linear_backward(
+pub(crate) fn linears_backward(
     model: &Model,
-    lin: &Linear,
     layer: usize,
-    target: Target,
     x: &[f32],
     n_tokens: usize,
-    dy: &[f32],
+    parts: &[LayerGrad],
     dx: Option<&mut [f32]>,
-    mid: &[f32],
     lora: LoraPass,
     grads: &mut LoraParams,
     bufs: &mut LoraBufs,
     pool: &rayon::ThreadPool,
 ) {
-    lora_backward(layer, target, x, n_tokens, dy, mid, lora, grads, bufs, pool);
-    if let Some(dx) = dx {
-        input_gradient(
-            model,
+    let LoraBufs { dmid, out, weight } = bufs;
+    for &(_, target, dy, _) in parts {
+        lora_dmid(
             layer,
-            &[(lin, target, dy)],
+            target,
             n_tokens,
-            dx,
+            dy,
             lora,
-            bufs,
+            &mut dmid[target as usize],
             pool,
         );
     }
+    let dmid = &*dmid;
+    pool.join(
+        || {
+            if let Some(dx) = dx {
+                input_gradient(model, layer, parts, n_tokens, dx, lora, dmid, out, pool);
+            }
+        },
+        || {
+            for &(_, target, dy, mid) in parts {
+                let dm = &dmid[target as usize];
+                lora_weight_grads(
+                    layer, target, x, n_tokens, dy, mid, dm, lora, grads, weight, pool,
+                );
+            }
+        },
+    );
 }
 
-/// The LoRA branch's part of [`linear_backward`]: adds the A/B gradients of
-/// (layer, target) into `grads` and leaves `s dy B` in
-/// `bufs.dmid[target]` for [`input_gradient`]. Nothing without an adapter
-/// tensor there.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn lora_backward(
+/// `dmid = s dy B` of (layer, target) (nothing without an adapter tensor
+/// there): the branch's gradient before A.
+fn lora_dmid(
     layer: usize,
     target: Target,
-    x: &[f32],
     n_tokens: usize,
     dy: &[f32],
-    mid: &[f32],
     lora: LoraPass,
-    grads: &mut LoraParams,
-    bufs: &mut LoraBufs,
+    dmid: &mut Vec<f32>,
     pool: &rayon::ThreadPool,
 ) {
     let Some(t) = lora.tensor(layer, target) else {
@@ -195,18 +210,41 @@ pub(crate) fn lora_backward(
     };
     let p = lora.params.expect("tensor implies params");
     let (r, s) = (p.config.rank, p.config.scale());
+    let dmid = zeroed(dmid, n_tokens * r);
+    gemm_f32_nn(dy, &t.b, n_tokens, r, t.rows, dmid, pool);
+    dmid.iter_mut().for_each(|v| *v *= s);
+}
+
+/// Adds dB = dy^T mid and dA = dmid^T drop(x) of (layer, target) into
+/// `grads` (nothing without an adapter tensor there).
+#[allow(clippy::too_many_arguments)]
+fn lora_weight_grads(
+    layer: usize,
+    target: Target,
+    x: &[f32],
+    n_tokens: usize,
+    dy: &[f32],
+    mid: &[f32],
+    dmid: &[f32],
+    lora: LoraPass,
+    grads: &mut LoraParams,
+    bufs: &mut WeightGradBufs,
+    pool: &rayon::ThreadPool,
+) {
+    let Some(t) = lora.tensor(layer, target) else {
+        return;
+    };
+    let r = lora.params.expect("tensor implies params").config.rank;
     let (rows, cols) = (t.rows, t.cols);
     assert_eq!(mid.len(), n_tokens * r, "the forward's s drop(x) A^T");
     let g = grads
         .get_mut(layer, target)
         .expect("gradients have the adapter's shape");
-    let LoraBufs {
+    let WeightGradBufs {
         midt,
-        dmid,
         dmidt,
         dbt,
         dropped,
-        ..
     } = bufs;
     // dB += dy^T mid (mid holds s drop(x) A^T), as dB^T [r, rows] =
     // mid^T [r, T] dy [T, rows].
@@ -219,10 +257,6 @@ pub(crate) fn lora_backward(
             *v += dbt[j * rows + o];
         }
     }
-    // dmid = s * dy B
-    let dmid = zeroed(&mut dmid[target as usize], n_tokens * r);
-    gemm_f32_nn(dy, &t.b, n_tokens, r, rows, dmid, pool);
-    dmid.iter_mut().for_each(|v| *v *= s);
     // dA += dmid^T drop(x)
     let dmidt = sized(dmidt, r * n_tokens);
     transpose_f32(dmid, n_tokens, r, dmidt);
@@ -230,20 +264,20 @@ pub(crate) fn lora_backward(
     gemm_f32_nn(dmidt, xd, r, cols, n_tokens, &mut g.a, pool);
 }
 
-/// `dx += Σ dy W + d(drop(x))` over the layers `parts` (linear, target, dy)
-/// of `layer` that read the same input x, after their [`lora_backward`]:
+/// `dx += Σ dy W + d(drop(x))` over the layers `parts` of `layer`, with
 /// d(drop(x)) = `dmid A` through the dropout mask. Without dropout every
 /// term is one chain per output, in the order of `parts` (each layer's
 /// base, then its branch), in one pass over dx.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn input_gradient(
+fn input_gradient(
     model: &Model,
     layer: usize,
-    parts: &[(&Linear, Target, &[f32])],
+    parts: &[LayerGrad],
     n_tokens: usize,
     dx: &mut [f32],
     lora: LoraPass,
-    bufs: &mut LoraBufs,
+    dmid: &[Vec<f32>],
+    out: &mut Vec<f32>,
     pool: &rayon::ThreadPool,
 ) {
     let branch = |target: Target| {
@@ -253,14 +287,14 @@ pub(crate) fn input_gradient(
     };
     let mut terms = Vec::with_capacity(2 * parts.len());
     let mut masked = Vec::new();
-    for &(lin, target, dy) in parts {
+    for &(lin, target, dy, _) in parts {
         terms.push(TransposedTerm {
             w: lin.matrix(&model.files),
             dy,
         });
         if let Some((t, rank)) = branch(target) {
             let term = LowRank {
-                left: &bufs.dmid[target as usize],
+                left: &dmid[target as usize],
                 right: &t.a,
                 rank,
             };
@@ -274,7 +308,7 @@ pub(crate) fn input_gradient(
     // With dropout: d(drop(x)) = mask(dmid A), each added on its own.
     for (target, term) in masked {
         let cols = dx.len() / n_tokens;
-        let dxd = zeroed(&mut bufs.out, n_tokens * cols);
+        let dxd = zeroed(out, n_tokens * cols);
         srl_quant::matmul_transposed_sum(&[term.transposed(cols)], n_tokens, dxd, pool);
         lora.drop_in_place(layer, target, dxd);
         axpy_par(1.0, dxd, dx, pool);

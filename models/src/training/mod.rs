@@ -33,7 +33,7 @@ use crate::parallel::{
 };
 use crate::rope::rope_table;
 use crate::transformer::Model;
-use linear::{input_gradient, linear_backward, linear_forward, lora_backward, LoraPass};
+use linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 pub use scratch::TrainScratch;
 use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
 use std::path::Path;
@@ -393,51 +393,26 @@ impl Model {
         let [mq, mk, mv, mo, mgate, mup, mdown] = &a.mid;
         let LayerBufs { lora: lb, attn } = bufs;
         // Feed-forward: out = x2 + down(swiglu(gate(h2), up(h2))).
+        let mut linears = |x: &[f32], parts: &[LayerGrad], dxo: Option<&mut [f32]>| {
+            linears_backward(self, l, x, n, parts, dxo, pass, grads, lb, pool)
+        };
         let dact = zeroed_par(&mut b.dact, n * ff, pool);
-        linear_backward(
-            self,
-            &w.down,
-            l,
-            Target::Down,
-            &a.act,
-            n,
-            dx,
-            Some(&mut *dact),
-            mdown,
-            pass,
-            grads,
-            lb,
-            pool,
-        );
+        linears(&a.act, &[(&w.down, Target::Down, dx, mdown)], Some(dact));
         let (dgate, dup) = (sized(&mut b.dgate, n * ff), sized(&mut b.dup, n * ff));
-        swiglu_backward(&a.gate, &a.up, dact, dgate, dup, pool);
+        swiglu_backward(&a.gate, &a.up, &b.dact, dgate, dup, pool);
         // Gate and up read the same h2: one product for their input
         // gradient.
         let dh = zeroed_par(&mut b.dh, n * ce, pool);
-        let ffn = [(&w.gate, Target::Gate, &*dgate), (&w.up, Target::Up, &*dup)];
-        for ((_, target, d), mid) in ffn.iter().zip([mgate, mup]) {
-            lora_backward(l, *target, &a.h2, n, d, mid, pass, grads, lb, pool);
-        }
-        input_gradient(self, l, &ffn, n, dh, pass, lb, pool);
+        let ffn = [
+            (&w.gate, Target::Gate, &*dgate, &mgate[..]),
+            (&w.up, Target::Up, &*dup, &mup[..]),
+        ];
+        linears(&a.h2, &ffn, Some(&mut *dh));
         rms_norm_backward_par(&a.x2, &w.ffn_norm, c.rms_eps, dh, dx, pool);
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
         let datt = zeroed_par(&mut b.datt, n * qd, pool);
-        linear_backward(
-            self,
-            &w.o,
-            l,
-            Target::O,
-            &a.att,
-            n,
-            dx,
-            Some(&mut *datt),
-            mo,
-            pass,
-            grads,
-            lb,
-            pool,
-        );
+        linears(&a.att, &[(&w.o, Target::O, dx, mo)], Some(&mut *datt));
         let (dq, dk, dv) = (
             zeroed_par(&mut b.dq, n * qd, pool),
             zeroed_par(&mut b.dk, n * kvd, pool),
@@ -463,16 +438,13 @@ impl Model {
         // needed unless this is the lowest differentiated block; the
         // adapter's gradients always are.
         let qkv = [
-            (&w.q, Target::Q, &*dq),
-            (&w.k, Target::K, &*dk),
-            (&w.v, Target::V, &*dv),
+            (&w.q, Target::Q, &*dq, &mq[..]),
+            (&w.k, Target::K, &*dk, &mk[..]),
+            (&w.v, Target::V, &*dv, &mv[..]),
         ];
-        for ((_, target, d), mid) in qkv.iter().zip([mq, mk, mv]) {
-            lora_backward(l, *target, &a.h1, n, d, mid, pass, grads, lb, pool);
-        }
+        let dh = zeroed_par(&mut b.dh, if need_dx { n * ce } else { 0 }, pool);
+        linears(&a.h1, &qkv, need_dx.then_some(&mut *dh));
         if need_dx {
-            let dh = zeroed_par(&mut b.dh, n * ce, pool);
-            input_gradient(self, l, &qkv, n, dh, pass, lb, pool);
             rms_norm_backward_par(x, &w.attn_norm, c.rms_eps, dh, dx, pool);
         }
     }

@@ -48,14 +48,20 @@ pub(super) struct BackwardBufs {
 /// Temporaries of the LoRA branch of a linear layer.
 #[derive(Default)]
 pub(super) struct LoraBufs {
+    /// [T, r] per target: `s dy B`, the branch's gradient before A, kept
+    /// for the input gradient and dA of the layers sharing its input.
+    pub dmid: [Vec<f32>; Target::ALL.len()],
     /// [T, cols]: `drop'(dmid A)` in the backward, when dropout is on.
     pub out: Vec<f32>,
+    pub weight: WeightGradBufs,
+}
+
+/// Temporaries of the A/B gradients (and of drop(x) in the forward).
+#[derive(Default)]
+pub(super) struct WeightGradBufs {
     /// [r, T] transposes of mid and dmid.
     pub midt: Vec<f32>,
     pub dmidt: Vec<f32>,
-    /// [T, r] per target: `s dy B`, the branch's gradient before A, kept
-    /// until the input gradient of the layers sharing its input.
-    pub dmid: [Vec<f32>; Target::ALL.len()],
     /// [r, rows]: dB^T.
     pub dbt: Vec<f32>,
     /// drop(x) when dropout is on.
