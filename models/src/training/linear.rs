@@ -108,14 +108,14 @@ pub(crate) fn linear_forward(
     n_tokens: usize,
     y: &mut [f32],
     mid: &mut Vec<f32>,
-    bufs: &mut LoraBufs,
+    dropped: &mut Vec<f32>,
     lora: LoraPass,
     pool: &rayon::ThreadPool,
 ) {
     if let Some(t) = lora.tensor(layer, target) {
         let p = lora.params.expect("tensor implies params");
         let (r, s) = (p.config.rank, p.config.scale());
-        let xd = lora.dropped(layer, target, x, &mut bufs.weight.dropped);
+        let xd = lora.dropped(layer, target, x, dropped);
         let mid = sized(mid, n_tokens * r);
         gemm_f32_nt(xd, &t.a, n_tokens, r, t.cols, mid, pool);
         mid.iter_mut().for_each(|v| *v *= s);
@@ -164,7 +164,9 @@ pub(crate) fn linears_backward(
     bufs: &mut LoraBufs,
     pool: &rayon::ThreadPool,
 ) {
-    let LoraBufs { dmid, out, weight } = bufs;
+    let LoraBufs {
+        dmid, out, weight, ..
+    } = bufs;
     for &(_, target, dy, _) in parts {
         lora_dmid(
             layer,

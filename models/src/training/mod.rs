@@ -35,7 +35,7 @@ use crate::rope::rope_table;
 use crate::transformer::Model;
 use linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 pub use scratch::TrainScratch;
-use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs, LoraBufs};
+use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs};
 use std::path::Path;
 
 /// What [`Model::weighted_nll`] returns.
@@ -345,12 +345,22 @@ impl Model {
         let LayerBufs { lora: lb, attn } = bufs;
         rms_norm_par(x, &w.attn_norm, c.rms_eps, &mut a.h1, pool);
         let h1 = &a.h1;
-        let lin = |wt, t, xin: &[f32], y: &mut [f32], mid: &mut Vec<f32>, lb: &mut LoraBufs| {
-            linear_forward(self, wt, l, t, xin, n, y, mid, lb, pass, pool)
+        let lin = |wt, t, xin: &[f32], y: &mut [f32], mid: &mut Vec<f32>, d: &mut Vec<f32>| {
+            linear_forward(self, wt, l, t, xin, n, y, mid, d, pass, pool)
         };
-        lin(&w.q, Target::Q, h1, &mut a.q, mq, lb);
-        lin(&w.k, Target::K, h1, &mut a.k, mk, lb);
-        lin(&w.v, Target::V, h1, &mut a.v, mv, lb);
+        let [dq, dk, dv, d_o, dgate, dup, ddown] = &mut lb.dropped;
+        // q, k and v (then gate and up) read the same input: side by side,
+        // so that the threads share their products without waiting at the
+        // end of each.
+        pool.join(
+            || lin(&w.q, Target::Q, h1, &mut a.q, mq, dq),
+            || {
+                pool.join(
+                    || lin(&w.k, Target::K, h1, &mut a.k, mk, dk),
+                    || lin(&w.v, Target::V, h1, &mut a.v, mv, dv),
+                )
+            },
+        );
         rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
         rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         let (heads, qb) = (self.heads(), QUERY_BLOCK);
@@ -359,13 +369,16 @@ impl Model {
         causal_attention_with(
             &heads, q, k, v, &mut a.att, &mut a.lse, probs, attn, qb, pool,
         );
-        lin(&w.o, Target::O, &a.att, &mut a.x2, mo, lb);
+        lin(&w.o, Target::O, &a.att, &mut a.x2, mo, d_o);
         add_par(&mut a.x2, x, pool);
         rms_norm_par(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2, pool);
-        lin(&w.gate, Target::Gate, &a.h2, &mut a.gate, mgate, lb);
-        lin(&w.up, Target::Up, &a.h2, &mut a.up, mup, lb);
+        let h2 = &a.h2;
+        pool.join(
+            || lin(&w.gate, Target::Gate, h2, &mut a.gate, mgate, dgate),
+            || lin(&w.up, Target::Up, h2, &mut a.up, mup, dup),
+        );
         swiglu_into_par(&a.gate, &a.up, &mut a.act, pool);
-        lin(&w.down, Target::Down, &a.act, out, mdown, lb);
+        lin(&w.down, Target::Down, &a.act, out, mdown, ddown);
         add_par(out, &a.x2, pool);
     }
 

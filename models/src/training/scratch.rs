@@ -54,9 +54,12 @@ pub(super) struct LoraBufs {
     /// [T, cols]: `drop'(dmid A)` in the backward, when dropout is on.
     pub out: Vec<f32>,
     pub weight: WeightGradBufs,
+    /// drop(x) per target in the forward (whose layers sharing an input
+    /// run side by side), when dropout is on.
+    pub dropped: [Vec<f32>; Target::ALL.len()],
 }
 
-/// Temporaries of the A/B gradients (and of drop(x) in the forward).
+/// Temporaries of the A/B gradients.
 #[derive(Default)]
 pub(super) struct WeightGradBufs {
     /// [r, T] transposes of mid and dmid.
