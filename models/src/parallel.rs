@@ -59,12 +59,8 @@ pub(crate) fn rope_par(
     style: RopeStyle,
     pool: &rayon::ThreadPool,
 ) {
-    let row = n_heads * head_dim;
-    let rows = rows_per_task(row) / row.max(1);
-    pool.install(|| {
-        x.par_chunks_mut(rows * row)
-            .zip(table.par_chunks(rows * head_dim / 2))
-            .for_each(|(x, table)| apply_rope(x, n_heads, head_dim, table, style))
+    rows_with_table_par(x, n_heads * head_dim, head_dim, table, pool, |x, t| {
+        apply_rope(x, n_heads, head_dim, t, style)
     });
 }
 
@@ -78,12 +74,26 @@ pub(crate) fn rope_backward_par(
     style: RopeStyle,
     pool: &rayon::ThreadPool,
 ) {
-    let row = n_heads * head_dim;
+    rows_with_table_par(dx, n_heads * head_dim, head_dim, table, pool, |x, t| {
+        apply_rope_backward(x, n_heads, head_dim, t, style)
+    });
+}
+
+/// `f(rows, their part of table)` over tasks of whole rows of x (`row`
+/// floats each, `head_dim / 2` table entries per row).
+fn rows_with_table_par(
+    x: &mut [f32],
+    row: usize,
+    head_dim: usize,
+    table: &[(f32, f32)],
+    pool: &rayon::ThreadPool,
+    f: impl Fn(&mut [f32], &[(f32, f32)]) + Sync,
+) {
     let rows = rows_per_task(row) / row.max(1);
     pool.install(|| {
-        dx.par_chunks_mut(rows * row)
+        x.par_chunks_mut(rows * row)
             .zip(table.par_chunks(rows * head_dim / 2))
-            .for_each(|(dx, table)| apply_rope_backward(dx, n_heads, head_dim, table, style))
+            .for_each(|(x, table)| f(x, table))
     });
 }
 

@@ -20,6 +20,18 @@ use srl_quant::{
 };
 use std::time::{Duration, Instant};
 
+/// The (rows, cols) of SmolLM2-135M's seven projections in a block: q, k,
+/// v, o, gate, up, down.
+const LAYER_SHAPES: [(usize, usize); 7] = [
+    (576, 576),
+    (192, 576),
+    (192, 576),
+    (576, 576),
+    (1536, 576),
+    (1536, 576),
+    (576, 1536),
+];
+
 /// One product of the training sweep: weights, rows, cols, x, y, dx.
 type SweepCase = (Vec<u8>, usize, usize, Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -209,21 +221,12 @@ fn main() {
     // 512 tokens, forward (f32 x, dequantized) then backward (transposed),
     // each block with its own weights and activations, so that operands
     // come from memory as in a training step rather than from the caches.
-    let sweep_shapes = [
-        (576, 576),
-        (192, 576),
-        (192, 576),
-        (576, 576),
-        (1536, 576),
-        (1536, 576),
-        (576, 1536),
-    ];
     if filter.as_ref().is_none_or(|f| "sweep".contains(f.as_str())) {
         let (n_tokens, blocks) = (512usize, 8usize);
         let mut seed = 100;
         let mut sweep: Vec<SweepCase> = Vec::new();
         for _ in 0..blocks {
-            for &(rows, cols) in &sweep_shapes {
+            for &(rows, cols) in &LAYER_SHAPES {
                 seed += 1;
                 let x = random(n_tokens * cols, seed);
                 let (y, dx) = (vec![0.0f32; n_tokens * rows], vec![0.0f32; n_tokens * cols]);
@@ -264,16 +267,7 @@ fn main() {
     {
         return;
     }
-    let layer_shapes = [
-        (576, 576),
-        (192, 576),
-        (192, 576),
-        (576, 576),
-        (1536, 576),
-        (1536, 576),
-        (576, 1536),
-    ];
-    let layer: Vec<(Vec<u8>, usize, usize)> = layer_shapes
+    let layer: Vec<(Vec<u8>, usize, usize)> = LAYER_SHAPES
         .iter()
         .map(|&(r, c)| (weights(GgmlType::Q4_1, r, c), r, c))
         .collect();
