@@ -137,11 +137,9 @@ fn dequantized_on(
     }
     // Each output's chain runs over W's columns, then over the term's.
     let term_matrix = term.map(|t| f32_matrix(t.right, w.rows, t.rank));
-    let sources: Vec<(&WeightMatrix, &[f32])> = std::iter::once((w, x))
-        .chain(term_matrix.as_ref().zip(term.map(|t| t.left)))
-        .collect();
+    let sources = [Some((w, x)), term_matrix.as_ref().zip(term.map(|t| t.left))];
     let kernels = kernels_at(level);
-    let macs = w.rows * w.cols * n_tokens;
+    let macs = w.rows * (w.cols + term.map_or(0, |t| t.rank)) * n_tokens;
     let pool = pool.filter(|_| macs >= PARALLEL_MIN_MACS);
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let row_chunks = w.rows.div_ceil(CHUNK_ROWS);
@@ -172,6 +170,7 @@ fn dequantized_on(
                 let nr = CHUNK_ROWS.min(w.rows - r0);
                 let slices = sources
                     .iter()
+                    .flatten()
                     .flat_map(|&(m, xs)| (0..m.cols).step_by(KC).map(move |k0| (m, xs, k0)));
                 for (i, (m, xs, k0)) in slices.enumerate() {
                     let kc = KC.min(m.cols - k0);
