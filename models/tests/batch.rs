@@ -5,6 +5,16 @@ use srl_models::testing::{TinySpec, TinyWeights};
 use srl_models::{Arch, KvCache, Logits, Model, Segment, State};
 use srl_quant::GgmlType;
 
+/// A random tiny model of `arch` with `ty` weights, written to a folder
+/// of the test's own.
+fn tiny_model(test: &str, arch: Arch, ty: GgmlType) -> Model {
+    let dir = std::env::temp_dir().join(format!("srl-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
+    TinyWeights::random(&TinySpec::new(arch)).write_gguf(&path, ty);
+    Model::open(&path).unwrap()
+}
+
 fn pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -15,8 +25,6 @@ fn pool() -> rayon::ThreadPool {
 #[test]
 #[allow(clippy::needless_range_loop)] // (sequence, step) tables read best indexed
 fn batched_decoding_equals_one_sequence_at_a_time() {
-    let dir = std::env::temp_dir().join(format!("srl-batch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let pool = pool();
     for (arch, ty) in [
         (Arch::Llama, GgmlType::Q4_1),
@@ -24,9 +32,7 @@ fn batched_decoding_equals_one_sequence_at_a_time() {
         (Arch::Qwen2, GgmlType::Q4_0),
         (Arch::Qwen2, GgmlType::F16),
     ] {
-        let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
-        TinyWeights::random(&TinySpec::new(arch)).write_gguf(&path, ty);
-        let model = Model::open(&path).unwrap();
+        let model = tiny_model("batch", arch, ty);
         let v = model.config.vocab_size;
         let prompt = [3u32, 44, 91, 7, 250];
         let mut shared = model.new_cache(64);
@@ -93,8 +99,6 @@ fn batched_decoding_equals_one_sequence_at_a_time() {
 /// product's for one, as llama.cpp computes them).
 #[test]
 fn mixed_prompt_and_decode_steps_equal_each_sequence_alone() {
-    let dir = std::env::temp_dir().join(format!("srl-mixed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let pool = pool();
     for (arch, ty) in [
         (Arch::Llama, GgmlType::Q4_1),
@@ -102,9 +106,7 @@ fn mixed_prompt_and_decode_steps_equal_each_sequence_alone() {
         (Arch::Qwen2, GgmlType::BF16),
         (Arch::Llama, GgmlType::F32),
     ] {
-        let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
-        TinyWeights::random(&TinySpec::new(arch)).write_gguf(&path, ty);
-        let model = Model::open(&path).unwrap();
+        let model = tiny_model("mixed", arch, ty);
         let v = model.config.vocab_size;
         let mut st = State::new();
         // Sequence a: a 3-token prefix, then one token. Sequence b: a fresh
