@@ -6,9 +6,9 @@
 //! rows are whole cache lines long. malloc aligns large blocks to 16 bytes
 //! only, so two threads then write the line that straddles each boundary:
 //! it moves from core to core on every tile's store ("false sharing"). On a
-//! 2-core EPYC that made training's input-gradient products 5-9% slower
-//! (`cargo bench -p srl-quant --bench matmul -- sweep`, buffers offset by 16
-//! bytes vs aligned).
+//! 2-core EPYC that made training's products slower by about 5-10% in most
+//! rounds (`cargo bench -p srl-quant --bench matmul -- sweep`, outputs on a
+//! line vs `SRL_SWEEP_OFFSET=16`, alternating).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

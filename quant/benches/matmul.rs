@@ -32,6 +32,13 @@ const LAYER_SHAPES: [(usize, usize); 7] = [
     (576, 1536),
 ];
 
+/// `len` floats of v starting `offset` bytes past a cache line (v holds 32
+/// floats more than the largest `len`).
+fn placed(v: &mut [f32], len: usize, offset: usize) -> &mut [f32] {
+    let start = ((v.as_ptr() as usize).wrapping_neg() % 64 + offset % 64) / 4;
+    &mut v[start..start + len]
+}
+
 /// One product of the training sweep: weights, rows, cols, x, y, dx.
 type SweepCase = (Vec<u8>, usize, usize, Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -221,15 +228,26 @@ fn main() {
     // 512 tokens, forward (f32 x, dequantized) then backward (transposed),
     // each block with its own weights and activations, so that operands
     // come from memory as in a training step rather than from the caches.
+    // The outputs start on a cache line, as srl's allocator places them;
+    // SRL_SWEEP_OFFSET=16 starts them 16 bytes past one (malloc's
+    // alignment), where threads splitting a product share boundary lines.
     if filter.as_ref().is_none_or(|f| "sweep".contains(f.as_str())) {
         let (n_tokens, blocks) = (512usize, 8usize);
+        let offset: usize = std::env::var("SRL_SWEEP_OFFSET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+
         let mut seed = 100;
         let mut sweep: Vec<SweepCase> = Vec::new();
         for _ in 0..blocks {
             for &(rows, cols) in &LAYER_SHAPES {
                 seed += 1;
                 let x = random(n_tokens * cols, seed);
-                let (y, dx) = (vec![0.0f32; n_tokens * rows], vec![0.0f32; n_tokens * cols]);
+                let (y, dx) = (
+                    vec![0.0f32; n_tokens * rows + 32],
+                    vec![0.0f32; n_tokens * cols + 32],
+                );
                 sweep.push((weights(GgmlType::Q4_1, rows, cols), rows, cols, x, y, dx));
             }
         }
@@ -237,13 +255,16 @@ fn main() {
         let forward = |sweep: &mut [SweepCase]| {
             for (data, rows, cols, x, y, _) in sweep.iter_mut() {
                 let w = WeightMatrix::new(GgmlType::Q4_1, *rows, *cols, data).unwrap();
+                let y = placed(y, n_tokens * *rows, offset);
                 matmul_dequantized_at(level, &w, x, n_tokens, y, &pool);
             }
         };
         let backward = |sweep: &mut [SweepCase]| {
             for (data, rows, cols, _, y, dx) in sweep.iter_mut().rev() {
                 let w = WeightMatrix::new(GgmlType::Q4_1, *rows, *cols, data).unwrap();
-                matmul_transposed_at(level, &w, y, n_tokens, dx, &pool);
+                let dy = &*placed(y, n_tokens * *rows, offset);
+                let dx = placed(dx, n_tokens * *cols, offset);
+                matmul_transposed_at(level, &w, dy, n_tokens, dx, &pool);
             }
         };
         let s_fwd = pool.install(|| time(secs * 2.0, || forward(&mut sweep)));
