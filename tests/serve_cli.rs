@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::python::openai_client_report;
 use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, post, Server};
 use common::{model, ok, srl};
 use serde_json::{json, Value};
@@ -34,23 +35,7 @@ fn openai_client_matches_generate() {
         "The capital of France is",
         "24",
     );
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py"))
-        .args([
-            &format!("http://{}/v1", server.addr),
-            chat_prompt,
-            completion_prompt,
-            n,
-            "uc",
-        ])
-        .output()
-        .expect("run python3 (the test needs python3 with the openai package: pip install openai)");
-    assert!(
-        out.status.success(),
-        "tests/openai_client.py failed (is the openai package installed? pip install openai):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = openai_client_report(&server.addr, chat_prompt, completion_prompt, n, "uc");
     let s = |k: &str| {
         v[k].as_str()
             .unwrap_or_else(|| panic!("{k} in {v}"))

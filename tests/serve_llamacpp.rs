@@ -7,6 +7,7 @@
 #![cfg(feature = "llama-cpp")]
 
 mod common;
+use common::python::openai_client_report;
 use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, post, Server};
 use common::{fails_with, model, ok, srl};
 use serde_json::{json, Value};
@@ -30,23 +31,13 @@ fn native(extra: &[&str]) -> Server {
 
 /// tests/openai_client.py's report of a server.
 fn openai_client(server: &Server) -> Value {
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py"))
-        .args([
-            &format!("http://{}/v1", server.addr),
-            "Convert 3 hours to minutes.",
-            "The capital of France is",
-            "24",
-            "uc",
-        ])
-        .output()
-        .expect("run python3 (the test needs python3 with the openai package: pip install openai)");
-    assert!(
-        out.status.success(),
-        "tests/openai_client.py failed (is the openai package installed? pip install openai):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    openai_client_report(
+        &server.addr,
+        "Convert 3 hours to minutes.",
+        "The capital of France is",
+        "24",
+        "uc",
+    )
 }
 
 /// The official client gets the same answers from both backends: models,

@@ -1,6 +1,7 @@
 //! Helpers of the end-to-end tests: run `srl`, check its outcome.
 #![allow(dead_code)]
 
+pub mod python;
 pub mod server;
 
 use std::path::PathBuf;
