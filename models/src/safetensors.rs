@@ -88,48 +88,72 @@ pub fn hf_name_of_gguf(name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }
 
-impl SafetensorsDir {
-    /// Opens a folder holding config.json and one or more .safetensors files.
-    pub fn open(dir: &Path) -> Result<SafetensorsDir> {
-        let index = dir.join("model.safetensors.index.json");
-        let files: Vec<PathBuf> = if index.exists() {
-            let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| ModelError::format(&index, format!("invalid JSON: {e}")))?;
-            let map = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| ModelError::format(&index, "no 'weight_map' object"))?;
-            let mut names: Vec<String> = map
-                .values()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect();
-            names.sort();
-            names.dedup();
-            for n in &names {
-                if n.contains('/') || n.contains("..") {
-                    return Err(ModelError::format(
-                        &index,
-                        format!("shard name '{n}' leaves the folder"),
-                    ));
-                }
-            }
-            names.into_iter().map(|n| dir.join(n)).collect()
+/// The weight file names of a Hugging Face folder, as transformers picks them.
+pub const SINGLE_FILE: &str = "model.safetensors";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+/// The files holding a folder's model weights (see [`SafetensorsDir::open`]).
+fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join(SINGLE_FILE);
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join(INDEX_FILE);
+    if !index.is_file() {
+        let mut others: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| ModelError::io(dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".safetensors"))
+            .collect();
+        others.sort();
+        let found = if others.is_empty() {
+            String::new()
         } else {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| ModelError::io(dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-                .collect();
-            v.sort();
-            v
+            format!(
+                " (found {}, which transformers would not load as the model either)",
+                others.join(", ")
+            )
         };
-        if files.is_empty() {
+        return Err(ModelError::format(
+            dir,
+            format!("no {SINGLE_FILE} or {INDEX_FILE} in this folder{found}"),
+        ));
+    }
+    let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::format(&index, format!("invalid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ModelError::format(&index, "no 'weight_map' object"))?;
+    let mut names = Vec::new();
+    for (tensor, file) in map {
+        let n = file.as_str().ok_or_else(|| {
+            ModelError::format(&index, format!("weight_map['{tensor}'] is not a file name"))
+        })?;
+        if n.contains('/') || n.contains('\\') || n.contains("..") {
             return Err(ModelError::format(
-                dir,
-                "no .safetensors files in this folder",
+                &index,
+                format!("shard name '{n}' leaves the folder"),
             ));
         }
+        names.push(n.to_string());
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err(ModelError::format(&index, "'weight_map' lists no shards"));
+    }
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+impl SafetensorsDir {
+    /// Opens a folder as transformers reads it: `model.safetensors`, else the
+    /// shards that `model.safetensors.index.json` lists. Other `.safetensors`
+    /// files in the folder (an adapter, a consolidated copy) are not the model.
+    pub fn open(dir: &Path) -> Result<SafetensorsDir> {
+        let files = model_files(dir)?;
         let mut shards = Vec::new();
         let mut tensors = HashMap::new();
         for (si, path) in files.into_iter().enumerate() {

@@ -159,3 +159,73 @@ fn unknown_architecture_and_missing_tensors_are_refused() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A Hugging Face folder is read as transformers reads it: `model.safetensors`,
+/// else the shards its index lists; any other `.safetensors` file in the folder
+/// (an adapter, a dump with integer tensors) is not part of the model.
+#[test]
+fn hf_folder_reads_only_the_files_transformers_reads() {
+    let dir = std::env::temp_dir().join(format!("srl-tiny-hf-{}", std::process::id()));
+    let w = TinyWeights::random(&TinySpec::new(Arch::Qwen2));
+    let want = {
+        let single = dir.join("single");
+        w.write_safetensors(&single);
+        srl_logits(&single, &TOKENS, 7)
+    };
+    // A stray file whose tensor srl cannot read (I64, as a tokenizer dump has).
+    let stray = |at: &std::path::Path| {
+        let ids: Vec<u8> = [1i64, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &ids).unwrap();
+        safetensors::serialize_to_file([("input_ids", view)], &None, at).unwrap();
+    };
+
+    // 1. model.safetensors beside an extra file.
+    let single = dir.join("single");
+    stray(&single.join("input_ids.safetensors"));
+    assert_eq!(srl_logits(&single, &TOKENS, 7), want);
+
+    // 2. Shards named by the index beside an extra file: the index decides.
+    let sharded = dir.join("sharded");
+    w.write_safetensors(&sharded);
+    let st = std::fs::read(sharded.join("model.safetensors")).unwrap();
+    let all = safetensors::SafeTensors::deserialize(&st).unwrap();
+    let mut names: Vec<String> = all.names().into_iter().cloned().collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let views: Vec<(String, safetensors::tensor::TensorView)> = part
+            .iter()
+            .map(|n| (n.clone(), all.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, &None, &sharded.join(shard)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), shard.into());
+        }
+    }
+    std::fs::remove_file(sharded.join("model.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    stray(&sharded.join("consolidated.safetensors"));
+    assert_eq!(srl_logits(&sharded, &TOKENS, 7), want);
+
+    // 3. Neither model.safetensors nor an index: a clear error naming both.
+    std::fs::remove_file(sharded.join("model.safetensors.index.json")).unwrap();
+    let e = Model::open(&sharded)
+        .err()
+        .expect("must be refused")
+        .to_string();
+    assert!(
+        e.contains("sharded") && e.contains("no model.safetensors or model.safetensors.index.json"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
