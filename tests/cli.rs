@@ -703,3 +703,51 @@ fn quantize_converts_a_safetensors_folder() {
     assert_eq!(run(os, false)["ids"], run(ds, false)["ids"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every subcommand's `--help`, nested ones too.
+fn all_helps() -> Vec<(String, String)> {
+    let mut todo = vec![Vec::<String>::new()];
+    let mut out = Vec::new();
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = ok(&srl(&args));
+        if let Some(list) = help.split("Commands:\n").nth(1) {
+            for line in list.lines().take_while(|l| l.starts_with("  ")) {
+                let name = line.split_whitespace().next().unwrap();
+                if name != "help" {
+                    todo.push([path.clone(), vec![name.to_string()]].concat());
+                }
+            }
+        }
+        out.push((path.join(" "), help));
+    }
+    out
+}
+
+/// Each option's help states one default, and it is the default in force:
+/// `--threads` once printed "[default: all cores] [default: 0]" and `--ctx`
+/// "[default: the model's]" beside "[default: 4096]".
+#[test]
+fn every_option_states_one_default() {
+    let helps = all_helps();
+    assert!(helps.len() > 15, "only {} help pages", helps.len());
+    for (cmd, help) in helps {
+        // An option's entry starts at a line whose text starts with '-'.
+        let mut options: Vec<String> = Vec::new();
+        for line in help.lines() {
+            match options.last_mut() {
+                Some(o) if !line.trim_start().starts_with('-') => o.push_str(line),
+                _ => options.push(line.to_string()),
+            }
+        }
+        for option in options {
+            let n = option.matches("[default:").count();
+            assert!(n <= 1, "srl {cmd}: two defaults in\n{option}");
+        }
+        assert!(
+            !help.contains("[default: the model's]"),
+            "srl {cmd}:\n{help}"
+        );
+    }
+}

@@ -28,6 +28,21 @@ pub enum ModelError {
     /// A metadata key or config field the architecture needs is absent or invalid.
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
+    /// A token id the model has no embedding for.
+    #[error("{path}: token id {token} is outside the vocabulary ({vocab} tokens)")]
+    TokenOutsideVocabulary {
+        path: PathBuf,
+        token: u32,
+        vocab: usize,
+    },
+    /// More tokens than the context (KV cache or training sequence) holds.
+    #[error("{path}: context full: {cached} cached + {new} new tokens exceed the context size {capacity}")]
+    ContextFull {
+        path: PathBuf,
+        cached: usize,
+        new: usize,
+        capacity: usize,
+    },
     #[error("{path}: unsupported architecture '{arch}' (supported: llama, qwen2)")]
     UnsupportedArch { path: PathBuf, arch: String },
     #[error(transparent)]

@@ -87,8 +87,9 @@ impl ModelFiles {
         }
     }
 
-    /// A tensor that must exist with the given ggml-order dims.
-    pub fn expect(&self, name: &str, dims: &[usize]) -> Result<TensorRef> {
+    /// A tensor that must exist with the given ggml-order dims: an error
+    /// naming the file and tensor otherwise.
+    pub fn require(&self, name: &str, dims: &[usize]) -> Result<TensorRef> {
         let t = self.tensor(name).ok_or_else(|| ModelError::MissingTensor {
             path: self.path().to_path_buf(),
             name: name.to_string(),

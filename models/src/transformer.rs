@@ -37,10 +37,10 @@ impl Linear {
         rows: usize,
         bias: bool,
     ) -> Result<Linear> {
-        let weight = files.expect(&format!("{name}.weight"), &[cols, rows])?;
+        let weight = files.require(&format!("{name}.weight"), &[cols, rows])?;
         check_quantizable(files, &weight)?;
         let bias = if bias {
-            let b = files.expect(&format!("{name}.bias"), &[rows])?;
+            let b = files.require(&format!("{name}.bias"), &[rows])?;
             Some(files.read_f32(&b)?)
         } else {
             None
@@ -187,7 +187,7 @@ impl Model {
 
     fn load_weights(files: &ModelFiles, c: &ModelConfig) -> Result<Weights> {
         let norm = |name: &str| -> Result<Vec<f32>> {
-            let t = files.expect(name, &[c.n_embd])?;
+            let t = files.require(name, &[c.n_embd])?;
             files.read_f32(&t)
         };
         let bias = c.arch.has_qkv_bias();
@@ -212,7 +212,7 @@ impl Model {
                 down: Linear::load(files, &format!("{p}.ffn_down"), c.n_ff, c.n_embd, false)?,
             });
         }
-        let token_embd = files.expect("token_embd.weight", &[c.n_embd, c.vocab_size])?;
+        let token_embd = files.require("token_embd.weight", &[c.n_embd, c.vocab_size])?;
         check_quantizable(files, &token_embd)?;
         let output = if c.tied_embeddings {
             Linear {
@@ -323,24 +323,19 @@ impl Model {
         }
         for seg in segments.iter() {
             if let Some(&bad) = seg.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-                return Err(ModelError::config(
-                    self.files.path(),
-                    format!(
-                        "token id {bad} is outside the vocabulary ({} tokens)",
-                        c.vocab_size
-                    ),
-                ));
+                return Err(ModelError::TokenOutsideVocabulary {
+                    path: self.files.path().to_path_buf(),
+                    token: bad,
+                    vocab: c.vocab_size,
+                });
             }
             if seg.kv.len() + seg.tokens.len() > seg.kv.capacity() {
-                return Err(ModelError::config(
-                    self.files.path(),
-                    format!(
-                        "context full: {} cached + {} new tokens exceed the context size {}",
-                        seg.kv.len(),
-                        seg.tokens.len(),
-                        seg.kv.capacity()
-                    ),
-                ));
+                return Err(ModelError::ContextFull {
+                    path: self.files.path().to_path_buf(),
+                    cached: seg.kv.len(),
+                    new: seg.tokens.len(),
+                    capacity: seg.kv.capacity(),
+                });
             }
         }
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);

@@ -6,6 +6,7 @@
 
 use super::chat_trace::{record_turn, TraceView};
 use super::common::{BackendArgs, ModelArgs, SamplingArgs};
+use srl_runtime::think::THINK_OPEN;
 use srl_runtime::{GenerateParams, Message};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -23,7 +24,7 @@ pub struct Args {
     /// Maximum tokens per reply
     #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
     n_predict: usize,
-    /// Context size in tokens
+    /// Context size in tokens (0: the model's trained context)
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
     /// Fold the <think> monologue to one line (its tokens and time)
@@ -123,7 +124,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let prompt = engine.render_chat(&convo, true)?;
         let ids = engine.tokenize_prompt(&prompt);
         let mut out = std::io::stdout().lock();
-        let in_think = prompt.trim_end().ends_with("<think>");
+        let in_think = prompt.trim_end().ends_with(THINK_OPEN);
         let mut view = TraceView::new(in_think, a.hide_think, color);
         let mut shown = 0;
         let result = session.generate(&ids, &params, |piece| {

@@ -7,6 +7,7 @@
 
 use serde_json::json;
 use srl_runtime::step_trace::{StepTracer, TraceEvent, TracePart};
+use srl_runtime::think::{THINK_CLOSE, THINK_OPEN};
 use srl_runtime::{Message, SamplerConfig, Timings};
 use std::io::Write;
 use std::path::Path;
@@ -71,7 +72,7 @@ impl TraceView {
                         let head = if self.hide_think {
                             "(thinking...)"
                         } else {
-                            "<think>"
+                            THINK_OPEN
                         };
                         let _ = write!(out, "{}", self.dim_open(head));
                     }
@@ -92,7 +93,7 @@ impl TraceView {
     fn end_thought(&mut self, out: &mut dyn Write) {
         if self.in_thought {
             self.in_thought = false;
-            let tail = if self.hide_think { "" } else { "</think>" };
+            let tail = if self.hide_think { "" } else { THINK_CLOSE };
             let _ = writeln!(out, "{tail}{}", if self.color { RESET } else { "" });
         }
     }

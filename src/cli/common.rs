@@ -11,9 +11,9 @@ pub struct ModelArgs {
     #[arg(short, long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Worker threads [default: all cores]
-    #[arg(short, long, default_value_t = 0)]
+    #[arg(short, long, default_value_t = 0, hide_default_value = true)]
     pub threads: usize,
-    /// Apply a LoRA adapter (llama.cpp GGUF LoRA file) without merging; repeatable
+    /// Apply a LoRA adapter without merging (a GGUF LoRA file or a PEFT folder); repeatable
     #[arg(long, value_name = "PATH")]
     pub lora: Vec<PathBuf>,
     /// Scale of the LoRA adapters (1 = as trained)

@@ -34,7 +34,7 @@ pub struct Args {
     /// Keep generating past end-of-generation tokens
     #[arg(long)]
     ignore_eos: bool,
-    /// Context size in tokens [default: the model's]
+    /// Context size in tokens (0: the model's trained context)
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
     /// Print one JSON object (prompt and generated token ids, text, timings)

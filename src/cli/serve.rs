@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
     /// Worker threads [default: all cores]
-    #[arg(short, long, default_value_t = 0)]
+    #[arg(short, long, default_value_t = 0, hide_default_value = true)]
     threads: usize,
     /// Largest request body in bytes
     #[arg(long, default_value_t = 4 << 20)]

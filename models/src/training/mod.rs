@@ -252,23 +252,19 @@ impl Model {
             ));
         }
         if tokens.len() > c.context_length {
-            return Err(ModelError::config(
-                path,
-                format!(
-                    "sequence of {} tokens exceeds the context size {}",
-                    tokens.len(),
-                    c.context_length
-                ),
-            ));
+            return Err(ModelError::ContextFull {
+                path: path.to_path_buf(),
+                cached: 0,
+                new: tokens.len(),
+                capacity: c.context_length,
+            });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ModelError::config(
-                path,
-                format!(
-                    "token id {bad} is outside the vocabulary ({} tokens)",
-                    c.vocab_size
-                ),
-            ));
+            return Err(ModelError::TokenOutsideVocabulary {
+                path: path.to_path_buf(),
+                token: bad,
+                vocab: c.vocab_size,
+            });
         }
         if let Some(p) = lora {
             p.check_fits(c, Path::new("the adapter"))?;
