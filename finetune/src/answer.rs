@@ -67,8 +67,11 @@ impl AnswerChecker for ExactMatch {
 /// The part of a response that holds its answer: after the last
 /// `</think>`, if anything follows it.
 fn after_think(response: &str) -> &str {
-    match response.rfind("</think>") {
-        Some(i) if !response[i + 8..].trim().is_empty() => &response[i + 8..],
+    use srl_runtime::think::THINK_CLOSE;
+    match response.rfind(THINK_CLOSE) {
+        Some(i) if !response[i + THINK_CLOSE.len()..].trim().is_empty() => {
+            &response[i + THINK_CLOSE.len()..]
+        }
         _ => response,
     }
 }

@@ -14,6 +14,7 @@ pub mod server;
 pub mod step_format;
 pub mod step_trace;
 pub mod stop;
+pub mod think;
 pub mod tokenizer;
 
 pub use backend::{BackendKind, Runner, RunnerOptions, RunnerSession};

@@ -10,8 +10,7 @@
 //! - a step end: generation stops at the first newline after the step has
 //!   begun, since a step is one line and what follows would be the next one.
 
-/// What ends the monologue.
-pub const THINK_CLOSE: &str = "</think>";
+pub use crate::think::THINK_CLOSE;
 
 /// How a step-wise response is controlled while it is generated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

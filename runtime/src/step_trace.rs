@@ -11,8 +11,7 @@
 use serde::Serialize;
 use std::time::Instant;
 
-const OPEN: &str = "<think>";
-const CLOSE: &str = "</think>";
+use crate::think::{THINK_CLOSE as CLOSE, THINK_OPEN as OPEN};
 
 /// What a piece of streamed text turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]

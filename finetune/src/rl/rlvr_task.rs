@@ -7,13 +7,19 @@ use crate::answer::{final_answer, AnswerChecker};
 use crate::eval::Problem;
 use crate::steps::{Format, StepsError};
 use serde_json::Value;
-use srl_runtime::Message;
+use srl_runtime::{think_close, think_open, Message};
 use std::path::Path;
 
 /// The system prompt of whole-solution rollouts.
-pub const RLVR_SYSTEM_PROMPT: &str = "You are solving a problem. First draft your thinking \
-inside <think> </think>, then, after </think>, write the solution step by step and end with \
-the final answer in \\boxed{}.";
+pub const RLVR_SYSTEM_PROMPT: &str = concat!(
+    "You are solving a problem. First draft your thinking inside ",
+    think_open!(),
+    " ",
+    think_close!(),
+    ", then, after ",
+    think_close!(),
+    ", write the solution step by step and end with the final answer in \\boxed{}."
+);
 
 pub struct RlvrTask {
     pub problems: Vec<Problem>,

@@ -3,20 +3,35 @@
 //! format").
 
 use super::{strip_step_label, Format, StepInstance};
-use srl_runtime::{Engine, Message, StepFormat};
+use srl_runtime::think::{THINK_CLOSE, THINK_OPEN};
+use srl_runtime::{think_close, think_open, Engine, Message, StepFormat};
 
 /// The system prompt of math instances (SRL.md, "Prompt and output format").
-pub const MATH_SYSTEM_PROMPT: &str = "You are solving a problem step by step. You are given \
-the problem and the steps of the solution so far. Continue the solution with the very next \
-logical step only. First draft your thinking inside <think> </think>, then, after </think>, \
-write only that single next step. Do not solve the whole problem and do not repeat earlier steps.";
+pub const MATH_SYSTEM_PROMPT: &str = concat!(
+    "You are solving a problem step by step. You are given the problem and the steps of the \
+solution so far. Continue the solution with the very next logical step only. First draft your \
+thinking inside ",
+    think_open!(),
+    " ",
+    think_close!(),
+    ", then, after ",
+    think_close!(),
+    ", write only that single next step. Do not solve the whole problem and do not repeat \
+earlier steps."
+);
 
 /// The system prompt of agentic instances.
-pub const AGENTIC_SYSTEM_PROMPT: &str = "You are carrying out a task step by step in an \
-environment. You are given the task and your most recent actions with what the environment \
-answered. Decide the very next action only. First draft your thinking inside <think> </think>, \
-then, after </think>, write only that single next action. Do not try to finish the whole task \
-at once.";
+pub const AGENTIC_SYSTEM_PROMPT: &str = concat!(
+    "You are carrying out a task step by step in an environment. You are given the task and \
+your most recent actions with what the environment answered. Decide the very next action only. \
+First draft your thinking inside ",
+    think_open!(),
+    " ",
+    think_close!(),
+    ", then, after ",
+    think_close!(),
+    ", write only that single next action. Do not try to finish the whole task at once."
+);
 
 /// The chat messages that ask for an instance's target step: a system
 /// prompt (by format), then the task, the steps so far (numbered as in the
@@ -65,7 +80,7 @@ pub fn render_prompt(inst: &StepInstance) -> Vec<Message> {
         );
     }
     user += &format!(
-        "\nWrite step {} only: think inside <think> </think> first, then write the {unit}.",
+        "\nWrite step {} only: think inside {THINK_OPEN} {THINK_CLOSE} first, then write the {unit}.",
         inst.step
     );
     vec![Message::new("system", system), Message::new("user", &user)]
@@ -81,7 +96,8 @@ pub fn prompt_ids(
 ) -> Result<Vec<u32>, srl_runtime::RuntimeError> {
     let mut text = engine.render_chat(messages, true)?;
     if format.think_budget.is_some() {
-        text.push_str("<think>\n");
+        text.push_str(THINK_OPEN);
+        text.push('\n');
     }
     Ok(engine.tokenize_prompt(&text))
 }
@@ -116,8 +132,8 @@ pub enum FormatFailure {
 /// block, text before `<think>`, a second block, or nothing after
 /// `</think>` is a format failure.
 pub fn parse_response(text: &str) -> Result<Parsed, FormatFailure> {
-    const OPEN: &str = "<think>";
-    const CLOSE: &str = "</think>";
+    const OPEN: &str = THINK_OPEN;
+    const CLOSE: &str = THINK_CLOSE;
     let t = text.trim_start();
     let (thought, rest) = if let Some(after) = t.strip_prefix(OPEN) {
         let end = after.find(CLOSE).ok_or(FormatFailure::Unclosed)?;

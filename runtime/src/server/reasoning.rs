@@ -3,8 +3,7 @@
 //! the rest to `content`. Works on streamed text: a piece that could still
 //! become a tag is held back until it is known.
 
-const OPEN: &str = "<think>";
-const CLOSE: &str = "</think>";
+use crate::think::{THINK_CLOSE as CLOSE, THINK_OPEN as OPEN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Where {
