@@ -325,7 +325,7 @@ fn pull_without_pip_explains_what_to_do() {
 /// and a file that is not an adapter is refused.
 #[test]
 fn lora_adapters_change_generation() {
-    use srl_models::gguf::{GgufValue, GgufWriter};
+    use srl_models::formats::gguf::{GgufValue, GgufWriter};
     let m = model();
     let ms = m.to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("srl-cli-lora-{}", std::process::id()));
@@ -490,7 +490,7 @@ fn quantize_converts_between_types() {
 /// GGUF vocabulary), with the weights in F32 so they are exactly the GGUF's.
 fn write_hf_copy_of_default_model(dir: &std::path::Path) {
     use serde_json::json;
-    use srl_models::gguf::GgufFile;
+    use srl_models::formats::gguf::GgufFile;
     use srl_quant::GgmlType;
     let g = GgufFile::open(model()).unwrap();
     let cfg = srl_models::ModelConfig::from_gguf(&g).unwrap();
@@ -502,7 +502,7 @@ fn write_hf_copy_of_default_model(dir: &std::path::Path) {
         let mut x = vec![0.0f32; t.n_elements()];
         srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut x).unwrap();
         if t.name.contains("attn_q.") || t.name.contains("attn_k.") {
-            x = srl_models::rope::gguf_rows_to_hf(&x, t.dims[0], cfg.head_dim);
+            x = srl_models::layers::rope::gguf_rows_to_hf(&x, t.dims[0], cfg.head_dim);
         }
         let ty = GgmlType::F32;
         let start = data.len();
@@ -510,7 +510,7 @@ fn write_hf_copy_of_default_model(dir: &std::path::Path) {
         srl_quant::quantize_row(ty, &x, &mut data[start..]).unwrap();
         let shape: Vec<usize> = t.dims.iter().rev().copied().collect();
         header.insert(
-            srl_models::safetensors::hf_name_of_gguf(&t.name).unwrap(),
+            srl_models::formats::safetensors::hf_name_of_gguf(&t.name).unwrap(),
             json!({"dtype": ty.name().to_uppercase(), "shape": shape, "data_offsets": [start, data.len()]}),
         );
     }
@@ -599,7 +599,7 @@ fn write_hf_copy_of_default_model(dir: &std::path::Path) {
 /// template and special tokens, and generates the same greedy tokens.
 #[test]
 fn quantize_converts_a_safetensors_folder() {
-    use srl_models::gguf::GgufFile;
+    use srl_models::formats::gguf::GgufFile;
     let m = model();
     let ms = m.to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("srl-cli-convert-{}", std::process::id()));

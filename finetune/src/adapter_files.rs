@@ -19,8 +19,8 @@
 
 use crate::atomic_file::write_atomic;
 use serde_json::{json, Value};
-use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
-use srl_models::rope::{gguf_rows_to_hf, hf_rows_to_gguf};
+use srl_models::formats::gguf::{GgufFile, GgufValue, GgufWriter};
+use srl_models::layers::rope::{gguf_rows_to_hf, hf_rows_to_gguf};
 use srl_models::{
     Arch, LoraConfig, LoraParams, LoraTensor, Model, ModelConfig, ModelError, RopeStyle, Target,
 };

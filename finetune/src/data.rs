@@ -712,7 +712,7 @@ mod tests {
         static V: OnceLock<Vocab> = OnceLock::new();
         V.get_or_init(|| {
             let path = srl_runtime::model_cache::test_model_path();
-            let g = srl_models::gguf::GgufFile::open(&path)
+            let g = srl_models::formats::gguf::GgufFile::open(&path)
                 .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
             let tok = Tokenizer::from_gguf(&g).unwrap();
             let text = |id: Option<u32>| {

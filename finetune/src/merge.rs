@@ -11,8 +11,8 @@
 
 use crate::adapter_files::Result;
 use rayon::prelude::*;
-use srl_models::gguf::{GgufValue, GgufWriter, TensorInfo};
-use srl_models::quantize::{fallback, file_type_of};
+use srl_models::formats::gguf::{GgufValue, GgufWriter, TensorInfo};
+use srl_models::formats::quantize::{fallback, file_type_of};
 use srl_models::{LoraParams, LoraTensor, Model, ModelError};
 use srl_quant::GgmlType;
 use std::collections::HashMap;
@@ -202,7 +202,7 @@ mod tests {
     use super::*;
     use crate::adapter_files::tests::{logits, random_params, temp_dir};
     use crate::adapter_files::write_gguf_adapter;
-    use srl_models::gguf::GgufFile;
+    use srl_models::formats::gguf::GgufFile;
     use srl_models::testing::{TinySpec, TinyWeights};
     use srl_models::{Arch, LoraAdapter, LoraConfig};
 

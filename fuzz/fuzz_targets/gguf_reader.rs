@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srl_models::gguf::GgufFile;
+use srl_models::formats::gguf::GgufFile;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,11 +9,11 @@
 //! Each case reports the best of 10 rounds: the machine may be shared.
 
 use half::f16;
-use srl_models::attention::{attention, AttentionShape};
-use srl_models::causal_attention::{
+use srl_models::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, AttentionScratch, Heads,
     QUERY_BLOCK,
 };
+use srl_models::layers::attention::decode::{attention, AttentionShape};
 use std::time::{Duration, Instant};
 
 fn random(n: usize, seed: u64) -> Vec<f32> {

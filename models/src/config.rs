@@ -2,8 +2,8 @@
 //! Face config.json, then plain numbers for everything above.
 
 use crate::error::{ModelError, Result};
-use crate::gguf::GgufFile;
-use crate::rope::RopeStyle;
+use crate::formats::gguf::GgufFile;
+use crate::layers::rope::RopeStyle;
 use serde::Deserialize;
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 //! Pages are zeroed lazily by the OS, so a large context costs memory only as
 //! it fills.
 
-use crate::attention::CacheRows;
 use crate::config::ModelConfig;
+use crate::layers::attention::decode::CacheRows;
 use half::f16;
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ fn zeroed_f16(n: usize) -> Vec<f16> {
 mod tests {
     use super::*;
     use crate::config::Arch;
-    use crate::rope::RopeStyle;
+    use crate::layers::rope::RopeStyle;
 
     fn cache(capacity: usize) -> KvCache {
         let config = ModelConfig {

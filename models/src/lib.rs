@@ -7,35 +7,25 @@
 //! Shape letters used in doc comments: T tokens, C channels (embedding width),
 //! H query heads, D head dim, F feed-forward width, V vocab, L layers.
 
-pub mod attention;
 mod buffers;
-pub mod causal_attention;
 pub mod config;
-pub mod convert;
 pub mod error;
-pub mod expf;
-pub mod files;
-pub mod gguf;
+pub mod formats;
 pub mod kv_cache;
+pub mod layers;
 pub mod lora;
 pub mod lora_params;
-pub mod mlp;
-pub mod norm;
 mod parallel;
-pub mod quantize;
-pub mod rope;
-pub mod safetensors;
-pub mod softmax;
 pub mod testing;
 pub mod training;
 pub mod transformer;
 
 pub use config::{Arch, ModelConfig};
 pub use error::ModelError;
-pub use files::{ModelFiles, TensorRef};
+pub use formats::files::{ModelFiles, TensorRef};
 pub use kv_cache::KvCache;
+pub use layers::rope::RopeStyle;
 pub use lora::{ActiveLora, LoraAdapter};
 pub use lora_params::{LoraConfig, LoraParams, LoraTensor, Target};
-pub use rope::RopeStyle;
 pub use training::{PassOptions, TrainScratch, WeightedNll};
 pub use transformer::{Linear, Logits, Model, Segment, State};

@@ -16,10 +16,10 @@
 
 use crate::config::Arch;
 use crate::error::{ModelError, Result};
-use crate::gguf::{GgufFile, TensorInfo};
+use crate::formats::gguf::{GgufFile, TensorInfo};
+use crate::formats::safetensors::gguf_name_of_hf;
+use crate::layers::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
 use crate::lora_params::LoraParams;
-use crate::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
-use crate::safetensors::gguf_name_of_hf;
 use crate::transformer::Model;
 use srl_quant::{GgmlType, WeightMatrix};
 use std::collections::HashMap;

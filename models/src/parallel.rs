@@ -3,9 +3,9 @@
 //! thread waits while one computes them. Each row is computed as the serial
 //! function computes it: the results do not depend on the thread count.
 
-use crate::mlp::swiglu;
-use crate::norm::{rms_norm, rms_norm_backward};
-use crate::rope::{apply_rope, apply_rope_backward, RopeStyle};
+use crate::layers::mlp::swiglu;
+use crate::layers::norm::{rms_norm, rms_norm_backward};
+use crate::layers::rope::{apply_rope, apply_rope_backward, RopeStyle};
 use rayon::prelude::*;
 
 /// Elements per task, rounded down to whole rows (at least one row).

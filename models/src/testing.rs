@@ -4,8 +4,8 @@
 //! forward pass with a plain reference.
 
 use crate::config::Arch;
-use crate::gguf::{GgufValue, GgufWriter};
-use crate::rope::hf_rows_to_gguf;
+use crate::formats::gguf::{GgufValue, GgufWriter};
+use crate::layers::rope::hf_rows_to_gguf;
 use srl_quant::GgmlType;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -116,7 +116,7 @@ impl TinyWeights {
     /// exactly the weights srl runs. (Re-quantizing dequantized k-quants is
     /// not idempotent, so a round trip in memory would not do.)
     pub fn reload_from_gguf(&mut self, path: &Path) {
-        let g = crate::gguf::GgufFile::open(path).unwrap();
+        let g = crate::formats::gguf::GgufFile::open(path).unwrap();
         let head_dim = self.spec.head_dim();
         let arch = self.spec.arch;
         for (name, (data, shape)) in self.tensors.iter_mut() {
@@ -125,7 +125,7 @@ impl TinyWeights {
             srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut x).unwrap();
             if arch == Arch::Llama && (name.contains("attn_q.") || name.contains("attn_k.")) {
                 let row_len = if shape.len() == 2 { shape[1] } else { 1 };
-                x = crate::rope::gguf_rows_to_hf(&x, row_len, head_dim);
+                x = crate::layers::rope::gguf_rows_to_hf(&x, row_len, head_dim);
             }
             *data = x;
         }
@@ -198,7 +198,7 @@ impl TinyWeights {
             .tensors
             .iter()
             .map(|(name, (data, shape))| {
-                let hf = crate::safetensors::hf_name_of_gguf(name).unwrap();
+                let hf = crate::formats::safetensors::hf_name_of_gguf(name).unwrap();
                 let b: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
                 (hf, b, shape.clone())
             })

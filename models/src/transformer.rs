@@ -4,15 +4,15 @@
 //! Shapes use the crate letters: T tokens in this call, C channels, H heads,
 //! D head dim, F feed-forward width, V vocab.
 
-use crate::attention::{attention_segments, Heads, SegmentAttention};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::files::{ModelFiles, TensorRef};
+use crate::formats::files::{ModelFiles, TensorRef};
 use crate::kv_cache::KvCache;
+use crate::layers::attention::decode::{attention_segments, Heads, SegmentAttention};
+use crate::layers::norm::rms_norm;
+use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
-use crate::norm::rms_norm;
 use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
-use crate::rope::rope_table;
 use half::f16;
 use srl_quant::{matmul_grouped, GgmlType, QuantizedActivations, WeightMatrix};
 use std::ops::Range;

@@ -2,7 +2,7 @@
 //! mixing the base model and two adapters gives each sequence the logits of
 //! a model that carries its adapter alone.
 
-use srl_models::gguf::{GgufValue, GgufWriter};
+use srl_models::formats::gguf::{GgufValue, GgufWriter};
 use srl_models::testing::{TinySpec, TinyWeights};
 use srl_models::{ActiveLora, Arch, KvCache, Logits, LoraAdapter, Model, Segment, State};
 use srl_quant::GgmlType;

@@ -2,8 +2,8 @@
 //! W + scale * B A, for both architectures (llama's Q/K adapters in GGUF's
 //! permuted row order); adapters for another base are refused.
 
-use srl_models::gguf::{GgufValue, GgufWriter};
-use srl_models::rope::hf_rows_to_gguf;
+use srl_models::formats::gguf::{GgufValue, GgufWriter};
+use srl_models::layers::rope::hf_rows_to_gguf;
 use srl_models::testing::{TinySpec, TinyWeights};
 use srl_models::{Arch, Logits, LoraAdapter, Model, State};
 use srl_quant::GgmlType;
@@ -81,7 +81,7 @@ fn write_adapter_and_peft(
             deltas.push((name.clone(), ba));
             let stem = format!(
                 "base_model.model.{}",
-                srl_models::safetensors::hf_name_of_gguf(&name)
+                srl_models::formats::safetensors::hf_name_of_gguf(&name)
                     .unwrap()
                     .trim_end_matches(".weight")
             );

@@ -124,7 +124,7 @@ fn safetensors_and_gguf_give_the_same_logits() {
 /// Files that parse but cannot run: clear errors naming the file and what is wrong.
 #[test]
 fn unknown_architecture_and_missing_tensors_are_refused() {
-    use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
+    use srl_models::formats::gguf::{GgufFile, GgufValue, GgufWriter};
     let dir = std::env::temp_dir().join(format!("srl-tiny-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.gguf");

@@ -171,7 +171,7 @@ fn softmax(c: &[(u32, f32)], temp: f32, p: &mut Vec<f32>) {
     p.extend(c.iter().map(|&(_, l)| (l - m) / temp));
     // libm's expf, bit for bit, eight at a time: the draws stay those of
     // `f32::exp` (a seed reproduces earlier runs).
-    srl_models::expf::exp_in_place(p);
+    srl_models::layers::exp::exp_in_place(p);
     let s: f32 = p.iter().sum();
     p.iter_mut().for_each(|x| *x /= s);
 }

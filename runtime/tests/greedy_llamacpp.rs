@@ -152,12 +152,12 @@ fn f16_and_bf16_models_match_llamacpp_exactly() {
 /// Converts the default model to `ty` with srl's quantizer and GGUF writer
 /// and checks it against `reference` with logits within `max_diff`.
 fn check_converted(ty: srl_quant::GgmlType, reference: &str, max_diff: f32) {
-    use srl_models::gguf::GgufFile;
+    use srl_models::formats::gguf::GgufFile;
     let src = GgufFile::open(model()).unwrap();
     let dir = std::env::temp_dir().join(format!("srl-{ty}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("SmolLM2-135M-Instruct.{ty}.gguf"));
-    srl_models::quantize::quantize_gguf(&src, &path, ty, &mut |_| {}).unwrap();
+    srl_models::formats::quantize::quantize_gguf(&src, &path, ty, &mut |_| {}).unwrap();
     let engine = Engine::load(&path, 2).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_greedy_within(&engine, reference, max_diff)

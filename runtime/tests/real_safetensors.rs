@@ -2,9 +2,9 @@
 //! dequantized to F16, Q/K rows in Hugging Face's layout) gives the logits of
 //! the same weights written as an F16 GGUF (llama.cpp's layout).
 
-use srl_models::gguf::{GgufFile, GgufValue, GgufWriter};
-use srl_models::rope::gguf_rows_to_hf;
-use srl_models::safetensors::hf_name_of_gguf;
+use srl_models::formats::gguf::{GgufFile, GgufValue, GgufWriter};
+use srl_models::formats::safetensors::hf_name_of_gguf;
+use srl_models::layers::rope::gguf_rows_to_hf;
 use srl_models::{Logits, Model, ModelConfig, State};
 use srl_quant::GgmlType;
 use std::path::PathBuf;

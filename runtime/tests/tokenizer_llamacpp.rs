@@ -19,7 +19,7 @@ fn model_path() -> PathBuf {
 
 fn load() -> Tokenizer {
     let path = model_path();
-    let g = srl_models::gguf::GgufFile::open(&path)
+    let g = srl_models::formats::gguf::GgufFile::open(&path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
     Tokenizer::from_gguf(&g)
         .unwrap_or_else(|e| panic!("cannot load the tokenizer of {}: {e}", path.display()))
@@ -128,7 +128,7 @@ const HF_QWEN2: &str = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L
 #[test]
 fn tokenizer_from_hf_json_equals_llama_cpp() {
     let path = model_path();
-    let g = srl_models::gguf::GgufFile::open(&path).expect("open model");
+    let g = srl_models::formats::gguf::GgufFile::open(&path).expect("open model");
     let gguf_tok = Tokenizer::from_gguf(&g).expect("tokenizer");
     let byte_level = |use_regex: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
     let split = |regex: &str| serde_json::json!({"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false});

@@ -2,7 +2,7 @@
 //! Hugging Face safetensors folder to GGUF.
 
 use anyhow::Context;
-use srl_models::gguf::GgufFile;
+use srl_models::formats::gguf::GgufFile;
 use srl_quant::GgmlType;
 use std::path::PathBuf;
 
@@ -30,12 +30,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 a.input.display()
             );
         }
-        srl_models::convert::convert_hf_dir(&a.input, &a.output, ty, &mut log)
+        srl_models::formats::convert::convert_hf_dir(&a.input, &a.output, ty, &mut log)
             .with_context(|| format!("cannot convert {}", a.input.display()))?
     } else {
         let src = GgufFile::open(&a.input)
             .with_context(|| format!("cannot open {}", a.input.display()))?;
-        srl_models::quantize::quantize_gguf(&src, &a.output, ty, &mut log)?
+        srl_models::formats::quantize::quantize_gguf(&src, &a.output, ty, &mut log)?
     };
     if let Some((first, t)) = s.fallbacks.first() {
         eprintln!(

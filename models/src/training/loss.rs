@@ -8,8 +8,8 @@
 use super::linear::base_product;
 use super::scratch::{sized, zeroed, HeadBufs};
 use super::WeightedNll;
-use crate::norm::{rms_norm, rms_norm_backward};
-use crate::softmax::exp_shifted;
+use crate::layers::norm::{rms_norm, rms_norm_backward};
+use crate::layers::softmax::exp_shifted;
 use crate::transformer::Model;
 use rayon::prelude::*;
 

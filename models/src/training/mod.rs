@@ -5,7 +5,7 @@
 //! The forward pass is built from the inference blocks (embedding rows,
 //! rms_norm, rope, swiglu, the file's weights read in place) with two
 //! training choices: activations stay f32 against dequantized weight rows
-//! (linear.rs), and attention is exact f32 (causal_attention.rs), so the loss
+//! (linear.rs), and attention is exact f32 (layers/attention/causal.rs), so the loss
 //! is a smooth function whose gradient this module computes by hand, layer by
 //! layer (the backward of each block sits next to its forward).
 //!
@@ -21,17 +21,17 @@ mod linear;
 mod loss;
 mod scratch;
 
-use crate::causal_attention::{
+use crate::error::{ModelError, Result};
+use crate::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
-use crate::error::{ModelError, Result};
+use crate::layers::mlp::swiglu_backward;
+use crate::layers::rope::rope_table;
 use crate::lora_params::{LoraParams, Target};
-use crate::mlp::swiglu_backward;
 use crate::parallel::{
     add_par, rms_norm_backward_par, rms_norm_par, rope_backward_par, rope_par, swiglu_into_par,
     zeroed_par,
 };
-use crate::rope::rope_table;
 use crate::transformer::Model;
 use linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 pub use scratch::TrainScratch;

@@ -6,7 +6,7 @@
 //! longest sequence seen and are overwritten by each pass, so results never
 //! depend on what a previous pass left in them.
 
-use crate::causal_attention::AttentionScratch;
+use crate::layers::attention::causal::AttentionScratch;
 use crate::lora_params::Target;
 
 /// One block's intermediates, recomputed from its input for the backward

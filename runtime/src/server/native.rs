@@ -10,7 +10,7 @@ use super::decoder::{Decoder, Row};
 use super::metrics::Metrics;
 use super::scheduler::{Handle, Loader, Scheduler};
 use crate::generate::{Engine, PROMPT_BATCH};
-use srl_models::attention::TILED_MIN_TOKENS;
+use srl_models::layers::attention::decode::TILED_MIN_TOKENS;
 use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! A [`TokenizerSpec`] from GGUF metadata (`tokenizer.ggml.*`).
 
 use super::{TokenizerError, TokenizerSpec};
-use srl_models::gguf::GgufFile;
+use srl_models::formats::gguf::GgufFile;
 
 const MODEL: &str = "tokenizer.ggml.model";
 const TOKENS: &str = "tokenizer.ggml.tokens";

@@ -165,7 +165,7 @@ impl Tokenizer {
     }
 
     /// Load from GGUF metadata (`tokenizer.ggml.*`).
-    pub fn from_gguf(g: &srl_models::gguf::GgufFile) -> Result<Tokenizer, TokenizerError> {
+    pub fn from_gguf(g: &srl_models::formats::gguf::GgufFile) -> Result<Tokenizer, TokenizerError> {
         Self::from_spec(gguf::spec_from_gguf(g)?)
     }
 

@@ -1,5 +1,5 @@
 //! Exact f32 causal self-attention with grouped key/value heads, and its
-//! backward: what training runs. (Inference uses attention.rs, which
+//! backward: what training runs. (Inference uses decode.rs, which
 //! reproduces llama.cpp's f16 numerics over the KV cache; training needs a
 //! smooth function whose gradient is the one written here.)
 //!
@@ -7,7 +7,7 @@
 //! `v` are [T, Hkv*D]; query head h reads key/value head h / (H / Hkv).
 
 use crate::buffers::{sized, zeroed};
-use crate::softmax::exp_shifted;
+use crate::layers::softmax::exp_shifted;
 use rayon::prelude::*;
 use srl_quant::{
     gemm_f32_nn_serial as mm_nn, gemm_f32_nt_serial as mm_nt, transpose_f32 as transpose,

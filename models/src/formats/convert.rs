@@ -7,8 +7,8 @@
 //! - metadata: `general.*`, the `{arch}.*` sizes and constants from
 //!   config.json, `general.file_type`, `general.quantization_version`, and
 //!   the tokenizer (see [`tokenizer`]);
-//! - tensors: GGUF names ([`crate::safetensors::gguf_name_of_hf`]); llama's
-//!   Q/K rows permuted to GGUF's layout ([`crate::rope::gguf_row_of_hf_row`];
+//! - tensors: GGUF names ([`crate::formats::safetensors::gguf_name_of_hf`]); llama's
+//!   Q/K rows permuted to GGUF's layout ([`crate::layers::rope::gguf_row_of_hf_row`];
 //!   qwen2 keeps Hugging Face's); 1-D tensors (norms, biases) in F32;
 //!   matrices in the target type, or llama.cpp's fallback type when their
 //!   rows do not fit its blocks; a tied output head is not written.
@@ -17,11 +17,11 @@ mod tokenizer;
 
 use crate::config::Arch;
 use crate::error::{ModelError, Result};
-use crate::files::ModelFiles;
-use crate::gguf::{GgufValue, GgufWriter};
-use crate::quantize::{fallback, writable_file_type, QuantizeSummary};
-use crate::rope::{hf_row_of_gguf_row, hf_rows_to_gguf};
-use crate::safetensors::SafetensorsEntry;
+use crate::formats::files::ModelFiles;
+use crate::formats::gguf::{GgufValue, GgufWriter};
+use crate::formats::quantize::{fallback, writable_file_type, QuantizeSummary};
+use crate::formats::safetensors::SafetensorsEntry;
+use crate::layers::rope::{hf_row_of_gguf_row, hf_rows_to_gguf};
 use crate::Model;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -272,7 +272,7 @@ mod tests {
             let s = convert_hf_dir(&hf, &out, GgmlType::F32, &mut |_| {}).unwrap();
             let tokens = [3u32, 17, 250, 9, 101, 64, 7];
             let (a, b) = (logits(&hf, &tokens), logits(&out, &tokens));
-            let g = crate::gguf::GgufFile::open(&out).unwrap();
+            let g = crate::formats::gguf::GgufFile::open(&out).unwrap();
             std::fs::remove_dir_all(&dir).ok();
             assert_eq!(s.tensors, weights.tensors.len(), "{arch:?}");
             assert_eq!(g.tensors.len(), weights.tensors.len());
@@ -311,8 +311,8 @@ mod tests {
             weights.write_gguf(&dir.join("direct.gguf"), ty);
             let out = dir.join("converted.gguf");
             convert_hf_dir(&dir.join("hf"), &out, ty, &mut |_| {}).unwrap();
-            let g = crate::gguf::GgufFile::open(&out).unwrap();
-            let d = crate::gguf::GgufFile::open(dir.join("direct.gguf")).unwrap();
+            let g = crate::formats::gguf::GgufFile::open(&out).unwrap();
+            let d = crate::formats::gguf::GgufFile::open(dir.join("direct.gguf")).unwrap();
             assert_eq!(g.tensors.len(), d.tensors.len());
             for t in &d.tensors {
                 let c = g.tensor_info(&t.name).unwrap();

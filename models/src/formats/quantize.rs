@@ -5,7 +5,7 @@
 //! falls back to the type llama.cpp would pick.
 
 use crate::error::{ModelError, Result};
-use crate::gguf::{GgufFile, GgufValue, GgufWriter};
+use crate::formats::gguf::{GgufFile, GgufValue, GgufWriter};
 use rayon::prelude::*;
 use srl_quant::GgmlType;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! safetensors folder. Tensors are looked up by GGUF name and read in place.
 
 use crate::error::{ModelError, Result};
-use crate::gguf::GgufFile;
-use crate::safetensors::SafetensorsDir;
+use crate::formats::gguf::GgufFile;
+use crate::formats::safetensors::SafetensorsDir;
 use srl_quant::GgmlType;
 use std::path::Path;
 

@@ -20,7 +20,7 @@
 
 use crate::config::Arch;
 use crate::error::{ModelError, Result};
-use crate::gguf::{tag, GgufValue};
+use crate::formats::gguf::{tag, GgufValue};
 use serde_json::Value;
 use std::path::Path;
 

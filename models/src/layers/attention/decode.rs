@@ -356,7 +356,7 @@ fn attend_f16_acc(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]
 /// another): each cache row is widened to f32 once for the whole group, and
 /// the exponentials of the online softmax, whose arguments are known once
 /// the scores are, are computed eight at a time by glibc's own algorithm
-/// ([`crate::expf`]). Every head takes exactly the steps it takes alone
+/// ([`crate::layers::exp`]). Every head takes exactly the steps it takes alone
 /// (widening an f16 is exact), so its values are the portable code's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -438,7 +438,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
             }
         }
     }
-    crate::expf::exp_in_place(e);
+    crate::layers::exp::exp_in_place(e);
     // 3. The f16 accumulators over V, position by position.
     let acc = crate::buffers::zeroed(acc, g * d);
     let sum = crate::buffers::zeroed(sum, g);
@@ -519,7 +519,7 @@ const KV_TILE: usize = 64;
 /// accumulated in f32 by sequential fused multiply-adds.
 #[inline(always)]
 fn attend_tiled_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
-    use crate::mlp::ggml_expf;
+    use crate::layers::exp::ggml_expf;
     let d = h.d;
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f32;
@@ -664,7 +664,10 @@ unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
             let mut tile_sum = 0.0f64;
             let mv = _mm256_set1_ps(m[j]);
             for g in kq.chunks_exact_mut(8) {
-                let e = crate::mlp::ggml_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(g.as_ptr()), mv));
+                let e = crate::layers::exp::ggml_expf_avx2(_mm256_sub_ps(
+                    _mm256_loadu_ps(g.as_ptr()),
+                    mv,
+                ));
                 _mm256_storeu_ps(g.as_mut_ptr(), e);
                 let l: [f32; 4] = std::array::from_fn(|i| g[i] + g[i + 4]);
                 tile_sum += ((l[0] + l[2]) + (l[1] + l[3])) as f64;

@@ -1,11 +1,11 @@
 //! The exponentials of training's softmax rows (the loss over the
 //! vocabulary, attention's probabilities): `exp(x * scale - shift)` over a
-//! row, and the row's sum, with ggml's exp polynomial ([`crate::mlp`],
+//! row, and the row's sum, with ggml's exp polynomial ([`crate::layers::mlp`],
 //! within ~1.5 ulp of expf): eight lanes at a time with AVX2+FMA, the same
 //! bits one lane at a time elsewhere, so the values do not depend on the
 //! path, and the sum is taken in one fixed order.
 
-use crate::mlp::ggml_expf;
+use crate::layers::exp::ggml_expf;
 
 /// `row[i] = exp(row[i] * scale - shift)` for every i; returns the sum of
 /// the new values in f64, accumulated as eight lane sums (lane i takes the
@@ -46,7 +46,7 @@ pub fn exp_shifted_scalar(row: &mut [f32], scale: f32, shift: f32) -> f64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp_shifted_avx2(row: &mut [f32], scale: f32, shift: f32) -> f64 {
-    use crate::mlp::ggml_expf_avx2;
+    use crate::layers::exp::ggml_expf_avx2;
     use std::arch::x86_64::*;
     let (vs, vh) = (_mm256_set1_ps(scale), _mm256_set1_ps(shift));
     let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
