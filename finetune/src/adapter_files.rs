@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use srl_models::formats::gguf::{GgufFile, GgufValue, GgufWriter};
 use srl_models::layers::rope::{gguf_rows_to_hf, hf_rows_to_gguf};
 use srl_models::{
-    Arch, LoraConfig, LoraParams, LoraTensor, Model, ModelConfig, ModelError, RopeStyle, Target,
+    LoraConfig, LoraParams, LoraTensor, Model, ModelConfig, ModelError, RopeStyle, Target,
 };
 use srl_quant::GgmlType;
 use std::collections::{BTreeSet, HashMap};
@@ -63,7 +63,7 @@ fn io_err(path: &Path, source: std::io::Error) -> ModelError {
 /// for llama-arch means permuted (llama.cpp only ever sees GGUF bases). The
 /// model is interleaved when it was opened from a llama-arch GGUF file.
 fn qk_rows_differ(c: &ModelConfig, gguf_file: bool) -> bool {
-    let file_interleaved = gguf_file && c.arch == Arch::Llama;
+    let file_interleaved = gguf_file && c.arch.family().gguf_permutes_qk;
     file_interleaved != (c.rope_style == RopeStyle::Interleaved)
 }
 
@@ -537,7 +537,7 @@ pub(crate) mod tests {
     use super::*;
     use srl_models::lora_params::SplitMix64;
     use srl_models::testing::{TinySpec, TinyWeights};
-    use srl_models::{Logits, LoraAdapter, State};
+    use srl_models::{Arch, Logits, LoraAdapter, State};
 
     pub(crate) fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("srl-adapter-{tag}-{}", std::process::id()));

@@ -2,39 +2,11 @@
 //! Face config.json, then plain numbers for everything above.
 
 use crate::error::{ModelError, Result};
+use crate::families::Arch;
 use crate::formats::gguf::GgufFile;
 use crate::layers::rope::RopeStyle;
 use serde::Deserialize;
 use std::path::Path;
-
-/// Architectures srl runs natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama, SmolLM, TinyLlama...
-    Llama,
-    /// Qwen2 / Qwen2.5: Llama with q/k/v biases.
-    Qwen2,
-}
-
-impl Arch {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<Arch> {
-        match s {
-            "llama" => Some(Arch::Llama),
-            "qwen2" => Some(Arch::Qwen2),
-            _ => None,
-        }
-    }
-    /// Whether the attention projections carry biases.
-    pub fn has_qkv_bias(self) -> bool {
-        matches!(self, Arch::Qwen2)
-    }
-}
 
 /// Sizes and constants of a decoder-only transformer (letters of the crate docs:
 /// C channels, H heads, D head dim, V vocab, L layers, F feed-forward width).
@@ -164,11 +136,11 @@ impl ModelConfig {
             vocab_size,
             context_length: need("context_length")?,
             rope_theta: g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0),
-            // GGUF stores llama-arch Q/K rows permuted for interleaved-pair rotation;
-            // Qwen2 keeps Hugging Face's layout (rotate halves).
-            rope_style: match arch {
-                Arch::Llama => RopeStyle::Interleaved,
-                Arch::Qwen2 => RopeStyle::Halves,
+            // The Q/K row order of the file decides the rotation.
+            rope_style: if arch.family().gguf_permutes_qk {
+                RopeStyle::Interleaved
+            } else {
+                RopeStyle::Halves
             },
             rms_eps: g
                 .get_f32(&key("attention.layer_norm_rms_epsilon"))
@@ -185,16 +157,11 @@ impl ModelConfig {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         let c: HfConfig = serde_json::from_str(&text)
             .map_err(|e| ModelError::config(path, format!("invalid config.json: {e}")))?;
-        let arch = match c.model_type.as_str() {
-            "llama" | "mistral" => Arch::Llama,
-            "qwen2" => Arch::Qwen2,
-            other => {
-                return Err(ModelError::UnsupportedArch {
-                    path: path.to_path_buf(),
-                    arch: other.to_string(),
-                })
-            }
-        };
+        let arch =
+            Arch::from_hf_model_type(&c.model_type).ok_or_else(|| ModelError::UnsupportedArch {
+                path: path.to_path_buf(),
+                arch: c.model_type.clone(),
+            })?;
         let n_head_kv = c.num_key_value_heads.unwrap_or(c.num_attention_heads);
         let cfg = ModelConfig {
             arch,

@@ -43,7 +43,10 @@ pub enum ModelError {
         new: usize,
         capacity: usize,
     },
-    #[error("{path}: unsupported architecture '{arch}' (supported: llama, qwen2)")]
+    #[error(
+        "{path}: unsupported architecture '{arch}' (supported: {})",
+        crate::families::supported_names()
+    )]
     UnsupportedArch { path: PathBuf, arch: String },
     #[error(transparent)]
     Quant(#[from] srl_quant::QuantError),

@@ -131,7 +131,7 @@ fn zeroed_f16(n: usize) -> Vec<f16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Arch;
+    use crate::families::Arch;
     use crate::layers::rope::RopeStyle;
 
     fn cache(capacity: usize) -> KvCache {

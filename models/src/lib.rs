@@ -10,6 +10,7 @@
 mod buffers;
 pub mod config;
 pub mod error;
+pub mod families;
 pub mod formats;
 pub mod kv_cache;
 pub mod layers;
@@ -20,8 +21,9 @@ pub mod testing;
 pub mod training;
 pub mod transformer;
 
-pub use config::{Arch, ModelConfig};
+pub use config::ModelConfig;
 pub use error::ModelError;
+pub use families::Arch;
 pub use formats::files::{ModelFiles, TensorRef};
 pub use kv_cache::KvCache;
 pub use layers::rope::RopeStyle;

@@ -14,7 +14,6 @@
 //! read too; their Q/K `lora_B` rows are put into the base's layout when the
 //! adapter is applied (rope.rs is the one place that knows the permutation).
 
-use crate::config::Arch;
 use crate::error::{ModelError, Result};
 use crate::formats::gguf::{GgufFile, TensorInfo};
 use crate::formats::safetensors::gguf_name_of_hf;
@@ -319,7 +318,7 @@ impl LoraAdapter {
         // A GGUF adapter is in GGUF's llama order; a llama base read from a
         // Hugging Face folder runs in Hugging Face order.
         if !self.hf_rows
-            && model.config.arch == Arch::Llama
+            && model.config.arch.family().gguf_permutes_qk
             && model.config.rope_style == RopeStyle::Halves
         {
             let file = self.file.as_ref();

@@ -3,7 +3,7 @@
 //! together with the f32 weights they hold, so a test can compare srl's
 //! forward pass with a plain reference.
 
-use crate::config::Arch;
+use crate::families::Arch;
 use crate::formats::gguf::{GgufValue, GgufWriter};
 use crate::layers::rope::hf_rows_to_gguf;
 use srl_quant::GgmlType;

@@ -9,6 +9,7 @@ use crate::error::{ModelError, Result};
 use crate::formats::files::{ModelFiles, TensorRef};
 use crate::kv_cache::KvCache;
 use crate::layers::attention::decode::{attention_segments, Heads, SegmentAttention};
+use crate::layers::embedding::embed;
 use crate::layers::norm::rms_norm;
 use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
@@ -367,19 +368,8 @@ impl Model {
         resize(&mut s.gate, t_n * ff);
         resize(&mut s.up, t_n * ff);
 
-        // Embedding lookup: dequantize each token's row.
-        let embd = &self.weights.token_embd;
-        let row_bytes = embd.ty.row_bytes(ce).expect("checked at load");
-        let data = self.files.bytes(embd);
         let all = segments.iter().flat_map(|seg| seg.tokens.iter());
-        for (t, &tok) in all.enumerate() {
-            let off = tok as usize * row_bytes;
-            srl_quant::dequantize_row(
-                embd.ty,
-                &data[off..off + row_bytes],
-                &mut s.x[t * ce..(t + 1) * ce],
-            )?;
-        }
+        embed(&self.files, &self.weights.token_embd, ce, all, &mut s.x)?;
 
         // Rope angles of every token at its own sequence's position.
         s.rope.clear();

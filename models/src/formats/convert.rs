@@ -15,7 +15,6 @@
 
 mod tokenizer;
 
-use crate::config::Arch;
 use crate::error::{ModelError, Result};
 use crate::formats::files::ModelFiles;
 use crate::formats::gguf::{GgufValue, GgufWriter};
@@ -149,8 +148,8 @@ pub fn convert_hf_dir(
             log("note: lm_head.weight is tied to the token embedding; not written");
             continue;
         }
-        let permute =
-            cfg.arch == Arch::Llama && (name.contains(".attn_q.") || name.contains(".attn_k."));
+        let permute = cfg.arch.family().gguf_permutes_qk
+            && (name.contains(".attn_q.") || name.contains(".attn_k."));
         let target = if e.dims.len() == 1 || name.ends_with("_norm.weight") {
             GgmlType::F32
         } else if ty.row_bytes(e.dims[0]).is_some() {
@@ -236,7 +235,7 @@ fn convert_tensor<'a>(
 mod tests {
     use super::*;
     use crate::testing::{TinySpec, TinyWeights};
-    use crate::{Logits, State};
+    use crate::{Arch, Logits, State};
 
     fn logits(path: &Path, tokens: &[u32]) -> Vec<f32> {
         let pool = rayon::ThreadPoolBuilder::new()

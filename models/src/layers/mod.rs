@@ -3,6 +3,7 @@
 //! with shapes in the doc comments (letters of the crate docs).
 
 pub mod attention;
+pub mod embedding;
 pub mod exp;
 pub mod mlp;
 pub mod norm;

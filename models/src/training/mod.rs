@@ -25,6 +25,7 @@ use crate::error::{ModelError, Result};
 use crate::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
+use crate::layers::embedding::embed;
 use crate::layers::mlp::swiglu_backward;
 use crate::layers::rope::rope_table;
 use crate::lora_params::{LoraParams, Target};
@@ -287,19 +288,8 @@ impl Model {
 
     /// x[t] = the embedding row of tokens[t].
     fn embed(&self, tokens: &[u32], x: &mut [f32]) -> Result<()> {
-        let ce = self.config.n_embd;
-        let embd = &self.weights.token_embd;
-        let row_bytes = embd.ty.row_bytes(ce).expect("checked at load");
-        let data = self.files.bytes(embd);
-        for (t, &tok) in tokens.iter().enumerate() {
-            let off = tok as usize * row_bytes;
-            srl_quant::dequantize_row(
-                embd.ty,
-                &data[off..off + row_bytes],
-                &mut x[t * ce..(t + 1) * ce],
-            )?;
-        }
-        Ok(())
+        let (embd, ce) = (&self.weights.token_embd, self.config.n_embd);
+        embed(&self.files, embd, ce, tokens, x)
     }
 
     /// One transformer block: `out = block(x)`, intermediates into `a`

@@ -18,8 +18,8 @@
 //!   post-processor, else tokenizer_config.json; the chat template from
 //!   tokenizer_config.json, chat_template.jinja or chat_template.json.
 
-use crate::config::Arch;
 use crate::error::{ModelError, Result};
+use crate::families::Arch;
 use crate::formats::gguf::{tag, GgufValue};
 use serde_json::Value;
 use std::path::Path;
@@ -162,7 +162,7 @@ pub(super) fn tokenizer_metadata(
 
     let mut keys: Vec<(String, GgufValue)> = Vec::new();
     let mut set = |k: &str, v: GgufValue| keys.push((format!("tokenizer.{k}"), v));
-    if arch == Arch::Llama {
+    if arch.family().writes_add_space_prefix {
         if let Some(p) = tc.get("add_prefix_space").and_then(Value::as_bool) {
             set("ggml.add_space_prefix", GgufValue::Bool(p));
         }
@@ -217,9 +217,7 @@ pub(super) fn tokenizer_metadata(
     );
     add_bos = add_bos.or_else(|| tc.get("add_bos_token")?.as_bool());
     add_eos = add_eos.or_else(|| tc.get("add_eos_token")?.as_bool());
-    // llama.cpp's converter turns BOS off for llama models with 49152 tokens
-    // (Granite's small models; SmolLM shares the vocabulary size).
-    if arch == Arch::Llama && n_vocab == 49152 {
+    if arch.family().no_bos_at_vocab_size == Some(n_vocab) {
         add_bos = Some(false);
     }
     if let Some(b) = add_bos {
