@@ -12,7 +12,6 @@ use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, p
 use common::{fails_with, model, ok, srl};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The adapter of tests/llamacpp_backend.rs (srl train sft, rank 4).
 fn adapter() -> PathBuf {

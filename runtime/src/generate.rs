@@ -4,10 +4,10 @@
 //! callback as it is produced.
 
 use crate::chat_template::{ChatTemplate, Message};
+use crate::decode::DecodeState;
 use crate::error::{Result, RuntimeError};
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::stop::StopMatcher;
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use srl_models::{KvCache, Logits, Model, State};
 use std::path::Path;
 use std::time::Instant;
@@ -220,7 +220,6 @@ impl Session<'_> {
         let mut step = NativeStep {
             session: self,
             sampler: Sampler::new(params.sampler.clone()),
-            history: prompt_ids.to_vec(),
         };
         run_generation(&mut step, engine, prompt_ids, params, on_text)
     }
@@ -237,8 +236,8 @@ pub(crate) trait TokenStep {
     /// Reads the prompt (after any prefix already cached); returns the tokens
     /// computed.
     fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize>;
-    /// Draws the next token from the last logits.
-    fn sample(&mut self) -> u32;
+    /// Draws the next token from the last logits (`d`: the sequence so far).
+    fn sample(&mut self, d: &DecodeState) -> u32;
     /// Runs a sampled token, leaving its logits for the next `sample`.
     fn feed(&mut self, tok: u32) -> Result<()>;
 }
@@ -247,7 +246,6 @@ pub(crate) trait TokenStep {
 struct NativeStep<'s, 'e> {
     session: &'s mut Session<'e>,
     sampler: Sampler,
-    history: Vec<u32>,
 }
 
 impl TokenStep for NativeStep<'_, '_> {
@@ -260,12 +258,8 @@ impl TokenStep for NativeStep<'_, '_> {
     fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize> {
         self.session.prefill(prompt_ids)
     }
-    fn sample(&mut self) -> u32 {
-        let tok = self
-            .sampler
-            .sample(&self.session.state.logits, &self.history);
-        self.history.push(tok);
-        tok
+    fn sample(&mut self, d: &DecodeState) -> u32 {
+        d.sample(&mut self.sampler, &self.session.state.logits)
     }
     fn feed(&mut self, tok: u32) -> Result<()> {
         let s = &mut *self.session;
@@ -303,30 +297,29 @@ pub(crate) fn run_generation(
     timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let mut ids = Vec::new();
-    let mut stop = StopMatcher::new(&params.stop);
-    let mut utf8 = StreamDecoder::new();
+    let mut d = DecodeState::new(
+        prompt_ids,
+        &params.stop,
+        params.max_tokens,
+        params.ignore_eog,
+    );
     let mut text = String::new();
     let mut reason = StopReason::MaxTokens;
     let t1 = Instant::now();
-    while ids.len() < params.max_tokens {
-        let tok = step.sample();
-        if !params.ignore_eog && e.tokenizer.is_eog(tok) {
+    while !d.at_limit() {
+        let tok = step.sample(&d);
+        let Some(r) = d.accept(&e.tokenizer, tok) else {
             reason = StopReason::Eog;
             break;
-        }
+        };
         ids.push(tok);
-        let piece = utf8.push(&e.tokenizer, tok, false);
-        let (emit, hit) = stop.push(&piece);
-        text.push_str(&emit);
-        if !emit.is_empty() && !on_text(&emit) {
+        text.push_str(&r.text);
+        if !r.text.is_empty() && !on_text(&r.text) {
             reason = StopReason::Cancelled;
             break;
         }
-        if hit {
-            reason = StopReason::StopString;
-            break;
-        }
-        if ids.len() == params.max_tokens {
+        if let Some(end) = r.end {
+            reason = end;
             break;
         }
         if step.cached() >= step.n_ctx() {
@@ -335,9 +328,8 @@ pub(crate) fn run_generation(
         }
         step.feed(tok)?;
     }
-    if reason != StopReason::StopString && reason != StopReason::Cancelled {
-        let (rest, _) = stop.push(&utf8.flush());
-        let tail = format!("{rest}{}", stop.flush());
+    if reason != StopReason::Cancelled {
+        let tail = d.release();
         if !tail.is_empty() {
             text.push_str(&tail);
             on_text(&tail);

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod chat_template;
+pub mod decode;
 pub mod error;
 pub mod generate;
 #[cfg(feature = "llama-cpp")]

@@ -11,6 +11,7 @@
 //! draw); temperature 0 is llama.cpp's greedy sampler, an exact argmax.
 
 use crate::backend::RunnerOptions;
+use crate::decode::DecodeState;
 use crate::error::{Result, RuntimeError};
 use crate::generate::{
     run_generation, Completion, Engine, GenerateParams, TokenStep, PROMPT_BATCH,
@@ -326,7 +327,7 @@ impl TokenStep for LlamaStep<'_, '_> {
     fn prefill(&mut self, prompt_ids: &[u32]) -> Result<usize> {
         self.session.prefill(prompt_ids)
     }
-    fn sample(&mut self) -> u32 {
+    fn sample(&mut self, _: &DecodeState) -> u32 {
         // Samples from the last logits and records the token in the chain's
         // history (for the repetition penalty).
         self.sampler.sample(&self.session.ctx, -1).0 as u32

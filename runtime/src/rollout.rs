@@ -7,14 +7,13 @@
 //! A [`StepFormat`] can hold each sample to the `<think>` + step shape
 //! (forcing the close after a budget, stopping at the step's end).
 
+use crate::decode::{DecodeState, Recorded};
 use crate::error::{Result, RuntimeError};
 use crate::generate::{Engine, GenerateParams, StopReason, PROMPT_BATCH};
 use crate::sampler::Sampler;
 use crate::step_format::{StepAction, StepFormat, StepTracker, THINK_CLOSE};
-use crate::stop::StopMatcher;
-use crate::tokenizer::StreamDecoder;
 use rayon::prelude::*;
-use srl_models::{KvCache, Logits, Segment, State};
+use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
 use std::time::Instant;
 
 /// One sample of a group.
@@ -45,9 +44,7 @@ pub struct RolloutGroup {
 struct Live {
     kv: KvCache,
     sampler: Sampler,
-    stop: StopMatcher,
-    utf8: StreamDecoder,
-    history: Vec<u32>,
+    decode: DecodeState,
     out: Rollout,
     track: StepTracker,
     /// The tokens to feed next (not yet in the cache); empty when done.
@@ -71,6 +68,19 @@ impl Engine {
     /// [`Engine::rollouts`] with each sample held to `format`.
     pub fn rollouts_with(
         &self,
+        prompt_ids: &[u32],
+        n: usize,
+        params: &GenerateParams,
+        format: &StepFormat,
+    ) -> Result<RolloutGroup> {
+        self.rollouts_of(&self.model.adapters, prompt_ids, n, params, format)
+    }
+
+    /// [`Engine::rollouts_with`] under `adapters` instead of the model's own
+    /// (a trainer's current policy, passed in rather than set on the engine).
+    pub fn rollouts_of(
+        &self,
+        adapters: &[ActiveLora],
         prompt_ids: &[u32],
         n: usize,
         params: &GenerateParams,
@@ -101,7 +111,11 @@ impl Engine {
             } else {
                 Logits::None
             };
-            model.forward(chunk, &mut shared, &mut state, mode, &self.pool)?;
+            let mut one = [Segment {
+                tokens: chunk,
+                kv: &mut shared,
+            }];
+            model.forward_batch_adapters(&mut one, &[adapters], &mut state, mode, &self.pool)?;
         }
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
         let first_logits = state.logits.clone();
@@ -117,9 +131,12 @@ impl Engine {
                 Live {
                     kv,
                     sampler: Sampler::new(config),
-                    stop: StopMatcher::new(&params.stop),
-                    utf8: StreamDecoder::new(),
-                    history: prompt_ids.to_vec(),
+                    decode: DecodeState::new(
+                        prompt_ids,
+                        &params.stop,
+                        params.max_tokens,
+                        params.ignore_eog,
+                    ),
                     out: Rollout {
                         ids: Vec::new(),
                         forced: Vec::new(),
@@ -133,9 +150,10 @@ impl Engine {
             .collect();
         // Sample each sample's first token from the prompt's logits.
         for s in &mut live {
-            self.take(s, &first_logits, params, format, &close_ids);
+            self.take(s, &first_logits, format, &close_ids);
         }
         let vocab = model.config.vocab_size;
+        let mut per_row: Vec<&[ActiveLora]> = Vec::with_capacity(n);
         loop {
             if live.iter().all(|s| s.next.is_empty()) {
                 break;
@@ -153,7 +171,15 @@ impl Engine {
                     kv: &mut s.kv,
                 })
                 .collect();
-            model.forward_batch(&mut segments, &mut state, Logits::Last, &self.pool)?;
+            per_row.clear();
+            per_row.resize(segments.len(), adapters);
+            model.forward_batch_adapters(
+                &mut segments,
+                &per_row,
+                &mut state,
+                Logits::Last,
+                &self.pool,
+            )?;
             drop(segments);
             // Each sample has its own sampler (seed), so sampling the rows
             // in parallel picks what sampling them in turn picks.
@@ -167,7 +193,7 @@ impl Engine {
                 .collect();
             self.pool.install(|| {
                 rows.into_par_iter()
-                    .for_each(|(s, l)| self.take(s, l, params, format, &close_ids))
+                    .for_each(|(s, l)| self.take(s, l, format, &close_ids))
             });
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
@@ -190,46 +216,36 @@ impl Engine {
 
     /// Samples the next token of `s` from `logits`, records it, and decides
     /// whether `s` goes on (then `s.next` is set).
-    fn take(
-        &self,
-        s: &mut Live,
-        logits: &[f32],
-        params: &GenerateParams,
-        format: &StepFormat,
-        close_ids: &[u32],
-    ) {
-        if s.out.ids.len() >= params.max_tokens {
+    fn take(&self, s: &mut Live, logits: &[f32], format: &StepFormat, close_ids: &[u32]) {
+        if s.decode.at_limit() {
             return self.finish(s, StopReason::MaxTokens);
         }
-        let tok = s.sampler.sample(logits, &s.history);
-        if !params.ignore_eog && self.tokenizer.is_eog(tok) {
+        let tok = s.decode.sample(&mut s.sampler, logits);
+        let Some(r) = s.decode.accept(&self.tokenizer, tok) else {
             return self.finish(s, StopReason::Eog);
-        }
-        let (piece, hit) = self.record(s, tok, false);
-        if hit {
-            s.out.stop_reason = StopReason::StopString;
-            return;
+        };
+        if self.record(s, tok, false, &r) {
+            return self.finish(s, StopReason::StopString);
         }
         let mut next = vec![tok];
-        match s.track.sampled(&piece, format) {
+        match s.track.sampled(&r.piece, format) {
             StepAction::Continue => {}
             // The step's line is done: it ends like a stop string would.
             StepAction::StepEnd => return self.finish(s, StopReason::StopString),
             StepAction::ForceClose => {
                 let mut text = String::new();
                 for &id in close_ids {
-                    let (piece, hit) = self.record(s, id, true);
-                    text += &piece;
-                    if hit {
-                        s.out.stop_reason = StopReason::StopString;
-                        return;
+                    let r = s.decode.push(&self.tokenizer, id);
+                    text += &r.piece;
+                    if self.record(s, id, true, &r) {
+                        return self.finish(s, StopReason::StopString);
                     }
                 }
                 s.track.forced(&text);
                 next.extend_from_slice(close_ids);
             }
         }
-        if s.out.ids.len() >= params.max_tokens {
+        if s.decode.at_limit() {
             return self.finish(s, StopReason::MaxTokens);
         }
         if s.kv.len() + next.len() > s.kv.capacity() {
@@ -238,22 +254,17 @@ impl Engine {
         s.next = next;
     }
 
-    /// Appends a token to `s`'s output; returns its text and whether a stop
-    /// string was hit.
-    fn record(&self, s: &mut Live, tok: u32, forced: bool) -> (String, bool) {
+    /// Appends a token [`DecodeState`] recorded to `s`'s output; returns
+    /// whether it completed a stop string.
+    fn record(&self, s: &mut Live, tok: u32, forced: bool, r: &Recorded) -> bool {
         s.out.ids.push(tok);
         s.out.forced.push(forced);
-        s.history.push(tok);
-        let piece = s.utf8.push(&self.tokenizer, tok, false);
-        let (emit, hit) = s.stop.push(&piece);
-        s.out.text.push_str(&emit);
-        (piece, hit)
+        s.out.text.push_str(&r.text);
+        r.end == Some(StopReason::StopString)
     }
 
     fn finish(&self, s: &mut Live, reason: StopReason) {
         s.out.stop_reason = reason;
-        let (rest, _) = s.stop.push(&s.utf8.flush());
-        s.out.text.push_str(&rest);
-        s.out.text.push_str(&s.stop.flush());
+        s.out.text.push_str(&s.decode.release());
     }
 }

@@ -20,10 +20,9 @@ use super::adapters::Adapter;
 use super::decoder::{Decoder, Row};
 use super::errors::{ApiError, ServeError};
 use super::metrics::Metrics;
+use crate::decode::DecodeState;
 use crate::generate::{Engine, StopReason, PROMPT_BATCH};
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::stop::StopMatcher;
-use crate::tokenizer::StreamDecoder;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -221,11 +220,7 @@ struct Seq {
     fed: usize,
     cached_tokens: usize,
     sampler: Sampler,
-    stop: StopMatcher,
-    utf8: StreamDecoder,
-    /// Prompt and generated tokens (for the repetition penalty).
-    history: Vec<u32>,
-    generated: usize,
+    decode: DecodeState,
     /// The sampled token to feed next, once the prompt is read.
     next: Option<[u32; 1]>,
     /// Admission order: prompts are read first come, first served.
@@ -420,10 +415,7 @@ impl Scheduler {
             fed: keep,
             cached_tokens: keep,
             sampler: Sampler::new(config),
-            stop: StopMatcher::new(&job.spec.stop),
-            utf8: StreamDecoder::new(),
-            history: prompt.clone(),
-            generated: 0,
+            decode: DecodeState::new(prompt, &job.spec.stop, job.spec.max_tokens, false),
             next: None,
             order: self.admitted,
         });
@@ -549,33 +541,27 @@ fn adapter_key(q: &Seq) -> usize {
 fn take(engine: &Engine, metrics: &Metrics, seq: &mut Option<Seq>, full: bool, logits: &[f32]) {
     let Some(q) = seq.as_mut() else { return };
     let spec = &q.job.spec;
-    let tok = q.sampler.sample(logits, &q.history);
-    if engine.tokenizer.is_eog(tok) {
+    let tok = q.decode.sample(&mut q.sampler, logits);
+    let first = q.decode.generated() == 0;
+    let Some(r) = q.decode.accept(&engine.tokenizer, tok) else {
         return finish(seq, StopReason::Eog);
-    }
-    if q.generated == 0 {
+    };
+    if first {
         Metrics::add(
             &metrics.ttft_us,
             q.job.submitted.elapsed().as_micros() as u64,
         );
         Metrics::add(&metrics.ttft_n, 1);
     }
-    q.generated += 1;
-    q.history.push(tok);
     Metrics::add(&metrics.generated_tokens, 1);
     let logprob = spec.logprobs.map(|k| logprob_of(engine, logits, tok, k));
-    let piece = q.utf8.push(&engine.tokenizer, tok, false);
-    let (text, hit) = q.stop.push(&piece);
     let _ = q.job.events.send(Event::Token {
         index: q.index,
-        text,
+        text: r.text,
         logprob,
     });
-    if hit {
-        return finish(seq, StopReason::StopString);
-    }
-    if q.generated >= spec.max_tokens {
-        return finish(seq, StopReason::MaxTokens);
+    if let Some(end) = r.end {
+        return finish(seq, end);
     }
     if full {
         return finish(seq, StopReason::ContextFull);
@@ -592,25 +578,23 @@ fn fail(seq: &mut Option<Seq>, message: &str) {
     }
 }
 
-/// Ends the sequence: held-back text out, then `Done`.
+/// Ends the sequence: held-back text out (none after a stop string), then
+/// `Done`.
 fn finish(seq: &mut Option<Seq>, reason: StopReason) {
     let Some(mut q) = seq.take() else { return };
-    if reason != StopReason::StopString {
-        let (rest, _) = q.stop.push(&q.utf8.flush());
-        let tail = rest + &q.stop.flush();
-        if !tail.is_empty() {
-            let _ = q.job.events.send(Event::Token {
-                index: q.index,
-                text: tail,
-                logprob: None,
-            });
-        }
+    let tail = q.decode.release();
+    if !tail.is_empty() {
+        let _ = q.job.events.send(Event::Token {
+            index: q.index,
+            text: tail,
+            logprob: None,
+        });
     }
     let events = q.job.events.clone();
     let done = Event::Done {
         index: q.index,
         reason,
-        completion_tokens: q.generated,
+        completion_tokens: q.decode.generated(),
         cached_tokens: q.cached_tokens,
     };
     // The job's permit goes with its last sequence, before the client hears

@@ -624,3 +624,29 @@ fn clean_up_spaces(text: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests;
+
+/// Tokenizers for the unit tests of the modules that decode text.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Byte-level BPE over the 256 bytes alone, with an end-of-text control
+    /// token: each character of ASCII text is one token.
+    pub fn byte_tokenizer() -> Tokenizer {
+        let mut tokens: Vec<String> = (0..=255u8)
+            .map(|b| unicode::byte_to_char(b).to_string())
+            .collect();
+        tokens.push("<|endoftext|>".into());
+        let mut types = vec![1; tokens.len()];
+        types[256] = 3;
+        Tokenizer::from_spec(TokenizerSpec {
+            model: "gpt2".into(),
+            pre: Some("gpt-2".into()),
+            tokens,
+            token_types: Some(types),
+            eos: Some(256),
+            ..TokenizerSpec::default()
+        })
+        .expect("a valid vocabulary")
+    }
+}
