@@ -258,7 +258,7 @@ pub fn train_rl(
             break;
         }
         // The policy the rollouts sample from.
-        engine.model.adapters = vec![ActiveLora {
+        let policy = [ActiveLora {
             adapter: LoraAdapter::from_params(&params, &out),
             scale: 1.0,
         }];
@@ -292,7 +292,7 @@ pub fn train_rl(
             };
             position += 1;
             let group = engine
-                .rollouts_with(prompt, rl.group_size, &gen, &format)
+                .rollouts_of(&policy, prompt, rl.group_size, &gen, &format)
                 .map_err(|e| TrainError::Config(format!("{}: {e}", task.id(*i))))?;
             sampled += 1;
             let scores: Vec<Score> = group
@@ -507,7 +507,6 @@ pub fn train_rl(
         on_event(RlEvent::Update(&report));
         last_reward = Some(reward_mean);
     }
-    engine.model.adapters.clear();
     Ok(RlOutcome {
         steps: step,
         last_reward,
