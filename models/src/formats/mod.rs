@@ -6,5 +6,6 @@
 pub mod convert;
 pub mod files;
 pub mod gguf;
+pub mod hf_pre_tokenizer;
 pub mod quantize;
 pub mod safetensors;

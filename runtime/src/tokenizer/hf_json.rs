@@ -9,9 +9,10 @@
 //! type's gets that type (so the same splitter runs); others run their own
 //! regexes.
 
-use super::pretokenize::{RE_DIGIT, RE_GPT2, RE_LLAMA3, RE_LLAMA3_HF, RE_QWEN2, RE_QWEN2_HF};
+use super::pretokenize::{RE_DIGIT, RE_GPT2, RE_LLAMA3, RE_QWEN2};
 use super::{TokenizerError, TokenizerSpec};
 use serde_json::Value;
+use srl_models::formats::hf_pre_tokenizer::{llama_cpp_pre_name, SPLIT_LLAMA3, SPLIT_QWEN2};
 use std::path::{Path, PathBuf};
 
 fn read_json(path: &Path) -> Result<Value, TokenizerError> {
@@ -135,18 +136,9 @@ pub(crate) fn spec_from_hf_dir(dir: &Path) -> Result<TokenizerSpec, TokenizerErr
         .and_then(|c| c.get("clean_up_tokenization_spaces"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let pre_name = match regexes
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [RE_DIGIT, RE_GPT2] => Some(if clean { "starcoder" } else { "smollm" }),
-        [RE_LLAMA3] => Some("llama-bpe"),
-        [RE_QWEN2] => Some(if clean { "stablelm2" } else { "qwen2" }),
-        [RE_GPT2] => Some(if clean { "gpt-2" } else { "trillion" }),
-        _ => None,
-    };
+    // llama.cpp's name for this pre-tokenizer, where it has one; otherwise
+    // its regexes are used as they are.
+    let pre_name = llama_cpp_pre_name(tj.get("pre_tokenizer"), clean).ok();
 
     let find = |key: &str| -> Option<u32> {
         let content = token_content(config.as_ref()?.get(key)?)?;
@@ -262,8 +254,8 @@ fn pre_regexes(path: &Path, pre: Option<&Value>) -> Result<Vec<String>, Tokenize
                     ));
                 }
                 out.push(match regex.as_str() {
-                    RE_LLAMA3_HF => RE_LLAMA3.to_string(),
-                    RE_QWEN2_HF => RE_QWEN2.to_string(),
+                    SPLIT_LLAMA3 => RE_LLAMA3.to_string(),
+                    SPLIT_QWEN2 => RE_QWEN2.to_string(),
                     _ => regex,
                 });
             }

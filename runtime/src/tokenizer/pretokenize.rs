@@ -12,18 +12,15 @@
 
 use super::unicode::{cpt_flags, CptFlags};
 use super::TokenizerError;
+use srl_models::formats::hf_pre_tokenizer::SPLIT_LLAMA3;
 
 /// GPT-2's regex; llama.cpp runs it through its custom splitter.
 pub(crate) const RE_GPT2: &str =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
 /// Llama-3's regex as llama.cpp adapts it (no `(?i:)`), custom splitter.
 pub(crate) const RE_LLAMA3: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-/// Llama-3's regex as tokenizer.json spells it; llama.cpp maps it to the same splitter.
-pub(crate) const RE_LLAMA3_HF: &str = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /// Qwen2's regex as llama.cpp adapts it, custom splitter.
 pub(crate) const RE_QWEN2: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-/// Qwen2's regex as tokenizer.json spells it.
-pub(crate) const RE_QWEN2_HF: &str = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /// Qwen3.5's regex as llama.cpp adapts it, custom splitter.
 pub(crate) const RE_QWEN35: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /// Runs of non-newlines and runs of newlines, custom splitter.
@@ -302,7 +299,7 @@ impl Splitter {
     fn new(regex: &str) -> Result<Splitter, TokenizerError> {
         Ok(match regex {
             RE_GPT2 => Splitter::Gpt2,
-            RE_LLAMA3 | RE_LLAMA3_HF => Splitter::Llama3,
+            RE_LLAMA3 | SPLIT_LLAMA3 => Splitter::Llama3,
             RE_QWEN2 => Splitter::Qwen2,
             RE_QWEN35 => Splitter::Qwen35,
             RE_NEWLINES => Splitter::Newlines,
