@@ -13,6 +13,7 @@ pub mod rollout;
 pub mod sampler;
 pub mod server;
 pub mod step_format;
+pub mod step_label;
 pub mod step_trace;
 pub mod stop;
 pub mod think;

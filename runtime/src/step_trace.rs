@@ -4,10 +4,12 @@
 //! streams (the monologue dimmed or folded, steps numbered with their cost)
 //! and records it with `--trace`.
 //!
-//! A step starts at the beginning of an answer line labelled `Step N:`,
-//! `N.`, `N)` or `**N.**` (the labels `srl data build` splits solutions on);
-//! an answer without labels is one part, unnumbered.
+//! A step starts at the beginning of an answer line with a step label
+//! (`Step N:`, `N.`, `N)`, `**N.**`...: the grammar of [`crate::step_label`],
+//! which `srl data build` splits solutions on); an answer without labels is
+//! one part, unnumbered.
 
+use crate::step_label::{line_start, LineStart};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -149,13 +151,14 @@ impl StepTracer {
                     if self.line_start {
                         let line_end = self.held.find('\n');
                         let head = &self.held[..line_end.unwrap_or(self.held.len())];
-                        match step_label(head) {
-                            Label::Step(n) => {
+                        match line_start(head, line_end.is_some() || end) {
+                            LineStart::Step(n) => {
+                                let n = n as usize;
                                 self.close_part(Some(n), false);
                                 events.push(TraceEvent::StepStart(n));
                             }
-                            Label::Maybe if line_end.is_none() && !end => return,
-                            _ => {}
+                            LineStart::Undecided => return,
+                            LineStart::Text => {}
                         }
                         self.line_start = false;
                     }
@@ -214,47 +217,6 @@ fn partial_suffix(s: &str, tag: &str) -> usize {
             s.len() >= n && s.is_char_boundary(s.len() - n) && tag.starts_with(&s[s.len() - n..])
         })
         .unwrap_or(0)
-}
-
-enum Label {
-    Step(usize),
-    /// Could still become a label when more text arrives.
-    Maybe,
-    No,
-}
-
-/// Whether an answer line starts with a step label.
-fn step_label(line: &str) -> Label {
-    let t = line.trim_start();
-    let t = t.strip_prefix("**").unwrap_or(t);
-    let t = t
-        .strip_prefix('#')
-        .map(|r| r.trim_start_matches('#').trim_start())
-        .unwrap_or(t);
-    let (rest, worded) = match t.get(..5) {
-        Some(w) if w.eq_ignore_ascii_case("step ") => (&t[5..], true),
-        _ if "step ".starts_with(&t.to_ascii_lowercase()) && !t.is_empty() => return Label::Maybe,
-        _ => (t, false),
-    };
-    let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-    if digits == 0 {
-        return if rest.is_empty() && (worded || t.is_empty()) {
-            Label::Maybe
-        } else {
-            Label::No
-        };
-    }
-    let n: usize = match rest[..digits].parse() {
-        Ok(n) => n,
-        Err(_) => return Label::No,
-    };
-    match rest[digits..].chars().next() {
-        None => Label::Maybe,
-        Some(':' | '.' | ')') => Label::Step(n),
-        Some('*') if rest[digits..].starts_with("**") => Label::Step(n),
-        Some(' ') if worded => Label::Step(n),
-        _ => Label::No,
-    }
 }
 
 #[cfg(test)]
@@ -333,14 +295,15 @@ mod tests {
         for (line, step) in [
             ("1. Multiply", Some(1)),
             ("**2.** Add", Some(2)),
-            ("Step 3 Add", Some(3)),
+            ("Step 3 - Add", Some(3)),
+            ("Step 3 is to add", None),
             ("## Step 4: Done", Some(4)),
             ("10) Ten", Some(10)),
             ("1000 meters", None),
             ("Stepping stones", None),
         ] {
-            let got = match step_label(line) {
-                Label::Step(n) => Some(n),
+            let got = match line_start(line, true) {
+                LineStart::Step(n) => Some(n),
                 _ => None,
             };
             assert_eq!(got, step, "{line}");
