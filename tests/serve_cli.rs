@@ -24,6 +24,12 @@ fn generate(args: &[&str]) -> String {
 
 const ADAPTER: &str = "tests/data/llamacpp/lora/unit_conversion.gguf";
 
+/// The folder of [`ADAPTER`], for `--adapter-dir`.
+fn adapter_dir() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
+    p.parent().unwrap().to_str().unwrap().to_string()
+}
+
 #[test]
 fn openai_client_matches_generate() {
     let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
@@ -114,6 +120,8 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
         key,
         "--max-body",
         "4096",
+        "--adapter-dir",
+        &adapter_dir(),
     ]);
     let a = server.addr.as_str();
     let k = Some(key);
@@ -232,7 +240,7 @@ fn bad_input_gets_openai_errors_and_the_server_keeps_serving() {
     let load = |name: &str, path: &str| json!({"name": name, "path": path}).to_string();
     let e = api_error(
         post(a, adapters, k, &load("uc", "/no/such/adapter.gguf")),
-        400,
+        403,
     );
     assert_eq!(e["param"], "path");
     api_error(
@@ -348,4 +356,114 @@ fn sixteen_streaming_clients_for_a_minute_without_a_failure() {
         &chat_body("Hi", json!({"max_tokens": 4})),
     );
     assert_eq!(status, 200);
+}
+
+/// `POST /v1/adapters` opens files only inside the `--adapter-dir`
+/// directories, and its errors show no byte of any file. It used to load
+/// from any path and answer `/etc/passwd` with "magic is [72, 6f, 6f, 74]"
+/// ("root").
+#[test]
+fn adapters_load_only_from_the_adapter_directories() {
+    let adapters = "/v1/adapters";
+    let load = |name: &str, path: &str| json!({"name": name, "path": path}).to_string();
+    let no_content = |(status, body): (u16, String)| {
+        assert!(
+            !body.contains("root") && !body.contains("6f") && !body.contains("secret"),
+            "{body}"
+        );
+        (status, body)
+    };
+    // No directory named: run-time loading is off, and says how to turn it on.
+    let off = Server::start(&[]);
+    let e = api_error(
+        no_content(post(&off.addr, adapters, None, &load("x", "/etc/passwd"))),
+        403,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("--adapter-dir"),
+        "{e}"
+    );
+    drop(off);
+
+    let dir = std::env::temp_dir().join(format!("srl-adapter-dir-{}", std::process::id()));
+    let (allowed, other) = (dir.join("allowed"), dir.join("other"));
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADAPTER);
+    std::fs::copy(&adapter, allowed.join("uc.gguf")).unwrap();
+    std::fs::copy(&adapter, other.join("uc.gguf")).unwrap();
+    std::fs::write(allowed.join("junk.gguf"), "root:x:0:0:secret").unwrap();
+    std::fs::write(other.join("junk.gguf"), "root:x:0:0:secret").unwrap();
+    std::os::unix::fs::symlink(other.join("uc.gguf"), allowed.join("link-out.gguf")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", allowed.join("passwd")).unwrap();
+    let server = Server::start(&["--adapter-dir", allowed.to_str().unwrap()]);
+    let a = server.addr.as_str();
+    let outside = other.join("uc.gguf");
+    let missing = other.join("missing.gguf");
+    // Outside (existing or not), through '..' or a link: the same refusal.
+    let mut refusals = Vec::new();
+    for path in [
+        "/etc/passwd",
+        "passwd",
+        "link-out.gguf",
+        "../other/uc.gguf",
+        outside.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ] {
+        let e = api_error(no_content(post(a, adapters, None, &load("x", path))), 403);
+        assert_eq!(e["param"], "path", "{path}");
+        refusals.push(e["message"].clone());
+    }
+    refusals.dedup();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    // Inside but not an adapter: what is wrong, without its bytes.
+    let e = api_error(
+        no_content(post(a, adapters, None, &load("x", "junk.gguf"))),
+        400,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("not a GGUF file"),
+        "{e}"
+    );
+    // Inside: loads, by a relative or an absolute path.
+    let (status, body) = post(a, adapters, None, &load("uc", "uc.gguf"));
+    assert_eq!(status, 201, "{body}");
+    let abs = allowed.join("uc.gguf");
+    let (status, body) = post(a, adapters, None, &load("uc2", abs.to_str().unwrap()));
+    assert_eq!(status, 201, "{body}");
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A server reachable beyond this machine needs a key, or the operator's
+/// explicit --no-api-key, which its first log line then states.
+#[test]
+fn serving_beyond_loopback_needs_a_key_or_no_api_key() {
+    let m = model();
+    let m = m.to_str().unwrap();
+    let base = [
+        "serve", "--model", m, "--host", "0.0.0.0", "--port", "0", "-t", "1",
+    ];
+    let out = srl(&base);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--api-key") && err.contains("--no-api-key") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args(base)
+        .arg("--no-api-key")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("warning: --no-api-key"), "{first}");
 }

@@ -221,6 +221,8 @@ fn concurrent_requests_with_and_without_an_adapter_agree_with_native() {
 #[test]
 fn errors_and_limits_match_the_native_server() {
     let key = "s3cret-key";
+    let dir = adapter();
+    let adapter_dir = dir.parent().unwrap().to_str().unwrap();
     let args = [
         "--parallel",
         "1",
@@ -232,6 +234,8 @@ fn errors_and_limits_match_the_native_server() {
         key,
         "--max-body",
         "4096",
+        "--adapter-dir",
+        adapter_dir,
     ];
     let chat = "/v1/chat/completions";
     let k = Some(key);
@@ -273,7 +277,7 @@ fn errors_and_limits_match_the_native_server() {
     let load = |name: &str, path: &str| json!({"name": name, "path": path}).to_string();
     let e = api_error(
         post(a, adapters, k, &load("uc", "/no/such/adapter.gguf")),
-        400,
+        403,
     );
     assert_eq!(e["param"], "path");
     let (status, body) = post(a, adapters, k, &load("uc", path.to_str().unwrap()));

@@ -2,7 +2,7 @@
 
 use super::common::{resolve_model, BackendArgs};
 use anyhow::Context;
-use srl_runtime::server::{serve, ServeConfig};
+use srl_runtime::server::{is_loopback, serve, ServeConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -18,6 +18,9 @@ pub struct Args {
     /// Load a LoRA adapter as NAME=PATH (or PATH: named after its file); requests pick it with "model": NAME; repeatable
     #[arg(long, value_name = "NAME=PATH")]
     lora: Vec<String>,
+    /// Let clients load adapters at run time (POST /v1/adapters) from this directory only; repeatable [default: run-time loading off]
+    #[arg(long, value_name = "DIR")]
+    adapter_dir: Vec<PathBuf>,
     /// Scale of the adapters loaded with --lora (1 = as trained)
     #[arg(long, default_value_t = 1.0)]
     lora_scale: f32,
@@ -36,9 +39,12 @@ pub struct Args {
     /// Context of each slot, in tokens (prompt + completion)
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
-    /// Require 'Authorization: Bearer KEY' (also read from $SRL_API_KEY)
+    /// Require 'Authorization: Bearer KEY' (also read from $SRL_API_KEY); needed with a --host beyond loopback
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
+    /// Serve a --host beyond loopback without an API key: anyone who reaches it can use it
+    #[arg(long, conflicts_with = "api_key")]
+    no_api_key: bool,
     /// Worker threads [default: all cores]
     #[arg(short, long, default_value_t = 0, hide_default_value = true)]
     threads: usize,
@@ -79,22 +85,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         queue: a.queue,
         ctx: a.ctx,
         api_key: api_key.clone(),
+        no_api_key: a.no_api_key,
+        adapter_dirs: a.adapter_dir.clone(),
         threads: a.threads,
         max_body: a.max_body,
         log_requests: a.log_requests,
     };
-    let loopback = matches!(a.host.as_str(), "127.0.0.1" | "localhost" | "::1");
-    let keyed = api_key.as_deref().is_some_and(|k| !k.is_empty());
+    let open = !is_loopback(&a.host) && api_key.as_deref().is_none_or(|k| k.is_empty());
     let (parallel, backend) = (a.parallel, a.backend.backend);
     serve(config, |addr, ctx| {
+        if open {
+            eprintln!(
+                "srl serve: warning: --no-api-key: anyone who reaches http://{addr} can use \
+                 this server"
+            );
+        }
         eprintln!(
             "srl serve: {} on the {backend} backend with {parallel} slots of {ctx} tokens, \
              listening on http://{addr}",
             model.display()
         );
-        if !loopback && !keyed {
-            eprintln!("warning: listening beyond this machine without --api-key");
-        }
     })
     .with_context(|| format!("cannot serve {}", model.display()))
 }

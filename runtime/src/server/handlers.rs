@@ -455,8 +455,12 @@ async fn load_adapter_inner(st: &Arc<AppState>, body: BodyBytes) -> Result<Respo
     if !scale.is_finite() {
         return Err(ApiError::invalid_param("scale", "'scale' must be a number"));
     }
+    // Resolved inside the allowed directories before anything is opened.
+    let path = st.adapter_dirs.resolve(&req.path).map_err(|why| {
+        ApiError::new(StatusCode::FORBIDDEN, "permission_error", why.message()).param("path")
+    })?;
     let st2 = st.clone();
-    let (name, path) = (req.name.clone(), std::path::PathBuf::from(&req.path));
+    let name = req.name.clone();
     let adapter =
         tokio::task::spawn_blocking(move || st2.scheduler.load_adapter(&name, &path, scale))
             .await

@@ -11,6 +11,7 @@
 //! side (tokio + axum) only parses, tokenizes and streams, the same for
 //! every backend.
 
+pub mod adapter_dirs;
 pub mod adapters;
 pub mod decoder;
 pub mod errors;
@@ -26,6 +27,7 @@ pub mod scheduler;
 
 use crate::backend::BackendKind;
 use crate::generate::Engine;
+use adapter_dirs::AdapterDirs;
 use adapters::{valid_name, Adapter, Registry};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
@@ -61,6 +63,11 @@ pub struct ServeConfig {
     /// Context of each slot, in tokens.
     pub ctx: usize,
     pub api_key: Option<String>,
+    /// Serve beyond loopback without an API key (the operator said so).
+    pub no_api_key: bool,
+    /// Directories `POST /v1/adapters` may load from (none: run-time
+    /// loading is off).
+    pub adapter_dirs: Vec<PathBuf>,
     /// Worker threads of the forward pass (0 = all cores).
     pub threads: usize,
     /// Largest request body, in bytes.
@@ -85,6 +92,8 @@ impl Default for ServeConfig {
             queue: 64,
             ctx: 4096,
             api_key: None,
+            no_api_key: false,
+            adapter_dirs: Vec::new(),
             threads: 0,
             max_body: 4 << 20,
             log_requests: false,
@@ -100,6 +109,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub model_id: String,
     pub api_key: Option<String>,
+    pub adapter_dirs: AdapterDirs,
     /// Start time (seconds since the epoch), the models' `created`.
     pub started: u64,
     pub log_requests: bool,
@@ -129,6 +139,15 @@ pub fn serve(
             "--ctx must be at least 16 tokens".into(),
         ));
     }
+    let api_key = config.api_key.clone().filter(|k| !k.is_empty());
+    if !is_loopback(&config.host) && api_key.is_none() && !config.no_api_key {
+        return Err(ServeError::Config(format!(
+            "--host {} serves beyond this machine: give --api-key KEY (or $SRL_API_KEY), \
+             or --no-api-key to serve without one",
+            config.host
+        )));
+    }
+    let adapter_dirs = AdapterDirs::new(&config.adapter_dirs)?;
     let engine = Arc::new(Engine::load(&config.model, config.threads)?);
     let model_id = config
         .model_id
@@ -182,7 +201,8 @@ pub fn serve(
         adapters: registry,
         metrics,
         model_id,
-        api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+        api_key,
+        adapter_dirs,
         started: openai::now_s(),
         log_requests: config.log_requests,
     });
@@ -208,6 +228,14 @@ pub fn serve(
         axum::serve(listener, app).await?;
         Ok(())
     })
+}
+
+/// Whether `host` is this machine only (IPv4 or IPv6 loopback).
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Refuses a name an adapter given at start cannot have.

@@ -233,7 +233,7 @@ impl GgufFile {
         if magic != GGUF_MAGIC {
             return Err(ModelError::format(
                 path,
-                format!("not a GGUF file: magic is {magic:02x?}, expected \"GGUF\""),
+                "not a GGUF file: it does not start with \"GGUF\"",
             ));
         }
         let version = c.u32("version")?;
