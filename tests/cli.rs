@@ -473,14 +473,25 @@ fn quantize_converts_between_types() {
         &srl(&["quantize", ms, os, "--type", "q9_9"]),
         "unknown type 'q9_9'",
     );
+    // An existing output is kept unless --overwrite says otherwise.
+    let before = std::fs::read(&out).unwrap();
     fails_with(
-        &srl(&["quantize", ms, os, "--type", "q8_K"]),
+        &srl(&["quantize", ms, os, "--type", "q4_0"]),
+        "q8.gguf exists: give --overwrite",
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    let ow = "--overwrite";
+    fails_with(
+        &srl(&["quantize", ms, os, "--type", "q8_K", ow]),
         "cannot quantize to q8_K",
     );
     fails_with(
-        &srl(&["quantize", dir.to_str().unwrap(), os, "--type", "q8_0"]),
+        &srl(&["quantize", dir.to_str().unwrap(), os, "--type", "q8_0", ow]),
         "not supported yet",
     );
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    ok(&srl(&["quantize", ms, os, "--type", "q4_0", ow]));
+    assert_ne!(std::fs::read(&out).unwrap(), before);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -58,6 +58,18 @@ fn data_build_writes_instances_and_a_summary() {
     );
     let lines = instances(&out);
     assert_eq!(lines.len(), 11);
+    // A second build into the same file is refused unless --overwrite.
+    let again = [
+        "data",
+        "build",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        &out_s,
+    ];
+    fails_with(&srl(&again), "steps.jsonl exists: give --overwrite");
+    assert_eq!(instances(&out).len(), 11);
+    ok(&srl(&[&again[..], &["--skip-bad", "--overwrite"]].concat()));
     assert_eq!(lines[0]["id"], "sum:1");
     assert_eq!(lines[6]["hint"], "Double");
     assert_eq!(lines[10]["format"], "agentic");
@@ -72,6 +84,7 @@ fn data_build_writes_instances_and_a_summary() {
         "--out",
         &out_s,
         "--skip-bad",
+        "--overwrite",
         "--drop-last",
         "--format",
         "math",
@@ -99,6 +112,7 @@ fn data_build_writes_instances_and_a_summary() {
         "--out",
         &out_s,
         "--skip-bad",
+        "--overwrite",
         "--window",
         "1",
     ]));

@@ -157,6 +157,18 @@ fn train_resume_generate_and_merge() {
     ]));
     let info = ok(&srl(&["info", merged.to_str().unwrap()]));
     assert!(info.contains("llama"), "{info}");
+    // The merged model is not replaced unless asked.
+    let again = [
+        "merge",
+        "--model",
+        m,
+        "--lora",
+        o,
+        "--out",
+        merged.to_str().unwrap(),
+    ];
+    fails_with(&srl(&again), "merged.gguf exists: give --overwrite");
+    ok(&srl(&[&again[..], &["--overwrite"]].concat()));
 }
 
 #[test]
@@ -301,4 +313,76 @@ fn ctrl_c_saves_a_final_checkpoint() {
     assert!(done < 100000);
     common::assert_interrupted_at(&run, &out, done);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sequence of the bug report: a finished run, then a new run into the
+/// same folder. It used to leave the new run's adapter beside the old run's
+/// checkpoints, lose the finished adapter and fail. Now the second command is
+/// refused and changes nothing; with --overwrite the folder holds only the
+/// new run, and the old one is gone once the new checkpoint is complete.
+#[test]
+fn a_new_run_never_destroys_a_finished_one() {
+    let dir = temp("rerun");
+    let m = model();
+    let m = m.to_str().unwrap();
+    let data = sample(&dir, "train.jsonl", 4);
+    let out = dir.join("runs/a");
+    let o = out.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "sft", "--model", m, "--data", d, "--out", o];
+        args.extend([
+            "--rank",
+            "2",
+            "--num-layers",
+            "1",
+            "--max-len",
+            "64",
+            "-t",
+            "2",
+        ]);
+        args.extend(extra);
+        srl(&args)
+    };
+    let state = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("trainer_state.json")).unwrap())
+            .unwrap()
+    };
+    let checkpoints = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    ok(&run(&["--max-steps", "10", "--save-every", "2"]));
+    assert_eq!(state()["step"], 10);
+    let before = checkpoints();
+    assert_eq!(before, ["step-000008", "step-000010"]);
+    let adapter = std::fs::read(out.join("adapter_model.safetensors")).unwrap();
+
+    // Same folder, no --resume: refused, naming the folder and both ways out.
+    let again = run(&["--max-steps", "1"]);
+    fails_with(&again, "runs/a holds another run");
+    fails_with(&again, "--resume");
+    fails_with(&again, "--overwrite");
+    assert_eq!(state()["step"], 10);
+    assert_eq!(checkpoints(), before);
+    assert_eq!(
+        std::fs::read(out.join("adapter_model.safetensors")).unwrap(),
+        adapter
+    );
+
+    // --overwrite: only the new run remains, the old one moved aside and then
+    // removed with the new run's first checkpoint.
+    ok(&run(&["--max-steps", "1", "--overwrite"]));
+    assert_eq!(state()["step"], 1);
+    assert_eq!(checkpoints(), ["step-000001"]);
+    let left: Vec<String> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["a"]);
+    std::fs::remove_dir_all(&dir).ok();
 }

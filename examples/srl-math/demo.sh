@@ -41,18 +41,18 @@ start=$(date +%s)
 evaluate base
 
 echo "== SFT"
-"$SRL" train sft --data "$DATA/train.jsonl" --out "$OUT/sft" --epochs 1 --batch-size 4 \
+"$SRL" train sft --data "$DATA/train.jsonl" --out "$OUT/sft" --overwrite --epochs 1 --batch-size 4 \
     --lr 5e-4 --save-every 0 --eval-every 0 "${ADAPTER[@]}"
 evaluate sft "$OUT/sft"
 
 echo "== SRL"
-"$SRL" train srl --data "$DATA/train.jsonl" --out "$OUT/srl" --max-steps "$SRL_STEPS" \
+"$SRL" train srl --data "$DATA/train.jsonl" --out "$OUT/srl" --overwrite --max-steps "$SRL_STEPS" \
     --batch-size 2 --group-size 8 --max-new-tokens 40 --lr 1e-3 --save-every 10 \
     "${FORMAT[@]}" "${ADAPTER[@]}"
 evaluate srl "$OUT/srl"
 
 echo "== SRL -> RLVR"
-"$SRL" train rlvr --data "$DATA/train.jsonl" --out "$OUT/srl-rlvr" --init-adapter "$OUT/srl" \
+"$SRL" train rlvr --data "$DATA/train.jsonl" --out "$OUT/srl-rlvr" --overwrite --init-adapter "$OUT/srl" \
     --max-steps "$RLVR_STEPS" --batch-size 2 --group-size 8 --max-new-tokens 64 --lr 2e-4 \
     --sampling-bound 6 --save-every 4 "${FORMAT[@]}" "${ADAPTER[@]}"
 evaluate srl-rlvr "$OUT/srl-rlvr"

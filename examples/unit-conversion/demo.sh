@@ -19,6 +19,6 @@ answer() { # TASK [LORA]
 echo "== before"
 while read -r t; do echo "### $t"; answer "$t"; echo; done < <(tasks)
 echo "== training"
-"$SRL" train sft --config examples/unit-conversion/train.toml --out "$OUT" -t "$THREADS"
+"$SRL" train sft --config examples/unit-conversion/train.toml --out "$OUT" --overwrite -t "$THREADS"
 echo "== after"
 while read -r t; do echo "### $t"; answer "$t" "$OUT"; echo; done < <(tasks)

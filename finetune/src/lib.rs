@@ -20,3 +20,6 @@ pub mod sft;
 pub mod similarity;
 pub mod steps;
 pub mod train_config;
+pub mod train_error;
+
+pub use train_error::TrainError;

@@ -22,23 +22,17 @@ mod srl_task;
 pub use rlvr_task::{read_problems, RlvrTask, RLVR_SYSTEM_PROMPT};
 pub use srl_task::SrlTask;
 
-use crate::adapter_files::write_adapter_folder;
-use crate::checkpoint::{
-    list_checkpoints, save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE,
-};
+use crate::checkpoint::{list_checkpoints, Progress};
 use crate::grpo::{group_advantages, mean_std, token_term};
-use crate::metrics::{metric_points, read_metrics};
-use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
-use crate::plot::{write_svg_plot, Series};
-use crate::run_start::{open_metrics, schedule, start_run};
-use crate::sft::{DataOrder, TrainError};
+use crate::optimizer::{clip_grad_norm, grad_norm};
+use crate::run_start::{open_metrics, schedule, start_run, RunMode};
+use crate::sft::DataOrder;
 use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
+use crate::train_error::TrainError;
 use serde_json::json;
 use srl_models::lora_params::mix64;
-use srl_models::{
-    ActiveLora, LoraAdapter, LoraParams, Model, ModelError, PassOptions, TrainScratch,
-};
+use srl_models::{ActiveLora, LoraAdapter, PassOptions, TrainScratch};
 use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,12 +165,13 @@ pub fn train_rl(
     engine: &mut Engine,
     task: &dyn RlTask,
     config: TrainConfig,
-    resume: bool,
+    mode: RunMode,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(RlEvent),
 ) -> Result<RlOutcome, TrainError> {
-    let run = start_run(&engine.model, config, resume, task.name())?;
+    let run = start_run(&engine.model, config, mode, task.name())?;
     let (config, mut params, mut opt) = (run.config, run.params, run.optimizer);
+    let mut checkpoints = run.checkpoints;
     let (start, mut position) = (run.step, run.position);
     let out = config.out.clone();
     let rl = config.rl.clone();
@@ -191,8 +186,12 @@ pub fn train_rl(
     let mut prompts: Vec<(usize, Vec<u32>)> = Vec::new();
     let mut too_long = 0;
     for i in 0..task.len() {
-        let ids = prompt_ids(engine, &task.messages(i), &format)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", task.id(i))))?;
+        let ids = prompt_ids(engine, &task.messages(i), &format).map_err(|source| {
+            TrainError::Prompt {
+                id: task.id(i).to_string(),
+                source,
+            }
+        })?;
         if ids.len() + rl.max_new_tokens + 1 > n_ctx {
             too_long += 1;
         } else {
@@ -213,7 +212,7 @@ pub fn train_rl(
             .max(1.0) as u64,
     };
     let schedule = schedule(&config, total);
-    let mut metrics = open_metrics(&out, resume, start)?;
+    let mut metrics = open_metrics(&out, mode, start)?;
     on_event(RlEvent::Start {
         step: start,
         total_steps: total,
@@ -239,19 +238,17 @@ pub fn train_rl(
         // at the end, and when stopped (of the last complete update).
         let due = done || (config.save_every > 0 && step % config.save_every == 0);
         if due && step > start && saved_at != Some(step) {
-            last_checkpoint = Some(checkpoint(
-                &out,
-                task,
-                &config,
+            let at = Progress {
                 step,
-                total,
-                position,
-                last_reward,
-                &params,
-                &opt,
-                &engine.model,
-                on_event,
-            )?);
+                total_steps: total,
+                epoch: position as f64 / task.len().max(1) as f64,
+                last_loss: last_reward.map(|r: f64| -r),
+                last_valid_loss: None,
+                data_position: position,
+            };
+            let dir = checkpoints.write(at, &config, &params, &opt, &engine.model)?;
+            on_event(RlEvent::Checkpoint { step, dir: &dir });
+            last_checkpoint = Some(dir);
             saved_at = Some(step);
         }
         if done {
@@ -293,7 +290,10 @@ pub fn train_rl(
             position += 1;
             let group = engine
                 .rollouts_of(&policy, prompt, rl.group_size, &gen, &format)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", task.id(*i))))?;
+                .map_err(|source| TrainError::Rollout {
+                    id: task.id(*i).to_string(),
+                    source,
+                })?;
             sampled += 1;
             let scores: Vec<Score> = group
                 .samples
@@ -341,7 +341,7 @@ pub fn train_rl(
                 });
                 continue;
             }
-            return Err(TrainError::Config(format!(
+            return Err(TrainError::NoSignal(format!(
                 "update {}: {EMPTY_UPDATES_BEFORE_STOP} times in a row, all {sampled} groups \
                  sampled were dropped (their {} rollouts' rewards did not differ: mean reward \
                  {:.3}, {failures} format failures); the model gets no signal from this data. {}",
@@ -513,55 +513,4 @@ pub fn train_rl(
         interrupted,
         out,
     })
-}
-
-/// Saves a checkpoint and puts its adapter, state and plot at the top of
-/// the run folder.
-#[allow(clippy::too_many_arguments)]
-fn checkpoint(
-    out: &Path,
-    task: &dyn RlTask,
-    config: &TrainConfig,
-    step: u64,
-    total: u64,
-    position: u64,
-    last_reward: Option<f64>,
-    params: &LoraParams,
-    opt: &AdamW,
-    model: &Model,
-    on_event: &mut dyn FnMut(RlEvent),
-) -> Result<PathBuf, TrainError> {
-    let state = TrainerState {
-        step,
-        total_steps: total,
-        epoch: position as f64 / task.len().max(1) as f64,
-        trainer: task.name().into(),
-        last_loss: last_reward.map(|r| -r),
-        last_valid_loss: None,
-        base_model: model.files.path().display().to_string(),
-        base_arch: model.config.arch.name().into(),
-        srl_version: env!("CARGO_PKG_VERSION").into(),
-        config: config.clone(),
-        data_position: position,
-    };
-    let dir = save_checkpoint(out, &state, params, opt, model, config.keep_checkpoints)?;
-    write_adapter_folder(out, params, model)?;
-    write_state(&out.join(STATE_FILE), &state)?;
-    let bytes = std::fs::read(dir.join(OPTIMIZER_FILE)).map_err(|e| ModelError::io(&dir, e))?;
-    crate::atomic_file::write_atomic(&out.join(OPTIMIZER_FILE), &bytes)?;
-    let records = read_metrics(&out.join("metrics.jsonl"))?;
-    let mut series = vec![Series::new(
-        "reward (mean)",
-        metric_points(&records, "reward_mean"),
-    )];
-    if task.name() == "srl" {
-        series.push(Series::new(
-            "similarity (mean, well-formed)",
-            metric_points(&records, "similarity_mean"),
-        ));
-    }
-    let title = format!("{} rewards", task.name().to_uppercase());
-    write_svg_plot(&out.join("reward.svg"), &title, &series, "update", "reward")?;
-    on_event(RlEvent::Checkpoint { step, dir: &dir });
-    Ok(dir)
 }

@@ -9,13 +9,10 @@
 //! seeded shuffle per epoch and dropout masks derive from (seed, step), so a
 //! resumed run continues exactly as if it had never stopped.
 
-use crate::adapter_files::write_adapter_folder;
-use crate::checkpoint::{save_checkpoint, write_state, TrainerState, OPTIMIZER_FILE, STATE_FILE};
+use crate::checkpoint::Progress;
 use crate::data::Example;
-use crate::metrics::{metric_points, read_metrics};
-use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
-use crate::plot::{write_svg_plot, Series};
-use crate::run_start::{open_metrics, schedule, start_run};
+use crate::optimizer::{clip_grad_norm, grad_norm};
+use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
@@ -24,20 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Why a run stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error("{0}")]
-    Config(String),
-    #[error("the loss became {loss} at step {step}; stopped (the last checkpoint{}) is kept)", .checkpoint.as_ref().map(|p| format!(", {}", p.display())).unwrap_or_default())]
-    NonFinite {
-        step: u64,
-        loss: f64,
-        checkpoint: Option<PathBuf>,
-    },
-}
+pub use crate::train_error::TrainError;
 
 /// What the trainer reports as it goes (the command line draws it).
 pub enum Event<'a> {
@@ -186,12 +170,12 @@ pub fn train_sft(
     config: TrainConfig,
     train: &[Example],
     valid: &[Example],
-    resume: bool,
+    mode: RunMode,
     pool: &rayon::ThreadPool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, TrainError> {
     let never = AtomicBool::new(false);
-    train_sft_until(model, config, train, valid, resume, pool, &never, on_event)
+    train_sft_until(model, config, train, valid, mode, pool, &never, on_event)
 }
 
 /// [`train_sft`] that also stops when `stop` is set (Ctrl-C), after the
@@ -202,7 +186,7 @@ pub fn train_sft_until(
     config: TrainConfig,
     train: &[Example],
     valid: &[Example],
-    resume: bool,
+    mode: RunMode,
     pool: &rayon::ThreadPool,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
@@ -213,12 +197,13 @@ pub fn train_sft_until(
             "no training example has target tokens".into(),
         ));
     }
-    let run = start_run(model, config, resume, "sft")?;
+    let run = start_run(model, config, mode, "sft")?;
     let (config, mut params, mut opt, start) = (run.config, run.params, run.optimizer, run.step);
+    let mut checkpoints = run.checkpoints;
     let out = config.out.clone();
     let total = total_steps(&config, train.len());
     let schedule = schedule(&config, total);
-    let mut metrics = open_metrics(&out, resume, start)?;
+    let mut metrics = open_metrics(&out, mode, start)?;
     on_event(Event::Start {
         step: start,
         total_steps: total,
@@ -238,7 +223,7 @@ pub fn train_sft_until(
     let mut first_valid = None;
     let mut last_valid = None;
     let mut last_checkpoint = crate::checkpoint::list_checkpoints(&out).pop().map(|c| c.1);
-    if !resume && !valid.is_empty() {
+    if mode != RunMode::Resume && !valid.is_empty() {
         let v = eval_loss(model, Some(&params), valid, pool)?;
         metrics.write(0, &json!({ "valid_loss": v }))?;
         on_event(Event::Valid { step: 0, loss: v });
@@ -329,28 +314,23 @@ pub fn train_sft_until(
         done_steps = done;
         epoch = report.epoch;
         if last || (config.save_every > 0 && done % config.save_every == 0) {
-            let ck = Saved {
+            let at = progress(done, total, epoch, last_loss, last_valid, per_step);
+            let dir = checkpoints.write(at, &config, &params, &opt, model)?;
+            on_event(Event::Checkpoint {
                 step: done,
-                total,
-                epoch,
-                last_loss,
-                last_valid,
-                per_step,
-            };
-            last_checkpoint = Some(save(&out, &config, &ck, &params, &opt, model, on_event)?);
+                dir: &dir,
+            });
+            last_checkpoint = Some(dir);
             saved_at = Some(done);
         }
     }
     if interrupted && done_steps > start && saved_at != Some(done_steps) {
-        let ck = Saved {
+        let at = progress(done_steps, total, epoch, last_loss, last_valid, per_step);
+        let dir = checkpoints.write(at, &config, &params, &opt, model)?;
+        on_event(Event::Checkpoint {
             step: done_steps,
-            total,
-            epoch,
-            last_loss,
-            last_valid,
-            per_step,
-        };
-        save(&out, &config, &ck, &params, &opt, model, on_event)?;
+            dir: &dir,
+        });
     }
     Ok(Outcome {
         steps: done_steps,
@@ -362,74 +342,23 @@ pub fn train_sft_until(
     })
 }
 
-/// Where a run stands when it saves.
-struct Saved {
+/// Where the run stands after `step` steps of `per_step` examples.
+fn progress(
     step: u64,
     total: u64,
     epoch: f64,
     last_loss: Option<f64>,
     last_valid: Option<f64>,
     per_step: u64,
-}
-
-/// Writes a checkpoint and publishes it at the top of the run folder.
-fn save(
-    out: &Path,
-    config: &TrainConfig,
-    at: &Saved,
-    params: &LoraParams,
-    opt: &AdamW,
-    model: &Model,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<PathBuf, TrainError> {
-    let state = TrainerState {
-        step: at.step,
-        total_steps: at.total,
-        epoch: at.epoch,
-        trainer: "sft".into(),
-        last_loss: at.last_loss,
-        last_valid_loss: at.last_valid,
-        base_model: model.files.path().display().to_string(),
-        base_arch: model.config.arch.name().into(),
-        srl_version: env!("CARGO_PKG_VERSION").into(),
-        config: config.clone(),
-        data_position: at.step * at.per_step,
-    };
-    let dir = save_checkpoint(out, &state, params, opt, model, config.keep_checkpoints)?;
-    publish(out, &dir, &state, params, model)?;
-    on_event(Event::Checkpoint {
-        step: at.step,
-        dir: &dir,
-    });
-    Ok(dir)
-}
-
-/// Puts the latest checkpoint's adapter at the top of the run folder (PEFT
-/// files and adapter.gguf), with its state, optimizer and the loss plot.
-fn publish(
-    out: &Path,
-    dir: &Path,
-    state: &TrainerState,
-    params: &LoraParams,
-    model: &Model,
-) -> Result<(), ModelError> {
-    write_adapter_folder(out, params, model)?;
-    write_state(&out.join(STATE_FILE), state)?;
-    let opt = std::fs::read(dir.join(OPTIMIZER_FILE)).map_err(|e| ModelError::io(dir, e))?;
-    crate::atomic_file::write_atomic(&out.join(OPTIMIZER_FILE), &opt)?;
-    let records = read_metrics(&out.join("metrics.jsonl"))?;
-    let series = vec![
-        Series {
-            name: "train loss".into(),
-            points: metric_points(&records, "loss"),
-        },
-        Series {
-            name: "valid loss".into(),
-            points: metric_points(&records, "valid_loss"),
-        },
-    ];
-    write_svg_plot(&out.join("loss.svg"), "SFT loss", &series, "step", "loss")?;
-    Ok(())
+) -> Progress {
+    Progress {
+        step,
+        total_steps: total,
+        epoch,
+        last_loss,
+        last_valid_loss: last_valid,
+        data_position: step * per_step,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use srl_finetune::data::Example;
 use srl_finetune::metrics::read_metrics;
+use srl_finetune::run_start::RunMode;
 use srl_finetune::sft::{train_sft, Event, TrainError};
 use srl_finetune::train_config::TrainConfig;
 use srl_models::testing::{TinySpec, TinyWeights};
@@ -89,7 +90,7 @@ fn resume_reproduces_the_uninterrupted_run() {
         config(&a),
         &train,
         &valid,
-        false,
+        RunMode::New,
         &pool,
         &mut |_| {},
     )
@@ -106,7 +107,7 @@ fn resume_reproduces_the_uninterrupted_run() {
         config(&b),
         &train,
         &valid,
-        false,
+        RunMode::New,
         &pool,
         &mut |_| {},
     )
@@ -117,11 +118,19 @@ fn resume_reproduces_the_uninterrupted_run() {
     let mut started = None;
     let mut cfg = config(&b);
     cfg.lr = 123.0; // ignored: a resumed run keeps its own settings
-    train_sft(&model, cfg, &train, &valid, true, &pool, &mut |e| {
-        if let Event::Start { step, .. } = e {
-            started = Some(step)
-        }
-    })
+    train_sft(
+        &model,
+        cfg,
+        &train,
+        &valid,
+        RunMode::Resume,
+        &pool,
+        &mut |e| {
+            if let Event::Start { step, .. } = e {
+                started = Some(step)
+            }
+        },
+    )
     .unwrap();
     assert_eq!(started, Some(2));
     assert_eq!(
@@ -162,7 +171,16 @@ fn a_non_finite_loss_stops_and_keeps_the_checkpoint() {
     cfg.max_grad_norm = 0.0;
     cfg.save_every = 1;
     cfg.valid = None;
-    let err = train_sft(&model, cfg, &examples(10), &[], false, &pool, &mut |_| {}).unwrap_err();
+    let err = train_sft(
+        &model,
+        cfg,
+        &examples(10),
+        &[],
+        RunMode::New,
+        &pool,
+        &mut |_| {},
+    )
+    .unwrap_err();
     let TrainError::NonFinite {
         step, checkpoint, ..
     } = &err

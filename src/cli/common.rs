@@ -122,3 +122,15 @@ impl SamplingArgs {
         }
     }
 }
+
+/// Refuses to replace a file or folder the user already has unless they
+/// said so (`--overwrite`); the writers then replace it atomically.
+pub fn check_overwrite(path: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
+    if path.exists() && !overwrite {
+        anyhow::bail!(
+            "{} exists: give --overwrite to replace it, or another output path",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -47,12 +47,16 @@ pub struct BuildArgs {
     /// Count and skip malformed lines instead of stopping at the first
     #[arg(long)]
     skip_bad: bool,
+    /// Replace --out if it exists
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Skipped lines printed one by one; the rest only counted.
 const SHOW_SKIPPED: usize = 10;
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
+    super::common::check_overwrite(&a.out, a.overwrite)?;
     let opts = BuildOptions {
         format: a.format.map(|f| match f {
             FormatArg::Math => Format::Math,

@@ -26,6 +26,9 @@ pub struct Args {
     /// Type of the merged matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K [default: each tensor's own]
     #[arg(long = "type", value_name = "TYPE")]
     ty: Option<String>,
+    /// Replace --out if it exists
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.ty.as_deref()
             .map(|t| GgmlType::from_name(t).ok_or_else(|| anyhow::anyhow!("unknown type '{t}'")))
             .transpose()?;
+    super::common::check_overwrite(&a.out, a.overwrite)?;
     let path = resolve_model(a.model.as_ref())?;
     let model =
         Model::open(&path).with_context(|| format!("cannot load model {}", path.display()))?;

@@ -16,11 +16,15 @@ pub struct Args {
     /// Target type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K
     #[arg(long = "type", value_name = "TYPE")]
     ty: String,
+    /// Replace OUTPUT if it exists
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let ty =
         GgmlType::from_name(&a.ty).ok_or_else(|| anyhow::anyhow!("unknown type '{}'", a.ty))?;
+    super::common::check_overwrite(&a.output, a.overwrite)?;
     let mut log = |line: &str| eprintln!("{line}");
     let s = if a.input.is_dir() {
         if !a.input.join("config.json").exists() {

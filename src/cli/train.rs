@@ -7,6 +7,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use srl_finetune::checkpoint::{list_checkpoints, TrainerState, STATE_FILE};
 use srl_finetune::data::{load_examples, Formatter, LoadOptions};
+use srl_finetune::run_start::RunMode;
 use srl_finetune::sft::{train_sft_until, Event};
 use srl_finetune::train_config::TrainConfig;
 use srl_runtime::Engine;
@@ -52,6 +53,9 @@ pub struct SftArgs {
     /// Continue the run in DIR from its last checkpoint, with its settings
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Replace the run already in --out (it is kept until the new run's first checkpoint is complete)
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Settings from a TOML or YAML file (keys as the long flags, with _)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -145,6 +149,15 @@ pub struct SftArgs {
 }
 
 impl SftArgs {
+    /// New, resumed or replacing (`--resume`, `--overwrite`).
+    pub fn run_mode(&self) -> RunMode {
+        match (&self.resume, self.overwrite) {
+            (Some(_), _) => RunMode::Resume,
+            (None, true) => RunMode::Overwrite,
+            (None, false) => RunMode::New,
+        }
+    }
+
     /// The settings: defaults < config file (or the resumed run's) < flags.
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
         let c = self.config_unchecked()?;
@@ -261,7 +274,7 @@ fn sft(a: SftArgs) -> anyhow::Result<()> {
         config,
         &train,
         &valid,
-        a.resume.is_some(),
+        a.run_mode(),
         &engine.pool,
         &stop,
         &mut |ev| match ev {

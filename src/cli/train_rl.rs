@@ -139,7 +139,7 @@ pub fn run(a: RlArgs, trainer: Trainer) -> anyhow::Result<()> {
         &mut engine,
         task.as_ref(),
         config,
-        a.common.resume.is_some(),
+        a.common.run_mode(),
         &stop,
         &mut |ev| {
             match ev {
