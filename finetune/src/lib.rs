@@ -16,6 +16,7 @@ pub mod plot;
 pub mod rl;
 pub mod run_start;
 pub mod schedule;
+pub mod seeds;
 pub mod sft;
 pub mod similarity;
 pub mod steps;

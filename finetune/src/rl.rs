@@ -26,12 +26,12 @@ use crate::checkpoint::{list_checkpoints, Progress};
 use crate::grpo::{group_advantages, mean_std, token_term};
 use crate::optimizer::{clip_grad_norm, grad_norm};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
+use crate::seeds::{seed_for, Purpose};
 use crate::sft::DataOrder;
 use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
 use serde_json::json;
-use srl_models::lora_params::mix64;
 use srl_models::{ActiveLora, LoraAdapter, PassOptions, TrainScratch};
 use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
@@ -281,7 +281,7 @@ pub fn train_rl(
                     top_k: 0,
                     top_p: rl.top_p,
                     min_p: 0.0,
-                    seed: mix64(config.seed ^ mix64(position.wrapping_add(0x5A3D))),
+                    seed: seed_for(config.seed, Purpose::Rollouts { position }),
                     ..SamplerConfig::default()
                 },
                 stop: Vec::new(),
@@ -444,8 +444,12 @@ pub fn train_rl(
                 if weights.iter().all(|&w| w == 0.0) {
                     continue;
                 }
-                let seed =
-                    mix64(config.seed ^ mix64((step * 64 + it as u64) * 1_000_003 + k as u64));
+                let pass = Purpose::RlDropout {
+                    update: step,
+                    inner: it as u64,
+                    rollout: k as u64,
+                };
+                let seed = seed_for(config.seed, pass);
                 model.weighted_nll_with(
                     tokens,
                     &weights,

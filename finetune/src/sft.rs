@@ -13,6 +13,7 @@ use crate::checkpoint::Progress;
 use crate::data::Example;
 use crate::optimizer::{clip_grad_norm, grad_norm};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
+use crate::seeds::{seed_for, Purpose};
 use crate::train_config::TrainConfig;
 use serde_json::json;
 use srl_models::lora_params::mix64;
@@ -104,7 +105,7 @@ impl DataOrder {
     pub(crate) fn at(&mut self, k: u64) -> usize {
         let epoch = k / self.n as u64;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let seed = mix64(self.seed ^ mix64(epoch.wrapping_add(0xE90C)));
+            let seed = seed_for(self.seed, Purpose::EpochOrder { epoch });
             self.epoch = Some((epoch, permutation(self.n, seed)));
         }
         let (_, perm) = self.epoch.as_ref().expect("just set");
@@ -248,7 +249,8 @@ pub fn train_sft_until(
         let (mut loss, mut tokens) = (0.0f64, 0usize);
         for (i, e) in batch.iter().enumerate() {
             let w = weights_of(e, norm as f64);
-            let seed = mix64(config.seed ^ mix64(step * 1_000_003 + i as u64));
+            let example = i as u64;
+            let seed = seed_for(config.seed, Purpose::Dropout { step, example });
             let r = model.weighted_nll_with(
                 &e.tokens,
                 &w,
