@@ -19,7 +19,7 @@ use crate::formats::gguf::{GgufFile, TensorInfo};
 use crate::formats::safetensors::gguf_name_of_hf;
 use crate::layers::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
 use crate::lora_params::LoraParams;
-use crate::transformer::Model;
+use crate::transformer::{linear_slot, Model};
 use srl_quant::{GgmlType, WeightMatrix};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,12 +55,43 @@ pub struct LoraAdapter {
     path: PathBuf,
     file: Option<GgufFile>,
     pub alpha: f32,
-    pairs: HashMap<String, Pair>,
+    /// The adapted weights' base names (`blk.3.attn_q.weight`), sorted, and
+    /// their matrices in the same order.
+    names: Vec<String>,
+    pairs: Vec<Pair>,
+    /// Per linear layer of the model (its [`Linear::slot`]): the index of
+    /// its pair, so a forward pass finds it without a lookup by name. Set
+    /// by [`LoraAdapter::fit`] (or [`LoraAdapter::from_params`]).
+    ///
+    /// [`Linear::slot`]: crate::transformer::Linear::slot
+    slots: Vec<Option<usize>>,
     /// Q/K lora_B rows are in Hugging Face order (PEFT) until fitted to a base.
     hf_rows: bool,
 }
 
 impl LoraAdapter {
+    /// An adapter of `pairs` by base name (not fitted to a model yet).
+    fn new(
+        path: &Path,
+        file: Option<GgufFile>,
+        alpha: f32,
+        pairs: HashMap<String, Pair>,
+        hf_rows: bool,
+    ) -> LoraAdapter {
+        let mut pairs: Vec<(String, Pair)> = pairs.into_iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, pairs) = pairs.into_iter().unzip();
+        LoraAdapter {
+            path: path.to_path_buf(),
+            file,
+            alpha,
+            names,
+            pairs,
+            slots: Vec::new(),
+            hf_rows,
+        }
+    }
+
     /// A GGUF LoRA file, or a PEFT folder (or its adapter_model.safetensors).
     pub fn open(path: &Path) -> Result<LoraAdapter> {
         if path.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
@@ -121,13 +152,7 @@ impl LoraAdapter {
         if pairs.is_empty() {
             return bad("the adapter holds no tensors".into());
         }
-        Ok(LoraAdapter {
-            path: path.to_path_buf(),
-            file: Some(file),
-            alpha,
-            pairs,
-            hf_rows: false,
-        })
+        Ok(LoraAdapter::new(path, Some(file), alpha, pairs, false))
     }
 
     /// A Hugging Face PEFT folder: adapter_config.json (r, lora_alpha,
@@ -226,13 +251,7 @@ impl LoraAdapter {
                 "no complete lora_A / lora_B pairs",
             ));
         }
-        Ok(LoraAdapter {
-            path: dir.to_path_buf(),
-            file: None,
-            alpha: alpha as f32,
-            pairs,
-            hf_rows: true,
-        })
+        Ok(LoraAdapter::new(dir, None, alpha as f32, pairs, true))
     }
 
     /// An adapter made from parameters being trained (f32 copies of A and
@@ -259,13 +278,20 @@ impl LoraAdapter {
                 (t.base_name(), Pair { a, b })
             })
             .collect();
-        LoraAdapter {
-            path: label.to_path_buf(),
-            file: None,
-            alpha: params.config.alpha,
-            pairs,
-            hf_rows: false,
+        let mut adapter = LoraAdapter::new(label, None, params.config.alpha, pairs, false);
+        let slot_of = |t: &crate::LoraTensor| linear_slot(t.layer, t.target);
+        let n = params
+            .tensors
+            .iter()
+            .map(slot_of)
+            .max()
+            .map_or(0, |m| m + 1);
+        adapter.slots = vec![None; n];
+        for t in &params.tensors {
+            let i = adapter.names.binary_search(&t.base_name()).ok();
+            adapter.slots[slot_of(t)] = i;
         }
+        adapter
     }
 
     pub fn path(&self) -> &Path {
@@ -287,7 +313,7 @@ impl LoraAdapter {
                 ));
             }
         }
-        for (base, p) in &self.pairs {
+        for (base, p) in self.names.iter().zip(&self.pairs) {
             let Some(w) = model.files.tensor(base) else {
                 return Err(ModelError::config(
                     &path,
@@ -306,7 +332,7 @@ impl LoraAdapter {
             }
         }
         if self.hf_rows && model.config.rope_style == RopeStyle::Interleaved {
-            for (base, p) in self.pairs.iter_mut() {
+            for (base, p) in self.names.iter().zip(self.pairs.iter_mut()) {
                 if base.contains(".attn_q.") || base.contains(".attn_k.") {
                     if let Mat::Owned { ty, dims, data } = &mut p.b {
                         let row_bytes = ty.row_bytes(dims[0]).expect("f32/f16/bf16 rows");
@@ -322,7 +348,7 @@ impl LoraAdapter {
             && model.config.rope_style == RopeStyle::Halves
         {
             let file = self.file.as_ref();
-            for (base, p) in self.pairs.iter_mut() {
+            for (base, p) in self.names.iter().zip(self.pairs.iter_mut()) {
                 if base.contains(".attn_q.") || base.contains(".attn_k.") {
                     if let Mat::File(t) = &p.b {
                         let data = file.expect("file-backed adapter").tensor_data(t);
@@ -337,12 +363,19 @@ impl LoraAdapter {
             }
         }
         self.hf_rows = false;
+        let linears = model.weights.linears();
+        self.slots = vec![None; linears.clone().map(|l| l.slot + 1).max().unwrap_or(0)];
+        for lin in linears {
+            self.slots[lin.slot] = self.names.binary_search(&lin.weight.name).ok();
+        }
         Ok(())
     }
 
-    /// A and B of the adapted weight `base`.
-    pub(crate) fn matrices(&self, base: &str) -> Option<(WeightMatrix<'_>, WeightMatrix<'_>)> {
-        let p = self.pairs.get(base)?;
+    /// A and B of the linear layer in `slot` ([`Linear::slot`]), if adapted.
+    ///
+    /// [`Linear::slot`]: crate::transformer::Linear::slot
+    pub(crate) fn matrices(&self, slot: usize) -> Option<(WeightMatrix<'_>, WeightMatrix<'_>)> {
+        let p = &self.pairs[(*self.slots.get(slot)?)?];
         Some((self.view(&p.a), self.view(&p.b)))
     }
 

@@ -8,11 +8,12 @@ use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::formats::files::{ModelFiles, TensorRef};
 use crate::kv_cache::KvCache;
-use crate::layers::attention::decode::{attention_segments, Heads, SegmentAttention};
+use crate::layers::attention::decode::{attention_segments, Heads, SeqRows};
 use crate::layers::embedding::embed;
 use crate::layers::norm::rms_norm;
 use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
+use crate::lora_params::Target;
 use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
 use half::f16;
 use srl_quant::{matmul_grouped, GgmlType, QuantizedActivations, WeightMatrix};
@@ -28,6 +29,20 @@ pub struct Linear {
     /// Input features.
     pub cols: usize,
     pub bias: Option<Vec<f32>>,
+    /// Its index among the model's linear layers ([`linear_slot`]): how
+    /// adapters find their matrices for it without a lookup by name.
+    pub slot: usize,
+}
+
+/// The index of a layer's projection among the model's linear layers; the
+/// output head comes after every block's ([`output_slot`]).
+pub fn linear_slot(layer: usize, target: Target) -> usize {
+    layer * Target::ALL.len() + target as usize
+}
+
+/// The output head's [`linear_slot`].
+pub fn output_slot(n_layer: usize) -> usize {
+    n_layer * Target::ALL.len()
 }
 
 impl Linear {
@@ -37,6 +52,7 @@ impl Linear {
         cols: usize,
         rows: usize,
         bias: bool,
+        slot: usize,
     ) -> Result<Linear> {
         let weight = files.require(&format!("{name}.weight"), &[cols, rows])?;
         check_quantizable(files, &weight)?;
@@ -51,6 +67,7 @@ impl Linear {
             rows,
             cols,
             bias,
+            slot,
         })
     }
 
@@ -100,6 +117,17 @@ pub struct Weights {
     pub output_norm: Vec<f32>,
     /// The output head: `output.weight`, or the token embedding when tied.
     pub output: Linear,
+}
+
+impl Weights {
+    /// Every linear layer, block by block, then the output head.
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> + Clone {
+        let blocks = self
+            .layers
+            .iter()
+            .flat_map(|w| [&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down]);
+        blocks.chain(std::iter::once(&self.output))
+    }
 }
 
 /// A loaded model: its files (mapped), resolved config and weight views.
@@ -192,25 +220,24 @@ impl Model {
             files.read_f32(&t)
         };
         let bias = c.arch.has_qkv_bias();
+        let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let mut layers = Vec::with_capacity(c.n_layer);
         for l in 0..c.n_layer {
-            let p = format!("blk.{l}");
+            // (input, output) features and bias of a projection.
+            let lin = |t: Target, cols, rows, bias| {
+                let name = format!("blk.{l}.{}", t.gguf_stem());
+                Linear::load(files, &name, cols, rows, bias, linear_slot(l, t))
+            };
             layers.push(LayerWeights {
-                attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
-                q: Linear::load(files, &format!("{p}.attn_q"), c.n_embd, c.q_dim(), bias)?,
-                k: Linear::load(files, &format!("{p}.attn_k"), c.n_embd, c.kv_dim(), bias)?,
-                v: Linear::load(files, &format!("{p}.attn_v"), c.n_embd, c.kv_dim(), bias)?,
-                o: Linear::load(
-                    files,
-                    &format!("{p}.attn_output"),
-                    c.q_dim(),
-                    c.n_embd,
-                    false,
-                )?,
-                ffn_norm: norm(&format!("{p}.ffn_norm.weight"))?,
-                gate: Linear::load(files, &format!("{p}.ffn_gate"), c.n_embd, c.n_ff, false)?,
-                up: Linear::load(files, &format!("{p}.ffn_up"), c.n_embd, c.n_ff, false)?,
-                down: Linear::load(files, &format!("{p}.ffn_down"), c.n_ff, c.n_embd, false)?,
+                attn_norm: norm(&format!("blk.{l}.attn_norm.weight"))?,
+                q: lin(Target::Q, ce, qd, bias)?,
+                k: lin(Target::K, ce, kvd, bias)?,
+                v: lin(Target::V, ce, kvd, bias)?,
+                o: lin(Target::O, qd, ce, false)?,
+                ffn_norm: norm(&format!("blk.{l}.ffn_norm.weight"))?,
+                gate: lin(Target::Gate, ce, ff, false)?,
+                up: lin(Target::Up, ce, ff, false)?,
+                down: lin(Target::Down, ff, ce, false)?,
             });
         }
         let token_embd = files.require("token_embd.weight", &[c.n_embd, c.vocab_size])?;
@@ -221,9 +248,17 @@ impl Model {
                 rows: c.vocab_size,
                 cols: c.n_embd,
                 bias: None,
+                slot: output_slot(c.n_layer),
             }
         } else {
-            Linear::load(files, "output", c.n_embd, c.vocab_size, false)?
+            Linear::load(
+                files,
+                "output",
+                ce,
+                c.vocab_size,
+                false,
+                output_slot(c.n_layer),
+            )?
         };
         Ok(Weights {
             token_embd,
@@ -448,21 +483,14 @@ impl Model {
                 t0 += n;
             }
             // All sequences' attention in one call (one dispatch per layer).
-            let mut att_rest = &mut s.att[..t_n * qd];
-            let mut q_rest = &s.q[..t_n * qd];
-            let mut calls = Vec::with_capacity(segments.len());
-            for seg in segments.iter() {
-                let (n, pos0) = (seg.tokens.len(), seg.kv.len());
-                let n_pos = pos0 + n;
-                let (out, rest) = std::mem::take(&mut att_rest).split_at_mut(n * qd);
-                att_rest = rest;
-                let (q, rest) = q_rest.split_at(n * qd);
-                q_rest = rest;
-                let (k, v) = seg.kv.layer(l, n_pos);
-                calls.push(SegmentAttention { pos0, q, k, v, out });
-            }
-            attention_segments(&heads, &mut calls, pool);
-            drop(calls);
+            let seq = |i: usize| {
+                let g = &segments[i];
+                let (n, pos0) = (g.tokens.len(), g.kv.len());
+                let (k, v) = g.kv.layer(l, pos0 + n);
+                SeqRows { pos0, n, k, v }
+            };
+            let (q, att) = (&s.q[..t_n * qd], &mut s.att[..t_n * qd]);
+            attention_segments(&heads, segments.len(), &seq, q, att, pool);
             s.lin.new_input();
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
             add_par(&mut s.x, &s.xb, pool);
@@ -617,7 +645,7 @@ impl Model {
             let x = &x[rows.start * lin.cols..rows.end * lin.cols];
             let y = &mut y[rows.start * lin.rows..rows.end * lin.rows];
             for lora in adapters.iter() {
-                let Some((a, b)) = lora.adapter.matrices(&lin.weight.name) else {
+                let Some((a, b)) = lora.adapter.matrices(lin.slot) else {
                     continue;
                 };
                 let rank = a.rows;

@@ -44,9 +44,10 @@ pub fn attention(
         n_head_kv: s.n_head_kv,
         head_dim: s.head_dim,
     };
-    let seg = SegmentAttention {
+    let n = q.len() / (s.n_head * s.head_dim);
+    let rows = |_: usize| SeqRows {
         pos0: s.pos0,
-        q,
+        n,
         k: CacheRows {
             shared: &[],
             own: k,
@@ -55,9 +56,8 @@ pub fn attention(
             shared: &[],
             own: v,
         },
-        out,
     };
-    attention_segments(&heads, &mut [seg], pool)
+    attention_segments(&heads, 1, &rows, q, out, pool)
 }
 
 /// Head counts and size, shared by every sequence of a batch.
@@ -67,15 +67,16 @@ pub struct Heads {
     pub head_dim: usize,
 }
 
-/// One sequence's part of [`attention_segments`]: its queries, its cache
-/// and its output, as in [`attention`].
-pub struct SegmentAttention<'a> {
+/// One sequence of [`attention_segments`]: where its query tokens are and
+/// its layer's cache rows (holding its new tokens already).
+#[derive(Clone, Copy)]
+pub struct SeqRows<'a> {
     /// Position of the first query token.
     pub pos0: usize,
-    pub q: &'a [f32],
+    /// Query tokens.
+    pub n: usize,
     pub k: CacheRows<'a>,
     pub v: CacheRows<'a>,
-    pub out: &'a mut [f32],
 }
 
 /// A layer's K or V cache rows ([positions, n_head_kv*D]), the first ones
@@ -129,7 +130,18 @@ impl<'a> CacheRows<'a> {
 /// head in one pass over the cache: one dispatch per layer instead of one
 /// per sequence, and each K/V row widened once per group instead of once per
 /// head. Every head's arithmetic is unchanged, so the values are too.
-pub fn attention_segments(heads: &Heads, segs: &mut [SegmentAttention], pool: &rayon::ThreadPool) {
+/// `q` and `out` are [T, H*D] with the sequences' rows one after another;
+/// `seq(i)` describes sequence i of `n_seqs`. Nothing is allocated per call
+/// (the tasks are the chunks of `out`, their sequence found by a scan of
+/// the few sequences).
+pub fn attention_segments<'a>(
+    heads: &Heads,
+    n_seqs: usize,
+    seq: &(dyn Fn(usize) -> SeqRows<'a> + Sync),
+    q: &[f32],
+    out: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
     let d = heads.head_dim;
     let qdim = heads.n_head * d;
     let group = heads.n_head / heads.n_head_kv;
@@ -140,51 +152,70 @@ pub fn attention_segments(heads: &Heads, segs: &mut [SegmentAttention], pool: &r
         n_pos: pos0 + t + 1,
         scale: 1.0 / (d as f32).sqrt(),
     };
-    let mut tasks = Vec::new();
-    for seg in segs.iter_mut() {
-        let n_tokens = seg.q.len() / qdim;
-        if n_tokens >= TILED_MIN_TOKENS {
-            attention_tiled(heads, seg, pool);
-            continue;
+    // Long sequences: the tiled path, one at a time.
+    let (mut t0, mut short) = (0, 0);
+    for i in 0..n_seqs {
+        let r = seq(i);
+        let rows = t0 * qdim..(t0 + r.n) * qdim;
+        if r.n >= TILED_MIN_TOKENS {
+            attention_tiled(heads, &r, &q[rows.clone()], &mut out[rows], pool);
+        } else {
+            short += r.n;
         }
-        let (pos0, q, k, v) = (seg.pos0, seg.q, seg.k, seg.v);
-        // Query heads g*group.. share kv head g: [T, kv head] chunks of
-        // group*D are contiguous in q and out alike.
-        for (i, (o, qg)) in seg
-            .out
-            .chunks_mut(group * d)
-            .zip(q.chunks(group * d))
-            .enumerate()
-        {
-            let (t, g) = (i / heads.n_head_kv, i % heads.n_head_kv);
-            tasks.push((head(pos0, t, g), qg, k, v, o));
-        }
+        t0 += r.n;
     }
-    if tasks.is_empty() {
+    if short == 0 {
         return;
     }
+    // Short ones: a task per (token, kv head); query heads g*group.. share
+    // kv head g, so [T, kv head] chunks of group*D are contiguous in q and
+    // out alike.
     let fast = has_fma_f16c();
-    pool.install(|| {
-        tasks.into_par_iter().for_each(|(h, q, k, v, o)| {
-            if fast {
-                // SAFETY: the CPU has the features (checked above).
-                unsafe { attend_f16_group_fma(&h, q, k, v, o) }
-            } else {
-                for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-                    attend_f16_acc(&h, q, k, v, o)
-                }
+    let task = |(i, (o, qg)): (usize, (&mut [f32], &[f32]))| {
+        let (mut t, g) = (i / heads.n_head_kv, i % heads.n_head_kv);
+        let mut s = 0;
+        let mut r = seq(s);
+        while t >= r.n {
+            t -= r.n;
+            s += 1;
+            r = seq(s);
+        }
+        if r.n >= TILED_MIN_TOKENS {
+            return;
+        }
+        let h = head(r.pos0, t, g);
+        if fast {
+            // SAFETY: the CPU has the features (checked above).
+            unsafe { attend_f16_group_fma(&h, qg, r.k, r.v, o) }
+        } else {
+            for (q, o) in qg.chunks(d).zip(o.chunks_mut(d)) {
+                attend_f16_acc(&h, q, r.k, r.v, o)
             }
-        })
+        }
+    };
+    let n_rows = t0 * qdim;
+    pool.install(|| {
+        out[..n_rows]
+            .par_chunks_mut(group * d)
+            .zip(q[..n_rows].par_chunks(group * d))
+            .enumerate()
+            .for_each(task)
     });
 }
 
 /// One long segment: f32 tiles as llama.cpp's prompt path.
-fn attention_tiled(heads: &Heads, seg: &mut SegmentAttention, pool: &rayon::ThreadPool) {
+fn attention_tiled(
+    heads: &Heads,
+    seg: &SeqRows,
+    q: &[f32],
+    out: &mut [f32],
+    pool: &rayon::ThreadPool,
+) {
     let d = heads.head_dim;
     let qdim = heads.n_head * d;
-    let n_tokens = seg.q.len() / qdim;
+    let n_tokens = q.len() / qdim;
     let (k, v) = (seg.k.contiguous(), seg.v.contiguous());
-    let (q, k, v) = (seg.q, &k[..], &v[..]);
+    let (k, v) = (&k[..], &v[..]);
     let fast = has_fma_f16c();
     // The tiled path reads K transposed to f32, [kv head][D][positions], as
     // ggml packs its K tiles; built once per call and shared by all heads.
@@ -213,38 +244,35 @@ fn attention_tiled(heads: &Heads, seg: &mut SegmentAttention, pool: &rayon::Thre
         .find(|s| group.is_multiple_of(*s))
         .unwrap_or(1);
     pool.install(|| {
-        seg.out
-            .par_chunks_mut(sub * d)
-            .enumerate()
-            .for_each(|(i, o)| {
-                let (t, h0) = (i / (heads.n_head / sub), (i % (heads.n_head / sub)) * sub);
-                let (g, nh) = (h0 / group, sub);
-                let head = Head {
-                    d,
-                    kvdim: heads.n_head_kv * d,
-                    off: g * d,
-                    n_pos: pos0 + t + 1,
-                    scale: 1.0 / (d as f32).sqrt(),
-                };
-                let qh = &q[t * qdim + h0 * d..t * qdim + (h0 + nh) * d];
-                if tiled_simd {
-                    let kth = &kt[head.off * stride..(head.off + d) * stride];
-                    // SAFETY: the CPU has the features (checked above).
-                    unsafe {
-                        match nh {
-                            // G x B accumulators (+ B loads) fit the 16 registers.
-                            4 => attend_tiled_group_avx2::<4, 2>(&head, qh, kth, stride, v, o),
-                            3 => attend_tiled_group_avx2::<3, 2>(&head, qh, kth, stride, v, o),
-                            2 => attend_tiled_group_avx2::<2, 4>(&head, qh, kth, stride, v, o),
-                            _ => attend_tiled_group_avx2::<1, 8>(&head, qh, kth, stride, v, o),
-                        }
-                    }
-                } else {
-                    for (qh, o) in qh.chunks(d).zip(o.chunks_mut(d)) {
-                        attend_f32(&head, qh, k, v, o)
+        out.par_chunks_mut(sub * d).enumerate().for_each(|(i, o)| {
+            let (t, h0) = (i / (heads.n_head / sub), (i % (heads.n_head / sub)) * sub);
+            let (g, nh) = (h0 / group, sub);
+            let head = Head {
+                d,
+                kvdim: heads.n_head_kv * d,
+                off: g * d,
+                n_pos: pos0 + t + 1,
+                scale: 1.0 / (d as f32).sqrt(),
+            };
+            let qh = &q[t * qdim + h0 * d..t * qdim + (h0 + nh) * d];
+            if tiled_simd {
+                let kth = &kt[head.off * stride..(head.off + d) * stride];
+                // SAFETY: the CPU has the features (checked above).
+                unsafe {
+                    match nh {
+                        // G x B accumulators (+ B loads) fit the 16 registers.
+                        4 => attend_tiled_group_avx2::<4, 2>(&head, qh, kth, stride, v, o),
+                        3 => attend_tiled_group_avx2::<3, 2>(&head, qh, kth, stride, v, o),
+                        2 => attend_tiled_group_avx2::<2, 4>(&head, qh, kth, stride, v, o),
+                        _ => attend_tiled_group_avx2::<1, 8>(&head, qh, kth, stride, v, o),
                     }
                 }
-            })
+            } else {
+                for (qh, o) in qh.chunks(d).zip(o.chunks_mut(d)) {
+                    attend_f32(&head, qh, k, v, o)
+                }
+            }
+        })
     });
 }
 
