@@ -24,7 +24,7 @@ pub use srl_task::SrlTask;
 
 use crate::checkpoint::{list_checkpoints, Progress};
 use crate::grpo::{group_advantages, mean_std, token_term};
-use crate::optimizer::{clip_grad_norm, grad_norm};
+use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::seeds::{seed_for, Purpose};
 use crate::sft::DataOrder;
@@ -32,7 +32,7 @@ use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
 use serde_json::json;
-use srl_models::{ActiveLora, LoraAdapter, PassOptions, TrainScratch};
+use srl_models::{ActiveLora, LoraAdapter, LoraParams, PassOptions, TrainScratch};
 use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,10 +157,41 @@ struct Group {
     advantages: Vec<f64>,
 }
 
+/// What one update's sampling produced: the groups kept for training and
+/// the numbers of everything sampled (dropped groups included).
+#[derive(Default)]
+struct Collected {
+    kept: Vec<Group>,
+    sampled: usize,
+    dropped: usize,
+    rewards: Vec<f64>,
+    similarities: Vec<f64>,
+    failures: usize,
+    responses: usize,
+    response_tokens: usize,
+    samples_log: Vec<serde_json::Value>,
+}
+
+/// What one update's training phase did.
+struct Trained {
+    loss: f64,
+    clipped: usize,
+    trained: usize,
+    kl_sum: f64,
+    grad_norm: f32,
+    tokens: usize,
+}
+
 /// Trains (or, with `resume`, continues) an RL run of `task`; the engine's
 /// model is the base (its attached adapters are replaced by the policy).
 /// `stop` (set by Ctrl-C) ends the run after the current update with a
 /// checkpoint.
+///
+/// Each update runs in named phases: [`collect_rollouts`] (sample groups
+/// from the current policy, score them, keep those whose rewards differ,
+/// with their advantages), [`update_policy`] (the clipped policy-gradient
+/// steps), then [`update_report`] (metrics and the log line); checkpoints
+/// are written between updates.
 pub fn train_rl(
     engine: &mut Engine,
     task: &dyn RlTask,
@@ -174,36 +205,11 @@ pub fn train_rl(
     let mut checkpoints = run.checkpoints;
     let (start, mut position) = (run.step, run.position);
     let out = config.out.clone();
-    let rl = config.rl.clone();
-    let grpo = rl.grpo();
     let format = StepFormat {
-        think_budget: rl.think_budget,
+        think_budget: config.rl.think_budget,
         stop_at_step_end: task.one_step(),
     };
-
-    // Prompts, once; those that cannot fit the context are left out.
-    let n_ctx = engine.model.config.context_length;
-    let mut prompts: Vec<(usize, Vec<u32>)> = Vec::new();
-    let mut too_long = 0;
-    for i in 0..task.len() {
-        let ids = prompt_ids(engine, &task.messages(i), &format).map_err(|source| {
-            TrainError::Prompt {
-                id: task.id(i).to_string(),
-                source,
-            }
-        })?;
-        if ids.len() + rl.max_new_tokens + 1 > n_ctx {
-            too_long += 1;
-        } else {
-            prompts.push((i, ids));
-        }
-    }
-    if prompts.is_empty() {
-        return Err(TrainError::Config(format!(
-            "no instance fits the context ({n_ctx} tokens) with max_new_tokens {}",
-            rl.max_new_tokens
-        )));
-    }
+    let (prompts, too_long) = prompts_that_fit(engine, task, &format, config.rl.max_new_tokens)?;
     let groups_per_update = config.batch_size.max(1);
     let total = match config.max_steps {
         Some(s) => s,
@@ -226,7 +232,6 @@ pub fn train_rl(
     let mut scratch = TrainScratch::new();
     let mut last_reward = None;
     let mut last_checkpoint = list_checkpoints(&out).pop().map(|c| c.1);
-    let bound = groups_per_update * rl.sampling_bound;
     let mut step = start;
     let mut interrupted = false;
     let mut saved_at = None;
@@ -254,253 +259,91 @@ pub fn train_rl(
         if done {
             break;
         }
-        // The policy the rollouts sample from.
-        let policy = [ActiveLora {
-            adapter: LoraAdapter::from_params(&params, &out),
-            scale: 1.0,
-        }];
+
+        // 1. Collect: groups sampled from the current policy, scored, kept
+        // with their advantages when their rewards differ.
         let t0 = Instant::now();
         // Where this update starts reading: an update abandoned by the stop
         // flag leaves the position here, so a resume replays it exactly.
         let update_start = position;
-        let mut kept: Vec<Group> = Vec::new();
-        let (mut sampled, mut dropped) = (0usize, 0usize);
-        let mut rewards = Vec::new();
-        let mut sims = Vec::new();
-        let (mut failures, mut responses, mut response_tokens) = (0usize, 0usize, 0usize);
-        let mut samples_log = Vec::new();
-        while kept.len() < groups_per_update && sampled < bound {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let (i, prompt) = &prompts[order.at(position)];
-            let gen = GenerateParams {
-                max_tokens: rl.max_new_tokens,
-                sampler: SamplerConfig {
-                    temperature: rl.temperature,
-                    top_k: 0,
-                    top_p: rl.top_p,
-                    min_p: 0.0,
-                    seed: seed_for(config.seed, Purpose::Rollouts { position }),
-                    ..SamplerConfig::default()
-                },
-                stop: Vec::new(),
-                ignore_eog: false,
-            };
-            position += 1;
-            let group = engine
-                .rollouts_of(&policy, prompt, rl.group_size, &gen, &format)
-                .map_err(|source| TrainError::Rollout {
-                    id: task.id(*i).to_string(),
-                    source,
-                })?;
-            sampled += 1;
-            let scores: Vec<Score> = group
-                .samples
-                .iter()
-                .map(|s| task.score(*i, &s.text))
-                .collect();
-            for (s, sc) in group.samples.iter().zip(&scores) {
-                rewards.push(sc.reward);
-                sims.extend(sc.similarity);
-                failures += sc.format_failure as usize;
-                responses += 1;
-                response_tokens += s.ids.len();
-                if samples_log.len() < rl.log_samples {
-                    samples_log.push(json!({
-                        "id": task.id(*i), "response": s.text, "reward": sc.reward,
-                    }));
-                }
-            }
-            let r: Vec<f64> = scores.iter().map(|s| s.reward).collect();
-            match group_advantages(&r, grpo.std_epsilon) {
-                Some(advantages) => kept.push(Group {
-                    prompt: prompt.clone(),
-                    samples: group.samples,
-                    advantages,
-                }),
-                None => dropped += 1,
-            }
-            on_event(RlEvent::Group {
-                sampled,
-                kept: kept.len(),
-                needed: groups_per_update,
-            });
-        }
-        if stop.load(Ordering::Relaxed) && kept.len() < groups_per_update {
+        let policy = [ActiveLora {
+            adapter: LoraAdapter::from_params(&params, &out),
+            scale: 1.0,
+        }];
+        let c = collect_rollouts(
+            engine,
+            task,
+            &config,
+            &policy,
+            &format,
+            &prompts,
+            &mut order,
+            &mut position,
+            stop,
+            on_event,
+        )?;
+        if stop.load(Ordering::Relaxed) && c.kept.len() < groups_per_update {
             position = update_start;
             continue;
         }
-        if kept.is_empty() {
+        if c.kept.is_empty() {
             empty_in_a_row += 1;
             if empty_in_a_row < EMPTY_UPDATES_BEFORE_STOP {
                 on_event(RlEvent::EmptyBatch {
                     step: step + 1,
-                    sampled,
+                    sampled: c.sampled,
                     attempt: empty_in_a_row,
                 });
                 continue;
             }
-            return Err(TrainError::NoSignal(format!(
-                "update {}: {EMPTY_UPDATES_BEFORE_STOP} times in a row, all {sampled} groups \
-                 sampled were dropped (their {} rollouts' rewards did not differ: mean reward \
-                 {:.3}, {failures} format failures); the model gets no signal from this data. {}",
-                step + 1,
-                rewards.len(),
-                mean_std(&rewards).0,
-                if failures == responses {
-                    "Every response failed the <think> format: try a think budget \
-                     (--think-budget N), a larger --max-new-tokens, or a model that follows it."
-                } else {
-                    "Try a higher --temperature, a larger --group-size, or easier data."
-                }
-            )));
+            return Err(no_signal(step + 1, &c));
         }
         empty_in_a_row = 0;
-        if kept.len() < groups_per_update {
+        if c.kept.len() < groups_per_update {
             on_event(RlEvent::PartialBatch {
                 step: step + 1,
-                kept: kept.len(),
+                kept: c.kept.len(),
                 wanted: groups_per_update,
             });
         }
         let rollout_secs = t0.elapsed().as_secs_f64();
 
-        // The update.
+        // 2. Update: the clipped policy-gradient steps on the kept groups.
         let t1 = Instant::now();
-        let model = &engine.model;
-        let pool = &engine.pool;
-        let n_tokens: usize = kept
-            .iter()
-            .flat_map(|g| &g.samples)
-            .map(|s| s.forced.iter().filter(|&&f| !f).count())
-            .sum();
-        let seqs: Vec<(Vec<u32>, usize, f64, &Rollout)> = kept
-            .iter()
-            .flat_map(|g| {
-                g.samples.iter().zip(&g.advantages).map(move |(s, &a)| {
-                    (
-                        [g.prompt.clone(), s.ids.clone()].concat(),
-                        g.prompt.len(),
-                        a,
-                        s,
-                    )
-                })
-            })
-            .filter(|(_, _, _, s)| !s.ids.is_empty())
-            .collect();
-        let need_old = rl.inner_updates > 1 || grpo.kl_beta > 0.0;
-        let mut old = Vec::with_capacity(seqs.len());
-        let mut refs = Vec::with_capacity(seqs.len());
-        for (tokens, _, _, _) in &seqs {
-            if need_old {
-                old.push(model.token_logprobs(tokens, Some(&params), pool)?);
-            }
-            if grpo.kl_beta > 0.0 {
-                refs.push(model.token_logprobs(tokens, None, pool)?);
-            }
-        }
-        let (mut loss, mut clipped, mut trained, mut kl_sum) = (0.0f64, 0usize, 0usize, 0.0f64);
-        let mut gnorm = 0.0f32;
         let lr = schedule.lr_at(step);
-        let mut train_tokens = 0usize;
-        for it in 0..rl.inner_updates {
-            grads.fill(0.0);
-            let last_it = it + 1 == rl.inner_updates;
-            for (k, (tokens, p_len, adv, s)) in seqs.iter().enumerate() {
-                let cur = if it == 0 || !need_old {
-                    old.get(k).cloned()
-                } else {
-                    Some(model.token_logprobs(tokens, Some(&params), pool)?)
-                };
-                let mut weights = vec![0.0f32; tokens.len() - 1];
-                for (j, &forced) in s.forced.iter().enumerate() {
-                    if forced {
-                        continue;
-                    }
-                    let pos = p_len + j - 1;
-                    let (lp, old_lp) = match (&cur, old.get(k)) {
-                        (Some(c), Some(o)) => (c[pos] as f64, o[pos] as f64),
-                        _ => (0.0, 0.0),
-                    };
-                    let term = token_term(
-                        &grpo,
-                        *adv,
-                        lp,
-                        old_lp,
-                        refs.get(k).map(|r| r[pos] as f64),
-                        n_tokens,
-                    );
-                    weights[pos] = term.weight as f32;
-                    if last_it {
-                        loss += term.loss;
-                        clipped += term.clipped as usize;
-                        trained += 1;
-                        kl_sum += term.kl;
-                    }
-                }
-                // A rollout at the group's mean reward (advantage 0, no KL)
-                // has no gradient: skip its pass.
-                if weights.iter().all(|&w| w == 0.0) {
-                    continue;
-                }
-                let pass = Purpose::RlDropout {
-                    update: step,
-                    inner: it as u64,
-                    rollout: k as u64,
-                };
-                let seed = seed_for(config.seed, pass);
-                model.weighted_nll_with(
-                    tokens,
-                    &weights,
-                    Some(&params),
-                    Some(&mut grads),
-                    PassOptions {
-                        dropout_seed: Some(seed),
-                        saved_activations_mib: config.saved_activations_mib,
-                    },
-                    &mut scratch,
-                    pool,
-                )?;
-                train_tokens += tokens.len();
-            }
-            if !loss.is_finite() || grads.slices().any(|g| g.iter().any(|v| !v.is_finite())) {
-                return Err(TrainError::NonFinite {
-                    step: step + 1,
-                    loss,
-                    checkpoint: last_checkpoint,
-                });
-            }
-            gnorm = if config.max_grad_norm > 0.0 {
-                clip_grad_norm(&mut grads, config.max_grad_norm)
-            } else {
-                grad_norm(&grads) as f32
-            };
-            opt.step(&mut params, &grads, lr);
-        }
+        let trained = update_policy(
+            engine,
+            &config,
+            &c.kept,
+            step,
+            lr,
+            &mut params,
+            &mut opt,
+            &mut grads,
+            &mut scratch,
+        )
+        .map_err(|e| match e {
+            TrainError::NonFinite { step, loss, .. } => TrainError::NonFinite {
+                step,
+                loss,
+                checkpoint: last_checkpoint.clone(),
+            },
+            e => e,
+        })?;
         let train_secs = t1.elapsed().as_secs_f64();
         step += 1;
-        let (reward_mean, reward_std) = mean_std(&rewards);
-        let report = UpdateReport {
+
+        // 3. Log.
+        let report = update_report(
+            &config,
             step,
-            total_steps: total,
-            reward_mean,
-            reward_std,
-            groups_sampled: sampled,
-            groups_dropped: dropped,
-            dropped_fraction: dropped as f64 / sampled.max(1) as f64,
-            format_failure_rate: failures as f64 / responses.max(1) as f64,
-            similarity_mean: (!sims.is_empty()).then(|| mean_std(&sims).0),
-            response_len_mean: response_tokens as f64 / responses.max(1) as f64,
-            clip_fraction: clipped as f64 / trained.max(1) as f64,
-            kl: (grpo.kl_beta > 0.0).then(|| kl_sum / trained.max(1) as f64),
-            loss,
-            grad_norm: gnorm,
+            total,
             lr,
-            rollout_tokens_per_s: response_tokens as f64 / rollout_secs.max(1e-9),
-            train_tokens_per_s: train_tokens as f64 / train_secs.max(1e-9),
-            samples: samples_log,
-        };
+            c,
+            &trained,
+            rollout_secs,
+            train_secs,
+        );
         let mut record = serde_json::to_value(&report).expect("report serializes");
         if let Some(o) = record.as_object_mut() {
             o.remove("step");
@@ -509,7 +352,7 @@ pub fn train_rl(
         }
         metrics.write(step, &record)?;
         on_event(RlEvent::Update(&report));
-        last_reward = Some(reward_mean);
+        last_reward = Some(report.reward_mean);
     }
     Ok(RlOutcome {
         steps: step,
@@ -517,4 +360,324 @@ pub fn train_rl(
         interrupted,
         out,
     })
+}
+
+/// An instance's index and its prompt's token ids.
+type Prompt = (usize, Vec<u32>);
+
+/// Every instance's prompt, with its index; those whose prompt and
+/// `max_new` tokens exceed the model's context are left out (and counted).
+fn prompts_that_fit(
+    engine: &Engine,
+    task: &dyn RlTask,
+    format: &StepFormat,
+    max_new: usize,
+) -> Result<(Vec<Prompt>, usize), TrainError> {
+    let n_ctx = engine.model.config.context_length;
+    let mut prompts = Vec::new();
+    let mut too_long = 0;
+    for i in 0..task.len() {
+        let ids =
+            prompt_ids(engine, &task.messages(i), format).map_err(|source| TrainError::Prompt {
+                id: task.id(i).to_string(),
+                source,
+            })?;
+        if ids.len() + max_new + 1 > n_ctx {
+            too_long += 1;
+        } else {
+            prompts.push((i, ids));
+        }
+    }
+    if prompts.is_empty() {
+        return Err(TrainError::Config(format!(
+            "no instance fits the context ({n_ctx} tokens) with max_new_tokens {max_new}"
+        )));
+    }
+    Ok((prompts, too_long))
+}
+
+/// Samples groups of rollouts from `policy`, one instance after another in
+/// the run's data order from `position`, until an update's groups are kept
+/// or the sampling bound is reached (or `stop` is set); scores each
+/// response and keeps each group whose rewards differ, with its advantages.
+#[allow(clippy::too_many_arguments)]
+fn collect_rollouts(
+    engine: &Engine,
+    task: &dyn RlTask,
+    config: &TrainConfig,
+    policy: &[ActiveLora],
+    format: &StepFormat,
+    prompts: &[Prompt],
+    order: &mut DataOrder,
+    position: &mut u64,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(RlEvent),
+) -> Result<Collected, TrainError> {
+    let rl = &config.rl;
+    let wanted = config.batch_size.max(1);
+    let bound = wanted * rl.sampling_bound;
+    let mut c = Collected::default();
+    while c.kept.len() < wanted && c.sampled < bound {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (i, prompt) = &prompts[order.at(*position)];
+        let gen = GenerateParams {
+            max_tokens: rl.max_new_tokens,
+            sampler: SamplerConfig {
+                temperature: rl.temperature,
+                top_k: 0,
+                top_p: rl.top_p,
+                min_p: 0.0,
+                seed: seed_for(
+                    config.seed,
+                    Purpose::Rollouts {
+                        position: *position,
+                    },
+                ),
+                ..SamplerConfig::default()
+            },
+            stop: Vec::new(),
+            ignore_eog: false,
+        };
+        *position += 1;
+        let group = engine
+            .rollouts_of(policy, prompt, rl.group_size, &gen, format)
+            .map_err(|source| TrainError::Rollout {
+                id: task.id(*i).to_string(),
+                source,
+            })?;
+        c.sampled += 1;
+        let rewards = score_group(task, *i, &group.samples, rl.log_samples, &mut c);
+        match group_advantages(&rewards, rl.grpo().std_epsilon) {
+            Some(advantages) => c.kept.push(Group {
+                prompt: prompt.clone(),
+                samples: group.samples,
+                advantages,
+            }),
+            None => c.dropped += 1,
+        }
+        on_event(RlEvent::Group {
+            sampled: c.sampled,
+            kept: c.kept.len(),
+            needed: wanted,
+        });
+    }
+    Ok(c)
+}
+
+/// Scores a group's responses to instance `i`, adds them to the update's
+/// numbers (and up to `log_limit` samples to its log), and returns the
+/// rewards.
+fn score_group(
+    task: &dyn RlTask,
+    i: usize,
+    samples: &[Rollout],
+    log_limit: usize,
+    c: &mut Collected,
+) -> Vec<f64> {
+    samples
+        .iter()
+        .map(|s| {
+            let sc = task.score(i, &s.text);
+            c.rewards.push(sc.reward);
+            c.similarities.extend(sc.similarity);
+            c.failures += sc.format_failure as usize;
+            c.responses += 1;
+            c.response_tokens += s.ids.len();
+            if c.samples_log.len() < log_limit {
+                c.samples_log.push(json!({
+                    "id": task.id(i), "response": s.text, "reward": sc.reward,
+                }));
+            }
+            sc.reward
+        })
+        .collect()
+}
+
+/// Why a run stops when update after update no group had differing rewards.
+fn no_signal(update: u64, c: &Collected) -> TrainError {
+    TrainError::NoSignal(format!(
+        "update {update}: {EMPTY_UPDATES_BEFORE_STOP} times in a row, all {} groups \
+         sampled were dropped (their {} rollouts' rewards did not differ: mean reward \
+         {:.3}, {} format failures); the model gets no signal from this data. {}",
+        c.sampled,
+        c.rewards.len(),
+        mean_std(&c.rewards).0,
+        c.failures,
+        if c.failures == c.responses {
+            "Every response failed the <think> format: try a think budget \
+             (--think-budget N), a larger --max-new-tokens, or a model that follows it."
+        } else {
+            "Try a higher --temperature, a larger --group-size, or easier data."
+        }
+    ))
+}
+
+/// The update: `inner_updates` optimizer steps of the clipped
+/// policy-gradient objective over the kept groups' sampled (not forced)
+/// tokens, each pass through the f32 training forward and backward.
+#[allow(clippy::too_many_arguments)]
+fn update_policy(
+    engine: &Engine,
+    config: &TrainConfig,
+    kept: &[Group],
+    step: u64,
+    lr: f32,
+    params: &mut LoraParams,
+    opt: &mut AdamW,
+    grads: &mut LoraParams,
+    scratch: &mut TrainScratch,
+) -> Result<Trained, TrainError> {
+    let (rl, grpo) = (&config.rl, config.rl.grpo());
+    let model = &engine.model;
+    let pool = &engine.pool;
+    let n_tokens: usize = kept
+        .iter()
+        .flat_map(|g| &g.samples)
+        .map(|s| s.forced.iter().filter(|&&f| !f).count())
+        .sum();
+    let seqs: Vec<(Vec<u32>, usize, f64, &Rollout)> = kept
+        .iter()
+        .flat_map(|g| {
+            g.samples.iter().zip(&g.advantages).map(move |(s, &a)| {
+                (
+                    [g.prompt.clone(), s.ids.clone()].concat(),
+                    g.prompt.len(),
+                    a,
+                    s,
+                )
+            })
+        })
+        .filter(|(_, _, _, s)| !s.ids.is_empty())
+        .collect();
+    let need_old = rl.inner_updates > 1 || grpo.kl_beta > 0.0;
+    let mut old = Vec::with_capacity(seqs.len());
+    let mut refs = Vec::with_capacity(seqs.len());
+    for (tokens, _, _, _) in &seqs {
+        if need_old {
+            old.push(model.token_logprobs(tokens, Some(params), pool)?);
+        }
+        if grpo.kl_beta > 0.0 {
+            refs.push(model.token_logprobs(tokens, None, pool)?);
+        }
+    }
+    let mut t = Trained {
+        loss: 0.0,
+        clipped: 0,
+        trained: 0,
+        kl_sum: 0.0,
+        grad_norm: 0.0,
+        tokens: 0,
+    };
+    for it in 0..rl.inner_updates {
+        grads.fill(0.0);
+        let last_it = it + 1 == rl.inner_updates;
+        for (k, (tokens, p_len, adv, s)) in seqs.iter().enumerate() {
+            let cur = if it == 0 || !need_old {
+                old.get(k).cloned()
+            } else {
+                Some(model.token_logprobs(tokens, Some(params), pool)?)
+            };
+            let mut weights = vec![0.0f32; tokens.len() - 1];
+            for (j, &forced) in s.forced.iter().enumerate() {
+                if forced {
+                    continue;
+                }
+                let pos = p_len + j - 1;
+                let (lp, old_lp) = match (&cur, old.get(k)) {
+                    (Some(c), Some(o)) => (c[pos] as f64, o[pos] as f64),
+                    _ => (0.0, 0.0),
+                };
+                let term = token_term(
+                    &grpo,
+                    *adv,
+                    lp,
+                    old_lp,
+                    refs.get(k).map(|r| r[pos] as f64),
+                    n_tokens,
+                );
+                weights[pos] = term.weight as f32;
+                if last_it {
+                    t.loss += term.loss;
+                    t.clipped += term.clipped as usize;
+                    t.trained += 1;
+                    t.kl_sum += term.kl;
+                }
+            }
+            // A rollout at the group's mean reward (advantage 0, no KL)
+            // has no gradient: skip its pass.
+            if weights.iter().all(|&w| w == 0.0) {
+                continue;
+            }
+            let pass = Purpose::RlDropout {
+                update: step,
+                inner: it as u64,
+                rollout: k as u64,
+            };
+            model.weighted_nll_with(
+                tokens,
+                &weights,
+                Some(params),
+                Some(grads),
+                PassOptions {
+                    dropout_seed: Some(seed_for(config.seed, pass)),
+                    saved_activations_mib: config.saved_activations_mib,
+                },
+                scratch,
+                pool,
+            )?;
+            t.tokens += tokens.len();
+        }
+        if !t.loss.is_finite() || grads.slices().any(|g| g.iter().any(|v| !v.is_finite())) {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                loss: t.loss,
+                checkpoint: None,
+            });
+        }
+        t.grad_norm = if config.max_grad_norm > 0.0 {
+            clip_grad_norm(grads, config.max_grad_norm)
+        } else {
+            grad_norm(grads) as f32
+        };
+        opt.step(params, grads, lr);
+    }
+    Ok(t)
+}
+
+/// One update's numbers, as `metrics.jsonl` and the log show them.
+#[allow(clippy::too_many_arguments)]
+fn update_report(
+    config: &TrainConfig,
+    step: u64,
+    total: u64,
+    lr: f32,
+    c: Collected,
+    t: &Trained,
+    rollout_secs: f64,
+    train_secs: f64,
+) -> UpdateReport {
+    let (reward_mean, reward_std) = mean_std(&c.rewards);
+    let kl_on = config.rl.grpo().kl_beta > 0.0;
+    UpdateReport {
+        step,
+        total_steps: total,
+        reward_mean,
+        reward_std,
+        groups_sampled: c.sampled,
+        groups_dropped: c.dropped,
+        dropped_fraction: c.dropped as f64 / c.sampled.max(1) as f64,
+        format_failure_rate: c.failures as f64 / c.responses.max(1) as f64,
+        similarity_mean: (!c.similarities.is_empty()).then(|| mean_std(&c.similarities).0),
+        response_len_mean: c.response_tokens as f64 / c.responses.max(1) as f64,
+        clip_fraction: t.clipped as f64 / t.trained.max(1) as f64,
+        kl: kl_on.then(|| t.kl_sum / t.trained.max(1) as f64),
+        loss: t.loss,
+        grad_norm: t.grad_norm,
+        lr,
+        rollout_tokens_per_s: c.response_tokens as f64 / rollout_secs.max(1e-9),
+        train_tokens_per_s: t.tokens as f64 / train_secs.max(1e-9),
+        samples: c.samples_log,
+    }
 }
