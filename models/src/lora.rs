@@ -17,9 +17,10 @@
 use crate::error::{ModelError, Result};
 use crate::formats::gguf::{GgufFile, TensorInfo};
 use crate::formats::safetensors::gguf_name_of_hf;
+use crate::layers::linear::linear_slot;
 use crate::layers::rope::{gguf_rows_to_hf, hf_rows_to_gguf, RopeStyle};
 use crate::lora_params::LoraParams;
-use crate::transformer::{linear_slot, Model};
+use crate::transformer::Model;
 use srl_quant::{GgmlType, WeightMatrix};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,7 @@ pub struct LoraAdapter {
     /// its pair, so a forward pass finds it without a lookup by name. Set
     /// by [`LoraAdapter::fit`] (or [`LoraAdapter::from_params`]).
     ///
-    /// [`Linear::slot`]: crate::transformer::Linear::slot
+    /// [`Linear::slot`]: crate::layers::linear::Linear::slot
     slots: Vec<Option<usize>>,
     /// Q/K lora_B rows are in Hugging Face order (PEFT) until fitted to a base.
     hf_rows: bool,
@@ -373,7 +374,7 @@ impl LoraAdapter {
 
     /// A and B of the linear layer in `slot` ([`Linear::slot`]), if adapted.
     ///
-    /// [`Linear::slot`]: crate::transformer::Linear::slot
+    /// [`Linear::slot`]: crate::layers::linear::Linear::slot
     pub(crate) fn matrices(&self, slot: usize) -> Option<(WeightMatrix<'_>, WeightMatrix<'_>)> {
         let p = &self.pairs[(*self.slots.get(slot)?)?];
         Some((self.view(&p.a), self.view(&p.b)))

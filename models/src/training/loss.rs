@@ -5,9 +5,9 @@
 //! chunks so the [T, V] logits never exist at once, and positions whose
 //! weight is 0 are skipped entirely (prompt tokens in SFT).
 
-use super::linear::base_product;
 use super::scratch::{sized, zeroed, HeadBufs};
 use super::WeightedNll;
+use crate::layers::linear::base_product;
 use crate::layers::norm::{rms_norm, rms_norm_backward};
 use crate::layers::softmax::exp_shifted;
 use crate::transformer::Model;

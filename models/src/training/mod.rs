@@ -17,15 +17,15 @@
 //! grows with T * C * L plus that budget. Blocks below the lowest adapted
 //! one are never differentiated.
 
-mod linear;
 mod loss;
-mod scratch;
+pub(crate) mod scratch;
 
 use crate::error::{ModelError, Result};
 use crate::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
 use crate::layers::embedding::embed;
+use crate::layers::linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 use crate::layers::mlp::swiglu_backward;
 use crate::layers::rope::rope_table;
 use crate::lora_params::{LoraParams, Target};
@@ -34,7 +34,6 @@ use crate::parallel::{
     zeroed_par,
 };
 use crate::transformer::Model;
-use linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 pub use scratch::TrainScratch;
 use scratch::{sized, zeroed, BackwardBufs, BlockActs, LayerBufs};
 use std::path::Path;

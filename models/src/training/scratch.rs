@@ -13,7 +13,7 @@ use crate::lora_params::Target;
 /// unless kept. `mid_*` hold `drop(x) A^T` of each adapted projection (so
 /// the backward does not recompute them), empty for the others.
 #[derive(Default)]
-pub(super) struct BlockActs {
+pub(crate) struct BlockActs {
     pub h1: Vec<f32>,
     pub q: Vec<f32>,
     pub k: Vec<f32>,
@@ -34,7 +34,7 @@ pub(super) struct BlockActs {
 
 /// Temporaries of one block's backward ([T, ...] gradients).
 #[derive(Default)]
-pub(super) struct BackwardBufs {
+pub(crate) struct BackwardBufs {
     pub dact: Vec<f32>,
     pub dgate: Vec<f32>,
     pub dup: Vec<f32>,
@@ -47,7 +47,7 @@ pub(super) struct BackwardBufs {
 
 /// Temporaries of the LoRA branch of a linear layer.
 #[derive(Default)]
-pub(super) struct LoraBufs {
+pub(crate) struct LoraBufs {
     /// [T, r] per target: `s dy B`, the branch's gradient before A, kept
     /// for the input gradient and dA of the layers sharing its input.
     pub dmid: [Vec<f32>; Target::ALL.len()],
@@ -61,7 +61,7 @@ pub(super) struct LoraBufs {
 
 /// Temporaries of the A/B gradients.
 #[derive(Default)]
-pub(super) struct WeightGradBufs {
+pub(crate) struct WeightGradBufs {
     /// [r, T] transposes of mid and dmid.
     pub midt: Vec<f32>,
     pub dmidt: Vec<f32>,
@@ -73,14 +73,14 @@ pub(super) struct WeightGradBufs {
 
 /// Temporaries of a block's layers, forward and backward.
 #[derive(Default)]
-pub(super) struct LayerBufs {
+pub(crate) struct LayerBufs {
     pub lora: LoraBufs,
     pub attn: AttentionScratch,
 }
 
 /// Temporaries of the output head and loss (one chunk of positions).
 #[derive(Default)]
-pub(super) struct HeadBufs {
+pub(crate) struct HeadBufs {
     pub xs: Vec<f32>,
     pub hn: Vec<f32>,
     pub logits: Vec<f32>,
@@ -93,18 +93,18 @@ pub(super) struct HeadBufs {
 /// `PassOptions::saved_activations_mib`, and each block's input).
 #[derive(Default)]
 pub struct TrainScratch {
-    pub(super) x: Vec<f32>,
-    pub(super) next: Vec<f32>,
-    pub(super) dx: Vec<f32>,
+    pub(crate) x: Vec<f32>,
+    pub(crate) next: Vec<f32>,
+    pub(crate) dx: Vec<f32>,
     /// Inputs of the differentiated blocks.
-    pub(super) inputs: Vec<Vec<f32>>,
+    pub(crate) inputs: Vec<Vec<f32>>,
     /// Intermediates of the blocks kept for the backward (the last ones).
-    pub(super) saved: Vec<BlockActs>,
+    pub(crate) saved: Vec<BlockActs>,
     /// Intermediates of a block being computed or recomputed.
-    pub(super) acts: BlockActs,
-    pub(super) bwd: BackwardBufs,
-    pub(super) layer: LayerBufs,
-    pub(super) head: HeadBufs,
+    pub(crate) acts: BlockActs,
+    pub(crate) bwd: BackwardBufs,
+    pub(crate) layer: LayerBufs,
+    pub(crate) head: HeadBufs,
 }
 
 impl TrainScratch {
@@ -113,4 +113,4 @@ impl TrainScratch {
     }
 }
 
-pub(super) use crate::buffers::{sized, zeroed};
+pub(crate) use crate::buffers::{sized, zeroed};

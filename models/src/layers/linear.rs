@@ -1,17 +1,232 @@
-//! A linear layer in training: `y = x W^T + b + s * (drop(x) A^T) B^T`, with
-//! W read in place from the model file (f32 activations against dequantized
-//! rows, so the loss is smooth in x) and A, B the trained f32 matrices. The
-//! backward adds `dy W` and the LoRA branch's input gradient into dx and the
-//! A/B gradients into the gradient adapter.
+//! A linear layer `y = x W^T + b (+ LoRA terms)` whose weight W stays in the
+//! model file, in the two forms the two passes need, side by side:
+//!
+//! - inference ([`Model::linear`]): the input rows quantized to the
+//!   weight's activation type and the type's tiled product; adapters apply
+//!   to row ranges (a batch may mix adapters), as llama.cpp's build_lora_mm
+//!   orders it;
+//! - training ([`linear_forward`], [`linears_backward`]): f32 activations
+//!   against dequantized rows (so the loss is smooth in x) and the trained
+//!   f32 A and B, with dropout; the backward adds `dy W` and the LoRA
+//!   branch's input gradient into dx and the A/B gradients into the
+//!   gradient adapter.
 //!
 //! Dropout masks are a hash of (seed, layer, target, element), so the
 //! recomputation in the backward pass sees the same mask without storing it.
+//!
+//! Shapes: x is [T, cols], y [T, rows]; A [r, cols], B [rows, r].
 
-use super::scratch::{sized, zeroed, LoraBufs, WeightGradBufs};
+use crate::buffers::{sized, zeroed};
+use crate::error::{ModelError, Result};
+use crate::formats::files::{ModelFiles, TensorRef};
+use crate::lora::ActiveLora;
 use crate::lora_params::{mix64, LoraParams, LoraTensor, Target};
 use crate::parallel::axpy_par;
-use crate::transformer::{Linear, Model};
-use srl_quant::{gemm_f32_nn, gemm_f32_nt, transpose_f32, LowRank, TransposedTerm};
+use crate::training::scratch::{LoraBufs, WeightGradBufs};
+use crate::transformer::Model;
+use srl_quant::{
+    gemm_f32_nn, gemm_f32_nt, matmul_grouped, transpose_f32, GgmlType, LowRank,
+    QuantizedActivations, TransposedTerm, WeightMatrix,
+};
+use std::ops::Range;
+
+/// A linear layer `y = x W^T (+ b)` whose weight stays in the file.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: TensorRef,
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    pub bias: Option<Vec<f32>>,
+    /// Its index among the model's linear layers ([`linear_slot`]): how
+    /// adapters find their matrices for it without a lookup by name.
+    pub slot: usize,
+}
+
+/// The index of a layer's projection among the model's linear layers; the
+/// output head comes after every block's ([`output_slot`]).
+pub fn linear_slot(layer: usize, target: Target) -> usize {
+    layer * Target::ALL.len() + target as usize
+}
+
+/// The output head's [`linear_slot`].
+pub fn output_slot(n_layer: usize) -> usize {
+    n_layer * Target::ALL.len()
+}
+
+impl Linear {
+    pub(crate) fn load(
+        files: &ModelFiles,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        bias: bool,
+        slot: usize,
+    ) -> Result<Linear> {
+        let weight = files.require(&format!("{name}.weight"), &[cols, rows])?;
+        check_quantizable(files, &weight)?;
+        let bias = if bias {
+            let b = files.require(&format!("{name}.bias"), &[rows])?;
+            Some(files.read_f32(&b)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            rows,
+            cols,
+            bias,
+            slot,
+        })
+    }
+
+    pub fn matrix<'a>(&self, files: &'a ModelFiles) -> WeightMatrix<'a> {
+        WeightMatrix {
+            ty: self.weight.ty,
+            rows: self.rows,
+            cols: self.cols,
+            data: files.bytes(&self.weight),
+        }
+    }
+}
+
+pub(crate) fn check_quantizable(files: &ModelFiles, t: &TensorRef) -> Result<()> {
+    if t.ty.row_bytes(t.dims[0]).is_none() {
+        return Err(ModelError::format(
+            files.path(),
+            format!(
+                "tensor '{}' rows of {} do not fit {} blocks",
+                t.name,
+                t.dims[0],
+                t.ty.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+// Inference ---------------------------------------------------------------
+
+/// Rows of a batch (a range of its tokens) and the adapters that apply to them.
+pub(crate) type LoraRows<'a> = (Range<usize>, &'a [ActiveLora]);
+
+/// The row ranges of sequences of `rows` rows each with `adapters` each,
+/// neighbours with the same adapters merged, sequences without any left out.
+pub(crate) fn lora_rows<'a>(
+    rows: impl Iterator<Item = usize>,
+    adapters: &[&'a [ActiveLora]],
+) -> Vec<LoraRows<'a>> {
+    let mut out: Vec<LoraRows<'a>> = Vec::new();
+    let mut r0 = 0;
+    for (n, &a) in rows.zip(adapters) {
+        if n > 0 && !a.is_empty() {
+            match out.last_mut() {
+                Some((range, prev)) if range.end == r0 && std::ptr::eq(*prev, a) => range.end += n,
+                _ => out.push((r0..r0 + n, a)),
+            }
+        }
+        r0 += n;
+    }
+    out
+}
+
+/// The sizes of the groups (consecutive, summing to the total) that lie in
+/// `rows`, which starts and ends on group boundaries, into `out`.
+fn groups_within(groups: &[usize], rows: std::ops::Range<usize>, out: &mut Vec<usize>) {
+    out.clear();
+    let mut r0 = 0;
+    for &n in groups {
+        if r0 >= rows.start && r0 + n <= rows.end && n > 0 {
+            out.push(n);
+        }
+        r0 += n;
+    }
+}
+
+/// Scratch of the linear layers: the quantized input, shared by consecutive
+/// layers that read the same input (q/k/v, gate/up), and LoRA buffers.
+#[derive(Default)]
+pub(crate) struct LinearScratch {
+    /// Rows per sequence, in order: products give each sequence's rows the
+    /// values they get alone (see `srl_quant::matmul_grouped`).
+    pub(crate) groups: Vec<usize>,
+    /// The part of `groups` a LoRA product's row range covers.
+    sub_groups: Vec<usize>,
+    act: QuantizedActivations,
+    act_ty: Option<GgmlType>,
+    lora_act: QuantizedActivations,
+    lora_mid: Vec<f32>,
+    lora_out: Vec<f32>,
+}
+
+impl LinearScratch {
+    /// The next layers read a new input.
+    pub(crate) fn new_input(&mut self) {
+        self.act_ty = None;
+    }
+}
+
+impl Model {
+    /// y = x W^T (+ scale * (x A^T) B^T for each adapter of a row) (+ b),
+    /// as llama.cpp's build_lora_mm orders it. x is [T, cols], y [T, rows].
+    #[allow(clippy::too_many_arguments)] // the scratch and the row map are the layer's context
+    pub(crate) fn linear(
+        &self,
+        lin: &Linear,
+        x: &[f32],
+        n_tokens: usize,
+        y: &mut [f32],
+        sc: &mut LinearScratch,
+        lora: &[LoraRows],
+        pool: &rayon::ThreadPool,
+    ) {
+        let w = lin.matrix(&self.files);
+        let want = w.ty.vec_dot_type();
+        if sc.act_ty != Some(want) {
+            sc.act.quantize(want, x, n_tokens, lin.cols, pool);
+            sc.act_ty = Some(want);
+        }
+        matmul_grouped(&w, &sc.act, y, &sc.groups, pool);
+        for (rows, adapters) in lora {
+            let n = rows.len();
+            groups_within(&sc.groups, rows.clone(), &mut sc.sub_groups);
+            let x = &x[rows.start * lin.cols..rows.end * lin.cols];
+            let y = &mut y[rows.start * lin.rows..rows.end * lin.rows];
+            for lora in adapters.iter() {
+                let Some((a, b)) = lora.adapter.matrices(lin.slot) else {
+                    continue;
+                };
+                let rank = a.rows;
+                sc.lora_act
+                    .quantize(a.ty.vec_dot_type(), x, n, lin.cols, pool);
+                sized(&mut sc.lora_mid, n * rank);
+                matmul_grouped(&a, &sc.lora_act, &mut sc.lora_mid, &sc.sub_groups, pool);
+                sc.lora_act
+                    .quantize(b.ty.vec_dot_type(), &sc.lora_mid, n, rank, pool);
+                sized(&mut sc.lora_out, n * lin.rows);
+                matmul_grouped(&b, &sc.lora_act, &mut sc.lora_out, &sc.sub_groups, pool);
+                let scale = lora.effective_scale(rank);
+                for (o, &d) in y.iter_mut().zip(&sc.lora_out) {
+                    *o += d * scale;
+                }
+            }
+        }
+        if let Some(b) = &lin.bias {
+            for row in y.chunks_exact_mut(lin.rows) {
+                add_assign(row, b);
+            }
+        }
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+// Training ----------------------------------------------------------------
 
 /// The adapter a pass trains (or only applies), and its dropout.
 #[derive(Clone, Copy)]
