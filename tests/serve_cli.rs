@@ -7,11 +7,14 @@
 mod common;
 
 use common::python::openai_client_report;
-use common::server::{api_error, busy_slot_refuses_then_frees, chat_body, http, post, Server};
+use common::server::{
+    api_error, busy_slot_refuses_then_frees, chat_body, http, post, raw_request, Server,
+};
 use common::{model, ok, srl};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn generate(args: &[&str]) -> String {
     let m = model();
@@ -466,4 +469,132 @@ fn serving_beyond_loopback_needs_a_key_or_no_api_key() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(first.contains("warning: --no-api-key"), "{first}");
+}
+
+/// Several hundred hostile requests, loopback only and bounded in time:
+/// malformed JSON, wrong types, huge and negative values, wrong methods,
+/// paths and content types, half-sent bodies and raw garbage on the socket.
+/// None may get a 5xx or stop the server; it answers a normal request
+/// afterwards, and its memory is back near where it started.
+#[test]
+fn hostile_http_gets_4xx_and_the_server_keeps_its_memory() {
+    let mut server = Server::start(&["--parallel", "2", "--ctx", "256", "--max-body", "65536"]);
+    let a = server.addr.clone();
+    let chat = "/v1/chat/completions";
+    // Warm up: the first real request sizes the buffers the rest reuse.
+    assert_eq!(post(&a, chat, None, &chat_body("hi", json!({}))).0, 200);
+    let rss0 = server.rss_kib();
+    let json_bodies = [
+        "{".to_string(),
+        "[]".into(),
+        "null".into(),
+        "\"text\"".into(),
+        "{\"messages\": 5}".into(),
+        "{\"messages\": []}".into(),
+        "{\"messages\": [{}]}".into(),
+        "{\"messages\": [{\"role\": \"user\"}]}".into(),
+        "{\"messages\": [{\"role\": 7, \"content\": \"x\"}]}".into(),
+        "{\"prompt\": {\"a\": 1}}".into(),
+        chat_body("hi", json!({"max_tokens": -1})),
+        chat_body("hi", json!({"max_tokens": 1e300})),
+        chat_body("hi", json!({"max_tokens": 18446744073709551615u64})),
+        chat_body("hi", json!({"temperature": -5})),
+        chat_body("hi", json!({"temperature": "hot"})),
+        chat_body("hi", json!({"top_p": 7})),
+        chat_body("hi", json!({"n": 1000000})),
+        chat_body("hi", json!({"n": -3})),
+        chat_body("hi", json!({"stop": [1, 2]})),
+        chat_body("hi", json!({"stop": vec!["a"; 200]})),
+        chat_body("hi", json!({"logprobs": true, "top_logprobs": 100000})),
+        chat_body("hi", json!({"seed": -1})),
+        chat_body("hi", json!({"stream": "yes"})),
+        chat_body("hi", json!({"model": "../../etc/passwd"})),
+        chat_body("hi", json!({"lora": {"x": 1}})),
+        chat_body(&"word ".repeat(2000), json!({})),
+        "{\"prompt\": \"a\", \"max_tokens\": 4, \"logprobs\": -2}".into(),
+        "\u{0}\u{1}\u{2}".into(),
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"\\ud800\"}]}".into(),
+    ];
+    let paths = [
+        chat,
+        "/v1/completions",
+        "/v1/adapters",
+        "/v1/models/x",
+        "/nope",
+    ];
+    let mut answered = 0;
+    let mut check = |status: Option<u16>, what: &str| {
+        if let Some(s) = status {
+            assert!(s < 500, "{what}: {s}");
+            answered += 1;
+        }
+    };
+    for round in 0..3 {
+        for body in &json_bodies {
+            for path in paths {
+                check(
+                    Some(post(&a, path, None, body).0),
+                    &format!("POST {path} {body}"),
+                );
+            }
+        }
+        for (method, path) in [
+            ("GET", chat),
+            ("PUT", chat),
+            ("DELETE", "/v1/models"),
+            ("PATCH", "/v1/adapters"),
+            ("GET", "/v1/models/%00"),
+            ("GET", "/%ff%fe"),
+            ("DELETE", "/v1/adapters/..%2f..%2fetc"),
+        ] {
+            check(
+                Some(http(&a, method, path, &[], "").0),
+                &format!("{method} {path}"),
+            );
+        }
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            let h = format!("Content-Type: {ct}");
+            let got = http(&a, "POST", chat, &[&h], &chat_body("hi", json!({})));
+            check(Some(got.0), ct);
+        }
+        // Raw bytes on the socket: garbage, a lying Content-Length, a
+        // half-sent body, a header line without end, a huge header.
+        let t = Duration::from_secs(5);
+        let long_header = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+            "a".repeat(100_000)
+        );
+        let raws: Vec<(Vec<u8>, bool)> = vec![
+            (vec![0xff, 0x00, 0x13, 0x37, b'\n', b'\n'], true),
+            (b"HELLO\r\n\r\n".to_vec(), true),
+            (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mess".to_vec(), true),
+            (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".to_vec(), true),
+            (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n".to_vec(), true),
+            (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), true),
+            (b"GET /health HTTP/1.1\r\nHost: x".to_vec(), true),
+            (long_header.into_bytes(), true),
+            (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "x".repeat(20_000)).into_bytes(), true),
+        ];
+        for (raw, finish) in raws {
+            check(
+                raw_request(&a, &raw, finish, t),
+                &format!("raw request (round {round})"),
+            );
+        }
+        assert!(server.alive(), "the server died in round {round}");
+    }
+    assert!(answered >= 400, "only {answered} answers");
+    // Still serving, and memory near where it started.
+    let (status, body) = post(&a, chat, None, &chat_body("hi", json!({})));
+    assert_eq!(status, 200, "{body}");
+    let rss1 = server.rss_kib();
+    assert!(
+        rss1 < rss0 + 32 * 1024,
+        "resident memory grew from {rss0} KiB to {rss1} KiB"
+    );
+    eprintln!("hostile requests: {answered} answered; RSS {rss0} -> {rss1} KiB");
 }

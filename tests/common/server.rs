@@ -49,6 +49,40 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The server's resident memory, in KiB (Linux's /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().is_ok_and(|s| s.is_none())
+    }
+}
+
+/// Sends `raw` bytes on a new connection (closing its write side when
+/// `finish`), and returns the answer's status (None: no answer, the
+/// connection closed or timed out).
+pub fn raw_request(addr: &str, raw: &[u8], finish: bool, timeout: Duration) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let _ = s.write_all(raw);
+    if finish {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
