@@ -15,6 +15,10 @@ use serde_json::Value;
 use srl_models::formats::hf_pre_tokenizer::{llama_cpp_pre_name, SPLIT_LLAMA3, SPLIT_QWEN2};
 use std::path::{Path, PathBuf};
 
+/// Token ids at or above this are refused (the model side refuses such
+/// vocabularies too).
+const MAX_VOCAB: usize = 1 << 22;
+
 fn read_json(path: &Path) -> Result<Value, TokenizerError> {
     let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
         path: path.to_path_buf(),
@@ -100,6 +104,16 @@ pub(crate) fn spec_from_hf_dir(dir: &Path) -> Result<TokenizerSpec, TokenizerErr
         if t.get("rstrip").and_then(Value::as_bool) == Some(true) {
             rstrip.push(id as u32);
         }
+    }
+    // Ids index a table: a hostile id must not size it.
+    if let Some(e) = entries.iter().find(|e| e.0 as usize >= MAX_VOCAB) {
+        return Err(bad(
+            &path,
+            format!(
+                "token {:?} has id {}, beyond the largest vocabulary srl reads ({MAX_VOCAB})",
+                e.1, e.0
+            ),
+        ));
     }
     let n = entries.iter().map(|e| e.0 as usize + 1).max().unwrap_or(0);
     let mut tokens: Vec<Option<String>> = vec![None; n];

@@ -288,6 +288,25 @@ fn hf_json_folder_loads() {
 
 use std::path::Path;
 
+/// A hostile token id does not size the vocabulary table: it used to try to
+/// allocate a table of four billion entries.
+#[test]
+fn huge_token_ids_in_tokenizer_json_are_refused() {
+    let dir = std::env::temp_dir().join(format!("srl-tok-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tj = serde_json::json!({
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 4294967295u64}, "merges": []},
+        "pre_tokenizer": {"type": "ByteLevel", "use_regex": true},
+    });
+    std::fs::write(dir.join("tokenizer.json"), tj.to_string()).unwrap();
+    let e = Tokenizer::from_hf_dir(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("tokenizer.json") && e.contains("4294967295"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn tokenizer_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
