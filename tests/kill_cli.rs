@@ -180,6 +180,15 @@ fn training_runs_are_whole_or_resumable_after_a_kill() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sft_data = root.join("examples/unit-conversion/train.jsonl");
     let rl_data = root.join("examples/srl-math/train.jsonl");
+    // Problems a 135M model gets right sometimes (as in train_rl_cli.rs).
+    let problems = dir.join("problems.jsonl");
+    std::fs::write(
+        &problems,
+        "{\"id\":\"p1\",\"task\":\"Write the number 7.\",\"answer\":\"7\"}\n\
+         {\"id\":\"p2\",\"task\":\"What is 3 + 4? Answer with the number.\",\"answer\":7}\n\
+         {\"id\":\"p3\",\"task\":\"Write the number 12.\",\"answer\":\"12\"}\n",
+    )
+    .unwrap();
     let tiny = [
         "--rank",
         "2",
@@ -190,7 +199,7 @@ fn training_runs_are_whole_or_resumable_after_a_kill() {
         "--save-every",
         "1",
     ];
-    let runs: [(&str, &Path, &[&str], u64); 2] = [
+    let runs: [(&str, &Path, &[&str], u64); 3] = [
         ("sft", &sft_data, &["--max-len", "64"], 6),
         (
             "srl",
@@ -206,6 +215,23 @@ fn training_runs_are_whole_or_resumable_after_a_kill() {
                 "4",
             ],
             3,
+        ),
+        (
+            "rlvr",
+            &problems,
+            &[
+                "--batch-size",
+                "1",
+                "--group-size",
+                "6",
+                "--max-new-tokens",
+                "16",
+                "--think-budget",
+                "4",
+                "--sampling-bound",
+                "8",
+            ],
+            2,
         ),
     ];
     for (kind, data, extra, steps) in runs {
