@@ -13,7 +13,6 @@ use crate::layers::embedding::embed;
 use crate::layers::linear::{
     check_quantizable, linear_slot, lora_rows, output_slot, Linear, LinearScratch, LoraRows,
 };
-use crate::layers::norm::rms_norm;
 use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
 use crate::lora_params::Target;
@@ -455,24 +454,8 @@ impl Model {
 
         // The rows with logits are now the first n_out of x: every row when
         // all have logits, else the ones the last layer moved to the front.
-        resize(&mut s.embd_row, n_out * ce);
-        rms_norm(
-            &s.x[..n_out * ce],
-            &self.weights.output_norm,
-            c.rms_eps,
-            &mut s.embd_row,
-        );
-        resize(&mut s.logits, n_out * c.vocab_size);
-        s.lin.new_input();
-        self.linear(
-            &self.weights.output,
-            &s.embd_row,
-            n_out,
-            &mut s.logits,
-            &mut s.lin,
-            lora_out,
-            pool,
-        );
+        let (x, normed) = (&s.x, &mut s.embd_row);
+        self.head_logits(x, n_out, normed, &mut s.logits, &mut s.lin, lora_out, pool);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod embedding;
 pub mod exp;
+pub mod head;
 pub mod linear;
 pub mod mlp;
 pub mod norm;

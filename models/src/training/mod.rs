@@ -17,7 +17,6 @@
 //! grows with T * C * L plus that budget. Blocks below the lowest adapted
 //! one are never differentiated.
 
-mod loss;
 pub(crate) mod scratch;
 
 use crate::error::{ModelError, Result};
@@ -25,6 +24,7 @@ use crate::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
 use crate::layers::embedding::embed;
+use crate::layers::head::head_loss;
 use crate::layers::linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
 use crate::layers::mlp::swiglu_backward;
 use crate::layers::rope::rope_table;
@@ -190,7 +190,7 @@ impl Model {
         let targets = &tokens[1..];
         let want_grad = grads.is_some() && first_grad.is_some();
         let dx = zeroed(dx, if want_grad { n * ce } else { 0 });
-        let out = loss::head_loss(
+        let out = head_loss(
             self,
             x,
             targets,

@@ -1,17 +1,51 @@
-//! The output head and the weighted cross-entropy: final norm, logits
-//! through the (possibly tied) head read in place, log-softmax (f32 exps,
-//! softmax.rs, summed in f64), and
-//! the gradient back to the last hidden states. Positions are processed in
-//! chunks so the [T, V] logits never exist at once, and positions whose
-//! weight is 0 are skipped entirely (prompt tokens in SFT).
+//! The output head: the final norm, then the product with the (possibly
+//! tied) head matrix read in place, in the two passes' forms side by side:
+//!
+//! - inference ([`Model::head_logits`]): logits [T', V] of the rows that
+//!   need them, through the quantized product (and the adapters);
+//! - training ([`head_loss`]): the weighted cross-entropy, log-softmax with
+//!   f32 exps (softmax.rs) summed in f64, and its gradient back to the last
+//!   hidden states. Positions are processed in chunks so the [T, V] logits
+//!   never exist at once, and positions whose weight is 0 are skipped
+//!   entirely (prompt tokens in SFT).
 
-use super::scratch::{sized, zeroed, HeadBufs};
-use super::WeightedNll;
-use crate::layers::linear::base_product;
+use crate::buffers::{sized, zeroed};
+use crate::layers::linear::{base_product, LinearScratch, LoraRows};
 use crate::layers::norm::{rms_norm, rms_norm_backward};
 use crate::layers::softmax::exp_shifted;
+use crate::training::scratch::HeadBufs;
+use crate::training::WeightedNll;
 use crate::transformer::Model;
 use rayon::prelude::*;
+
+impl Model {
+    /// Logits of the first `n_out` rows of `x` ([T, C]) into `logits`
+    /// ([n_out, V]), through the final norm (into `normed`) and the head.
+    #[allow(clippy::too_many_arguments)] // the pass's scratch and row map
+    pub(crate) fn head_logits(
+        &self,
+        x: &[f32],
+        n_out: usize,
+        normed: &mut Vec<f32>,
+        logits: &mut Vec<f32>,
+        lin: &mut LinearScratch,
+        lora: &[LoraRows],
+        pool: &rayon::ThreadPool,
+    ) {
+        let c = &self.config;
+        let ce = c.n_embd;
+        let normed = sized(normed, n_out * ce);
+        rms_norm(
+            &x[..n_out * ce],
+            &self.weights.output_norm,
+            c.rms_eps,
+            normed,
+        );
+        let logits = sized(logits, n_out * c.vocab_size);
+        lin.new_input();
+        self.linear(&self.weights.output, normed, n_out, logits, lin, lora, pool);
+    }
+}
 
 /// Positions per chunk of the head: each chunk reads (and dequantizes) the
 /// whole head twice, so more positions per chunk cost less, while the
@@ -22,7 +56,7 @@ const CHUNK: usize = 128;
 /// Loss and log-probabilities of `targets[t]` after position t of `x`
 /// ([T, C] final hidden states, T = targets.len() + 1), and with `dx` its
 /// gradient with respect to `x` (added).
-pub(super) fn head_loss(
+pub(crate) fn head_loss(
     model: &Model,
     x: &[f32],
     targets: &[u32],
