@@ -349,6 +349,36 @@ pub fn clip_grad_norm(grads: &mut LoraParams, max_norm: f32) -> f32 {
     norm as f32
 }
 
+/// The end of every trainer's step: a non-finite loss or gradient stops the
+/// run (the error names update `step + 1`; the caller adds its last
+/// checkpoint), else the gradient is clipped to `max_norm` (0: not clipped)
+/// and the optimizer steps at `lr`. Returns the norm before clipping.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_gradients(
+    params: &mut LoraParams,
+    grads: &mut LoraParams,
+    opt: &mut AdamW,
+    loss: f64,
+    max_norm: f32,
+    lr: f32,
+    step: u64,
+) -> std::result::Result<f32, crate::TrainError> {
+    if !loss.is_finite() || grads.slices().any(|g| g.iter().any(|v| !v.is_finite())) {
+        return Err(crate::TrainError::NonFinite {
+            step: step + 1,
+            loss,
+            checkpoint: None,
+        });
+    }
+    let norm = if max_norm > 0.0 {
+        clip_grad_norm(grads, max_norm)
+    } else {
+        grad_norm(grads) as f32
+    };
+    opt.step(params, grads, lr);
+    Ok(norm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,10 +24,10 @@ pub use srl_task::SrlTask;
 
 use crate::checkpoint::{list_checkpoints, Progress};
 use crate::grpo::{group_advantages, mean_std, token_term};
-use crate::optimizer::{clip_grad_norm, grad_norm, AdamW};
+use crate::optimizer::{apply_gradients, AdamW};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::seeds::{seed_for, Purpose};
-use crate::sft::DataOrder;
+use crate::sft::{with_checkpoint, DataOrder};
 use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
@@ -322,14 +322,7 @@ pub fn train_rl(
             &mut grads,
             &mut scratch,
         )
-        .map_err(|e| match e {
-            TrainError::NonFinite { step, loss, .. } => TrainError::NonFinite {
-                step,
-                loss,
-                checkpoint: last_checkpoint.clone(),
-            },
-            e => e,
-        })?;
+        .map_err(|e| with_checkpoint(e, &last_checkpoint))?;
         let train_secs = t1.elapsed().as_secs_f64();
         step += 1;
 
@@ -629,19 +622,7 @@ fn update_policy(
             )?;
             t.tokens += tokens.len();
         }
-        if !t.loss.is_finite() || grads.slices().any(|g| g.iter().any(|v| !v.is_finite())) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                loss: t.loss,
-                checkpoint: None,
-            });
-        }
-        t.grad_norm = if config.max_grad_norm > 0.0 {
-            clip_grad_norm(grads, config.max_grad_norm)
-        } else {
-            grad_norm(grads) as f32
-        };
-        opt.step(params, grads, lr);
+        t.grad_norm = apply_gradients(params, grads, opt, t.loss, config.max_grad_norm, lr, step)?;
     }
     Ok(t)
 }

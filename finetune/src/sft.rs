@@ -11,7 +11,7 @@
 
 use crate::checkpoint::Progress;
 use crate::data::Example;
-use crate::optimizer::{clip_grad_norm, grad_norm};
+use crate::optimizer::apply_gradients;
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::seeds::{seed_for, Purpose};
 use crate::train_config::TrainConfig;
@@ -241,45 +241,25 @@ pub fn train_sft_until(
             break;
         }
         let t0 = Instant::now();
-        grads.fill(0.0);
         let batch: Vec<&Example> = (step * per_step..(step + 1) * per_step)
             .map(|k| train[order.at(k)])
             .collect();
         let norm: usize = batch.iter().map(|e| target_count(e)).sum();
-        let (mut loss, mut tokens) = (0.0f64, 0usize);
-        for (i, e) in batch.iter().enumerate() {
-            let w = weights_of(e, norm as f64);
-            let example = i as u64;
-            let seed = seed_for(config.seed, Purpose::Dropout { step, example });
-            let r = model.weighted_nll_with(
-                &e.tokens,
-                &w,
-                Some(&params),
-                Some(&mut grads),
-                PassOptions {
-                    dropout_seed: Some(seed),
-                    saved_activations_mib: config.saved_activations_mib,
-                },
-                &mut scratch,
-                pool,
-            )?;
-            loss += r.loss;
-            tokens += e.tokens.len();
-        }
-        if !loss.is_finite() || grads.slices().any(|s| s.iter().any(|v| !v.is_finite())) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                loss,
-                checkpoint: last_checkpoint,
-            });
-        }
-        let gnorm = if config.max_grad_norm > 0.0 {
-            clip_grad_norm(&mut grads, config.max_grad_norm)
-        } else {
-            grad_norm(&grads) as f32
-        };
+        grads.fill(0.0);
+        let (loss, tokens) = batch_gradients(
+            model,
+            &config,
+            step,
+            &batch,
+            &params,
+            &mut grads,
+            &mut scratch,
+            pool,
+        )?;
         let lr = schedule.lr_at(step);
-        opt.step(&mut params, &grads, lr);
+        let max_norm = config.max_grad_norm;
+        let gnorm = apply_gradients(&mut params, &mut grads, &mut opt, loss, max_norm, lr, step)
+            .map_err(|e| with_checkpoint(e, &last_checkpoint))?;
         let done = step + 1;
         let secs = t0.elapsed().as_secs_f64();
         let report = StepReport {
@@ -342,6 +322,56 @@ pub fn train_sft_until(
         last_valid_loss: last_valid,
         out,
     })
+}
+
+/// The loss of a step's examples, its gradient added into `grads`, and the
+/// tokens read: one weighted forward and backward per example, each loss
+/// normalised by the batch's target tokens.
+#[allow(clippy::too_many_arguments)]
+fn batch_gradients(
+    model: &Model,
+    config: &TrainConfig,
+    step: u64,
+    batch: &[&Example],
+    params: &LoraParams,
+    grads: &mut LoraParams,
+    scratch: &mut TrainScratch,
+    pool: &rayon::ThreadPool,
+) -> Result<(f64, usize), TrainError> {
+    let norm: usize = batch.iter().map(|e| target_count(e)).sum();
+    let (mut loss, mut tokens) = (0.0f64, 0usize);
+    for (i, e) in batch.iter().enumerate() {
+        let w = weights_of(e, norm as f64);
+        let example = i as u64;
+        let seed = seed_for(config.seed, Purpose::Dropout { step, example });
+        let r = model.weighted_nll_with(
+            &e.tokens,
+            &w,
+            Some(params),
+            Some(grads),
+            PassOptions {
+                dropout_seed: Some(seed),
+                saved_activations_mib: config.saved_activations_mib,
+            },
+            scratch,
+            pool,
+        )?;
+        loss += r.loss;
+        tokens += e.tokens.len();
+    }
+    Ok((loss, tokens))
+}
+
+/// A non-finite step's error with the run's last checkpoint named.
+pub(crate) fn with_checkpoint(e: TrainError, last: &Option<PathBuf>) -> TrainError {
+    match e {
+        TrainError::NonFinite { step, loss, .. } => TrainError::NonFinite {
+            step,
+            loss,
+            checkpoint: last.clone(),
+        },
+        e => e,
+    }
 }
 
 /// Where the run stands after `step` steps of `per_step` examples.
