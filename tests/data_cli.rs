@@ -3,16 +3,9 @@
 
 mod common;
 
-use common::{fails_with, ok, srl};
+use common::{fails_with, ok, srl, temp};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("srl-data-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("finetune/tests/data/trajectories.jsonl")

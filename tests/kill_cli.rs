@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::{model, ok, srl};
+use common::{model, ok, srl, temp};
 use srl_finetune::checkpoint::{list_checkpoints, read_state};
 use srl_models::formats::gguf::GgufFile;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("srl-kill-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Runs `srl args` and kills it (SIGKILL) after `ms` milliseconds, unless
 /// it ended first; returns whether it was killed.

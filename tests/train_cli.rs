@@ -3,15 +3,8 @@
 
 mod common;
 
-use common::{fails_with, model, ok, srl};
+use common::{fails_with, model, ok, srl, temp};
 use std::path::{Path, PathBuf};
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("srl-train-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The first `n` lines of the example set.
 fn sample(dir: &Path, name: &str, n: usize) -> PathBuf {

@@ -12,6 +12,19 @@ pub fn model() -> PathBuf {
     srl_runtime::model_cache::test_model_path()
 }
 
+/// A fresh temporary folder for test `tag` of this test binary.
+pub fn temp(tag: &str) -> PathBuf {
+    let name = format!(
+        "srl-{}-{tag}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    );
+    let d = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 pub fn srl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srl"))
         .args(args)
