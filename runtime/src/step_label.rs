@@ -168,24 +168,55 @@ pub enum LineStart {
     Undecided,
 }
 
-/// Characters after which a line's label (or its absence) is settled: a
-/// label and the separator after it are shorter than this.
+/// Characters after which a line's label (or its absence) is settled
+/// whatever follows (a bound on what a stream holds back).
 const LABEL_WINDOW: usize = 24;
 
-/// Reads the beginning `head` of a line (`complete`: the whole line) with
-/// [`marker`]'s grammar, deciding as soon as the text can no longer change
-/// the answer, so that a stream holds back only the start of a line that
-/// could be labelled.
-pub fn line_start(head: &str, complete: bool) -> LineStart {
+/// Whether text that carries no label yet could still become a labelled
+/// line's beginning: heading hashes, an opening bold, then a prefix of
+/// "step", "step" and a number, "(" and digits, or digits.
+fn could_become_label(head: &str) -> bool {
     let t = head.trim_start();
-    let may_open = t.is_empty()
-        || t.starts_with(|c: char| {
-            "#*_(".contains(c) || c.is_ascii_digit() || c == 's' || c == 'S'
-        });
-    if !complete && may_open && t.chars().count() < LABEL_WINDOW {
-        return LineStart::Undecided;
+    let hashes = t.bytes().take_while(|&b| b == b'#').count();
+    let t = if hashes > 0 {
+        t[hashes..].trim_start()
+    } else {
+        t
+    };
+    let t = ["**", "__", "*", "_"]
+        .into_iter()
+        .find_map(|d| t.strip_prefix(d))
+        .unwrap_or(t);
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && s.len() <= 3;
+    let word = t.get(..4.min(t.len())).unwrap_or("");
+    if t.len() <= 4 && "step".starts_with(&word.to_ascii_lowercase()) {
+        return true; // "", "S", "st", "Step"
     }
-    match marker(head).and_then(|m| m.label) {
+    if word.eq_ignore_ascii_case("step") {
+        // "Step 1", "Step 12 " (a separator may still come).
+        return digits_only(t[4..].trim());
+    }
+    digits_only(t.strip_prefix('(').unwrap_or(t))
+}
+
+/// Reads the beginning `head` of a line (`complete`: the whole line) with
+/// [`marker`]'s grammar, deciding as soon as more text can no longer change
+/// the answer: a stream holds back only a line's beginning that is still a
+/// label's prefix ("Ste", "12", "Step 3:" before the text after it).
+pub fn line_start(head: &str, complete: bool) -> LineStart {
+    let marker = marker(head);
+    let label = marker.as_ref().and_then(|m| m.label);
+    if !complete && head.trim_start().chars().count() < LABEL_WINDOW {
+        let undecided = match &marker {
+            // A label with nothing after it yet: "1." may become "1.5".
+            Some(m) if label.is_some() => m.text.trim().is_empty(),
+            _ => could_become_label(head),
+        };
+        if undecided {
+            return LineStart::Undecided;
+        }
+    }
+    match label {
         Some(Label::Step(n) | Label::Number(n)) => LineStart::Step(n),
         None => LineStart::Text,
     }
@@ -257,5 +288,13 @@ mod tests {
             LineStart::Text
         );
         assert_eq!(line_start("  ", false), LineStart::Undecided);
+        // Decided as soon as the text cannot be a label's beginning.
+        assert_eq!(line_start("So the answer", false), LineStart::Text);
+        assert_eq!(line_start("12 minutes", false), LineStart::Text);
+        assert_eq!(line_start("Ste", false), LineStart::Undecided);
+        assert_eq!(line_start("## Step 2", false), LineStart::Undecided);
+        assert_eq!(line_start("(3", false), LineStart::Undecided);
+        assert_eq!(line_start("Step 3 is", false), LineStart::Text);
+        assert_eq!(line_start("**1.** Add", false), LineStart::Step(1));
     }
 }
