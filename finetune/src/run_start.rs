@@ -105,9 +105,9 @@ pub fn start_run(
             config.max_steps = max_steps;
             config.epochs = epochs;
         }
-        let run_id = Some(r.state.run_id.clone())
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(new_run_id);
+        // The run keeps its id (empty for runs from before ids), so its
+        // older checkpoints are still its own when pruning.
+        let run_id = r.state.run_id.clone();
         let checkpoints =
             CheckpointWriter::new(&out, trainer, run_id, config.keep_checkpoints, None);
         return Ok(RunStart {

@@ -192,3 +192,58 @@ fn a_non_finite_loss_stops_and_keeps_the_checkpoint() {
     assert!(kept.join("trainer_state.json").is_file());
     assert!(err.to_string().contains(&format!("step {step}")), "{err}");
 }
+
+/// A run from before checkpoints carried a run id, resumed: its old
+/// checkpoints are still its own, so pruning keeps only the newest.
+#[test]
+fn resuming_a_run_without_ids_prunes_its_old_checkpoints() {
+    let dir = temp("legacy");
+    let model = tiny_model(&dir);
+    let out = dir.join("run");
+    let mut cfg = config(&out);
+    cfg.max_steps = Some(4);
+    let pool = pool();
+    train_sft(
+        &model,
+        cfg,
+        &examples(10),
+        &[],
+        RunMode::New,
+        &pool,
+        &mut |_| {},
+    )
+    .unwrap();
+    // Strip the ids, as the files of older runs have none.
+    for (_, ck) in srl_finetune::checkpoint::list_checkpoints(&out) {
+        let path = ck.join("trainer_state.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("run_id");
+        std::fs::write(&path, v.to_string()).unwrap();
+    }
+    let mut cfg = config(&out);
+    cfg.max_steps = Some(6);
+    // A resumed run keeps its own settings: keep one checkpoint, set in the
+    // saved state.
+    let path = srl_finetune::checkpoint::checkpoint_dir(&out, 4).join("trainer_state.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["config"]["keep_checkpoints"] = 1.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    train_sft(
+        &model,
+        cfg,
+        &examples(10),
+        &[],
+        RunMode::Resume,
+        &pool,
+        &mut |_| {},
+    )
+    .unwrap();
+    let steps: Vec<u64> = srl_finetune::checkpoint::list_checkpoints(&out)
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(steps, [6]);
+    std::fs::remove_dir_all(&dir).ok();
+}
