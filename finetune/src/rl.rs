@@ -27,7 +27,7 @@ use crate::grpo::{group_advantages, mean_std, token_term};
 use crate::optimizer::{apply_gradients, AdamW};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::seeds::{seed_for, Purpose};
-use crate::sft::{with_checkpoint, DataOrder};
+use crate::sft::DataOrder;
 use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
@@ -322,7 +322,7 @@ pub fn train_rl(
             &mut grads,
             &mut scratch,
         )
-        .map_err(|e| with_checkpoint(e, &last_checkpoint))?;
+        .map_err(|e| e.with_checkpoint(&last_checkpoint))?;
         let train_secs = t1.elapsed().as_secs_f64();
         step += 1;
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-pub use crate::train_error::TrainError;
+use crate::train_error::TrainError;
 
 /// What the trainer reports as it goes (the command line draws it).
 pub enum Event<'a> {
@@ -259,7 +259,7 @@ pub fn train_sft_until(
         let lr = schedule.lr_at(step);
         let max_norm = config.max_grad_norm;
         let gnorm = apply_gradients(&mut params, &mut grads, &mut opt, loss, max_norm, lr, step)
-            .map_err(|e| with_checkpoint(e, &last_checkpoint))?;
+            .map_err(|e| e.with_checkpoint(&last_checkpoint))?;
         let done = step + 1;
         let secs = t0.elapsed().as_secs_f64();
         let report = StepReport {
@@ -360,18 +360,6 @@ fn batch_gradients(
         tokens += e.tokens.len();
     }
     Ok((loss, tokens))
-}
-
-/// A non-finite step's error with the run's last checkpoint named.
-pub(crate) fn with_checkpoint(e: TrainError, last: &Option<PathBuf>) -> TrainError {
-    match e {
-        TrainError::NonFinite { step, loss, .. } => TrainError::NonFinite {
-            step,
-            loss,
-            checkpoint: last.clone(),
-        },
-        e => e,
-    }
 }
 
 /// Where the run stands after `step` steps of `per_step` examples.

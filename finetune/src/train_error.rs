@@ -47,3 +47,18 @@ pub enum TrainError {
         checkpoint: Option<PathBuf>,
     },
 }
+
+impl TrainError {
+    /// A non-finite step's error with the run's last checkpoint named (the
+    /// step itself does not know it); other errors as they are.
+    pub fn with_checkpoint(self, last: &Option<PathBuf>) -> TrainError {
+        match self {
+            TrainError::NonFinite { step, loss, .. } => TrainError::NonFinite {
+                step,
+                loss,
+                checkpoint: last.clone(),
+            },
+            e => e,
+        }
+    }
+}

@@ -5,8 +5,9 @@
 use srl_finetune::data::Example;
 use srl_finetune::metrics::read_metrics;
 use srl_finetune::run_start::RunMode;
-use srl_finetune::sft::{train_sft, Event, TrainError};
+use srl_finetune::sft::{train_sft, Event};
 use srl_finetune::train_config::TrainConfig;
+use srl_finetune::TrainError;
 use srl_models::testing::{TinySpec, TinyWeights};
 use srl_models::{Arch, Model};
 use srl_quant::GgmlType;
