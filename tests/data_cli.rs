@@ -187,3 +187,116 @@ fn a_missing_file_is_named_once() {
     assert!(!out.status.success());
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+/// The examples' trajectories pass the check on the default model's
+/// tokenizer (no leakage between their train and valid files), and a file
+/// with a leaked task and a blank step fails it, naming both lines.
+#[test]
+fn data_check_reports_figures_and_fails_on_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = common::model();
+    for example in ["unit-conversion", "srl-math"] {
+        let train = root.join(format!("examples/{example}/train.jsonl"));
+        let valid = root.join(format!("examples/{example}/valid.jsonl"));
+        let out = ok(&srl(&[
+            "data",
+            "check",
+            train.to_str().unwrap(),
+            "--valid",
+            valid.to_str().unwrap(),
+            "--model",
+            m.to_str().unwrap(),
+        ]));
+        assert!(
+            out.contains("300 lines read, 300 trajectories usable"),
+            "{out}"
+        );
+        assert!(out.contains("leakage: 0 tasks shared"), "{out}");
+        assert!(out.contains("tokens per trajectory (SFT): min "), "{out}");
+        assert!(out.contains("0 errors"), "{out}");
+    }
+    let dir = temp("check");
+    let (train, valid) = (dir.join("t.jsonl"), dir.join("v.jsonl"));
+    std::fs::write(
+        &train,
+        "{\"task\":\"Add 1 and 2.\",\"steps\":[\"1+2=3\"],\"answer\":\"3\"}\n\
+         {\"task\":\"B\",\"steps\":[\"ok\",\" \"]}\n",
+    )
+    .unwrap();
+    std::fs::write(&valid, "{\"task\":\"add 1  and 2.\",\"steps\":[\"s\"]}\n").unwrap();
+    let run = srl(&[
+        "data",
+        "check",
+        train.to_str().unwrap(),
+        "--valid",
+        valid.to_str().unwrap(),
+        "--no-tokens",
+    ]);
+    fails_with(&run, "does not pass the check (2 errors, 0 warnings)");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(out.contains("t.jsonl: line 2: step 2 is blank"), "{out}");
+    assert!(out.contains("v.jsonl: line 1: the same task as"), "{out}");
+    // Warnings alone pass, unless --strict.
+    std::fs::write(&valid, "{\"task\":\"C\",\"steps\":[\"s\", \"s\"]}\n").unwrap();
+    std::fs::write(&train, "{\"task\":\"D\",\"steps\":[\"s\"]}\n").unwrap();
+    let args = [
+        "data",
+        "check",
+        train.to_str().unwrap(),
+        "--valid",
+        valid.to_str().unwrap(),
+        "--no-tokens",
+    ];
+    ok(&srl(&args));
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    fails_with(&srl(&strict), "(0 errors, 1 warnings)");
+}
+
+#[test]
+fn data_split_is_seeded_and_refuses_to_overwrite() {
+    let dir = temp("split");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = root.join("examples/srl-math/train.jsonl");
+    let (tr, va) = (dir.join("train.jsonl"), dir.join("valid.jsonl"));
+    let args = |seed: &str| -> Vec<String> {
+        [
+            "data",
+            "split",
+            data.to_str().unwrap(),
+            "--train-out",
+            tr.to_str().unwrap(),
+            "--valid-out",
+            va.to_str().unwrap(),
+            "--valid-count",
+            "30",
+            "--seed",
+            seed,
+            "--overwrite",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |a: Vec<String>| srl(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ok(&run(args("1")));
+    assert!(out.starts_with("300 trajectories: 270 to "), "{out}");
+    assert!(
+        out.contains("tasks appear on several lines; each kept on one side"),
+        "{out}"
+    );
+    let first = std::fs::read_to_string(&va).unwrap();
+    ok(&run(args("1")));
+    assert_eq!(std::fs::read_to_string(&va).unwrap(), first);
+    // The split passes the check: no task on both sides.
+    ok(&srl(&[
+        "data",
+        "check",
+        tr.to_str().unwrap(),
+        "--valid",
+        va.to_str().unwrap(),
+        "--no-tokens",
+    ]));
+    let mut again = args("2");
+    again.pop();
+    fails_with(&run(again), "--overwrite");
+}

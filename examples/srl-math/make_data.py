@@ -77,6 +77,25 @@ def share(rng):
     return task, steps, f"{each} {many}"
 
 
+def norm(task):
+    """A task as `srl data check` compares them: lower case, spaces collapsed."""
+    return " ".join(task.split()).lower()
+
+
+def held_out(valid, train, draw):
+    """The valid rows whose tasks are not in train (nor earlier in valid),
+    topped up with new draws: a held-out task is never trained on."""
+    seen = {norm(r["task"]) for r in train}
+    want, kept = len(valid), []
+    rows = iter(valid)
+    while len(kept) < want:
+        r = next(rows, None) or draw()
+        if norm(r["task"]) not in seen:
+            seen.add(norm(r["task"]))
+            kept.append(r)
+    return kept
+
+
 def main():
     rng = random.Random(20261125)
     kinds = [conversion, total, change, share]
@@ -85,12 +104,20 @@ def main():
         task, steps, answer = kinds[i % len(kinds)](rng)
         rows.append({"id": f"sm-{i:04d}", "task": task, "steps": steps, "answer": answer})
     rng.shuffle(rows)
+    extra = iter(range(340, 10**6))
+
+    def draw():
+        i = next(extra)
+        task, steps, answer = kinds[i % len(kinds)](rng)
+        return {"id": f"sm-{i:04d}", "task": task, "steps": steps, "answer": answer}
+
+    valid = held_out(rows[300:], rows[:300], draw)
     here = Path(__file__).parent
-    for name, part in [("train.jsonl", rows[:300]), ("valid.jsonl", rows[300:])]:
+    for name, part in [("train.jsonl", rows[:300]), ("valid.jsonl", valid)]:
         with open(here / name, "w", encoding="utf-8") as f:
             for r in part:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows[:300])} train and {len(rows[300:])} valid trajectories")
+    print(f"wrote {len(rows[:300])} train and {len(valid)} valid trajectories")
 
 
 if __name__ == "__main__":

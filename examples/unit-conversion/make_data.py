@@ -61,15 +61,36 @@ def example(i, rng):
     return {"id": f"uc-{i:04d}", "task": task, "steps": steps, "answer": f"{fmt(result)} {b}"}
 
 
+def norm(task):
+    """A task as `srl data check` compares them: lower case, spaces collapsed."""
+    return " ".join(task.split()).lower()
+
+
+def held_out(valid, train, draw):
+    """The valid rows whose tasks are not in train (nor earlier in valid),
+    topped up with new draws: a held-out task is never trained on."""
+    seen = {norm(r["task"]) for r in train}
+    want, kept = len(valid), []
+    rows = iter(valid)
+    while len(kept) < want:
+        r = next(rows, None) or draw()
+        if norm(r["task"]) not in seen:
+            seen.add(norm(r["task"]))
+            kept.append(r)
+    return kept
+
+
 def main():
     rng = random.Random(20261125)
     rows = [example(i, rng) for i in range(360)]
+    extra = iter(range(360, 10**6))
+    valid = held_out(rows[300:], rows[:300], lambda: example(next(extra), rng))
     here = Path(__file__).parent
-    for name, part in [("train.jsonl", rows[:300]), ("valid.jsonl", rows[300:])]:
+    for name, part in [("train.jsonl", rows[:300]), ("valid.jsonl", valid)]:
         with open(here / name, "w", encoding="utf-8") as f:
             for r in part:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows[:300])} train and {len(rows[300:])} valid trajectories")
+    print(f"wrote {len(rows[:300])} train and {len(valid)} valid trajectories")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
+pub mod dataset;
 pub mod eval;
 pub mod grpo;
 pub mod merge;

@@ -580,11 +580,12 @@ impl fmt::Display for Skipped {
 }
 
 /// What [`for_each_line`] calls with each line.
-type EachLine<'f> = dyn FnMut(usize, Result<&str, String>) -> Result<(), StepsError> + 'f;
+pub(crate) type EachLine<'f> =
+    dyn FnMut(usize, Result<&str, String>) -> Result<(), StepsError> + 'f;
 
 /// Non-blank lines of a JSONL file with their 1-based numbers, to `each`
 /// (a line that is not UTF-8 as an error message).
-fn for_each_line(path: &Path, each: &mut EachLine) -> Result<usize, StepsError> {
+pub(crate) fn for_each_line(path: &Path, each: &mut EachLine) -> Result<usize, StepsError> {
     let read = |err| StepsError::Read {
         path: path.to_path_buf(),
         err,

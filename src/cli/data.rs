@@ -1,6 +1,10 @@
-//! `srl data build`: expert trajectories to SRL step instances, with a
-//! summary of what was read, found, written and skipped.
+//! `srl data`: expert trajectories to SRL step instances (`build`), a
+//! check of a trajectory file before training (`check`), and a seeded
+//! train/valid split (`split`).
 
+use super::common::{check_overwrite, ModelArgs};
+use srl_finetune::dataset::check::{check, AnswerKind, CheckOptions, Severity};
+use srl_finetune::dataset::split::{split_file, Holdout};
 use srl_finetune::steps::{build_instances, BuildOptions, Format};
 use std::path::PathBuf;
 
@@ -8,12 +12,142 @@ use std::path::PathBuf;
 pub enum Command {
     /// Turn expert trajectories into step instances (context + steps so far -> next step)
     Build(BuildArgs),
+    /// Check trajectories before training: counts, token lengths, empty or repeated steps, duplicate tasks, train/valid leakage
+    Check(CheckArgs),
+    /// Split trajectories into train and valid files (seeded; a task never on both sides)
+    Split(SplitArgs),
 }
 
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Build(a) => build(a),
+        Command::Check(a) => check_cmd(a),
+        Command::Split(a) => split(a),
     }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum AnswersArg {
+    /// Numbers and formulas, compared by value
+    Math,
+    /// Any text, compared exactly (labels, names)
+    Exact,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Trajectories: JSONL of {id, task, steps | solution[, answer]}
+    #[arg(value_name = "JSONL")]
+    data: PathBuf,
+    /// Held-out trajectories, checked too and for tasks shared with DATA
+    #[arg(long, value_name = "JSONL")]
+    valid: Option<PathBuf>,
+    /// The SFT sequence length training cuts to
+    #[arg(long, default_value_t = 2048)]
+    max_len: usize,
+    /// How final answers are read
+    #[arg(long, value_enum, default_value_t = AnswersArg::Math)]
+    answers: AnswersArg,
+    /// Errors and warnings listed one by one; the rest counted
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    /// Exit non-zero on warnings too
+    #[arg(long)]
+    strict: bool,
+    /// Skip token lengths (no model is loaded)
+    #[arg(long)]
+    no_tokens: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
+    let engine = if a.no_tokens {
+        None
+    } else {
+        Some(a.model.load()?)
+    };
+    let opts = CheckOptions {
+        max_len: a.max_len,
+        answers: match a.answers {
+            AnswersArg::Math => AnswerKind::Math,
+            AnswersArg::Exact => AnswerKind::Exact,
+        },
+    };
+    let report = check(&a.data, a.valid.as_deref(), engine.as_ref(), &opts)?;
+    println!("{}", report.describe(a.show));
+    let errors = report.count(Severity::Error);
+    let warnings = report.count(Severity::Warning);
+    if errors > 0 || (a.strict && warnings > 0) {
+        anyhow::bail!(
+            "{} does not pass the check ({errors} errors, {warnings} warnings)",
+            a.data.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct SplitArgs {
+    /// Trajectories: JSONL of {id, task, steps | solution[, answer]}
+    #[arg(value_name = "JSONL")]
+    data: PathBuf,
+    /// The training part to write
+    #[arg(long, value_name = "JSONL")]
+    train_out: PathBuf,
+    /// The held-out part to write
+    #[arg(long, value_name = "JSONL")]
+    valid_out: PathBuf,
+    /// Share of the trajectories held out
+    #[arg(long, default_value_t = 0.1, conflicts_with = "valid_count")]
+    valid_fraction: f64,
+    /// Number of trajectories held out (instead of --valid-fraction)
+    #[arg(long, value_name = "N")]
+    valid_count: Option<usize>,
+    /// Seed of the split
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Replace the outputs if they exist
+    #[arg(long)]
+    overwrite: bool,
+}
+
+fn split(a: SplitArgs) -> anyhow::Result<()> {
+    check_overwrite(&a.train_out, a.overwrite)?;
+    check_overwrite(&a.valid_out, a.overwrite)?;
+    let holdout = match a.valid_count {
+        Some(0) => anyhow::bail!("--valid-count must be at least 1"),
+        Some(n) => Holdout::Count(n),
+        None if a.valid_fraction > 0.0 && a.valid_fraction < 1.0 => {
+            Holdout::Fraction(a.valid_fraction)
+        }
+        None => anyhow::bail!(
+            "--valid-fraction must be between 0 and 1, found {}",
+            a.valid_fraction
+        ),
+    };
+    let s = split_file(&a.data, &a.train_out, &a.valid_out, holdout, a.seed)?;
+    println!(
+        "{} trajectories: {} to {}, {} to {}",
+        s.train + s.valid,
+        s.train,
+        a.train_out.display(),
+        s.valid,
+        a.valid_out.display()
+    );
+    if s.repeated_tasks > 0 {
+        println!(
+            "{} tasks appear on several lines; each kept on one side",
+            s.repeated_tasks
+        );
+    }
+    if s.skipped > 0 {
+        println!(
+            "{} lines are not trajectories and were left out (srl data check says why)",
+            s.skipped
+        );
+    }
+    Ok(())
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -56,7 +190,7 @@ pub struct BuildArgs {
 const SHOW_SKIPPED: usize = 10;
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
-    super::common::check_overwrite(&a.out, a.overwrite)?;
+    check_overwrite(&a.out, a.overwrite)?;
     let opts = BuildOptions {
         format: a.format.map(|f| match f {
             FormatArg::Math => Format::Math,

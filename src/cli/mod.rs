@@ -60,7 +60,7 @@ enum Command {
     Serve(serve::Args),
     /// Solve a problem step by step as an SRL model is used, printing each step.
     Solve(solve::Args),
-    /// Prepare training data: SRL step instances from expert trajectories
+    /// Prepare training data: SRL step instances, checks, splits
     #[command(subcommand)]
     Data(data::Command),
     /// Train a LoRA adapter (sft, srl, rlvr)
