@@ -72,6 +72,24 @@ for name, path in [("srl-math", "examples/srl-math/train.jsonl"),
     lines = (REPO / path).read_text().splitlines()[:6]
     put("trajectories", name, "\n".join(lines) + "\n")
 
+# traces: two chat turns as `srl chat --trace` records them, an approval,
+# and a last line cut short.
+def turn(t, user, parts):
+    return json.dumps({"session": "s1", "turn": t, "messages": [{"role": "user", "content": user}],
+                       "reply": "", "thought": "", "steps": [
+                           {"step": n, "text": text, "tokens": 2, "ms": 1.0} for n, text in parts]})
+
+
+put("traces", "chat", "\n".join([
+    turn(1, "Convert 3 hours to minutes.", [(1, "Step 1: 1 hour is 60 minutes."), (2, "Step 2: 3 × 60 = 180."),
+                                            (None, "Answer: 180 minutes")]),
+    json.dumps({"session": "s1", "approve": 1}),
+    turn(2, "Hi", [(None, "Hello!")]),
+    '{"session": "s1", "turn": 3, "mess',
+]))
+put("traces", "reviewed", (REPO / "examples/srl-math/train.jsonl").read_text().splitlines()[0] + "\n"
+    + json.dumps({"id": "r", "task": "t", "steps": ["a", {"action": "b", "observation": "c"}], "review": "kept"}) + "\n")
+
 # gguf_reader: a GGUF v3 header with one string key and one f32 tensor.
 def gguf_str(s):
     b = s.encode()

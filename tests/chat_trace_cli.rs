@@ -86,3 +86,112 @@ fn steps_are_numbered_with_their_cost_and_recorded() {
     assert_eq!(lines[1]["messages"].as_array().unwrap().len(), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The on-device loop: chat with --trace, /approve a reply, turn the
+/// approved turns into trajectories, review them (an edit in $EDITOR and a
+/// keep, written back), and build SRL step instances from the result.
+#[test]
+fn approved_chat_turns_become_reviewed_trajectories() {
+    let dir = common::temp("approve");
+    let trace = dir.join("turns.jsonl");
+    let (_, stderr) = chat(
+        &["--trace", trace.to_str().unwrap()],
+        b"/approve\nConvert 3 hours to minutes.\n/approve\nConvert 2 days to hours.\n",
+    );
+    assert!(stderr.contains("no reply to approve yet"), "{stderr}");
+    assert!(stderr.contains("(turn 1 approved in "), "{stderr}");
+    let traj = dir.join("traj.jsonl");
+    let from = |extra: &[&str]| {
+        let mut args = vec![
+            "data",
+            "from-traces",
+            trace.to_str().unwrap(),
+            "--out",
+            traj.to_str().unwrap(),
+            "--overwrite",
+        ];
+        args.extend(extra);
+        common::ok(&common::srl(&args))
+    };
+    let out = from(&[]);
+    assert!(
+        out.starts_with("2 turns read (1 approved in the chat): 2 trajectories"),
+        "{out}"
+    );
+    let out = from(&["--approved-only"]);
+    assert!(
+        out.contains(": 1 trajectories; left out: 1 not approved"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&traj).unwrap().trim()).unwrap();
+    assert_eq!(v["task"], "Convert 3 hours to minutes.");
+    assert!(v["steps"].as_array().unwrap().len() >= 2, "{v}");
+    assert!(
+        !v["steps"][0].as_str().unwrap().starts_with("Step 1"),
+        "{v}"
+    );
+
+    // Review: edit the one trajectory (the editor appends a step).
+    from(&[]);
+    let editor = dir.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'Step 9: Check: 180 / 60 = 3.\\n' >> \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let review = |input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+            .args(["data", "review", traj.to_str().unwrap()])
+            .env("EDITOR", &editor)
+            .env_remove("VISUAL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = review(b"e\nq\n");
+    assert!(shown.contains("0 of 2 reviewed"), "{shown}");
+    assert!(
+        shown.contains("1 edited, 0 dropped, 0 skipped; 1 of 2 reviewed"),
+        "{shown}"
+    );
+    // The next run goes on with the second.
+    let shown = review(b"d\n");
+    assert!(
+        shown.starts_with(&format!("{}: 1 of 2 reviewed", traj.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("Convert 2 days to hours."), "{shown}");
+    let kept: Vec<serde_json::Value> = std::fs::read_to_string(&traj)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["review"], "edited");
+    let steps = kept[0]["steps"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap(), "Check: 180 / 60 = 3.");
+    assert!(dir.join("traj.dropped.jsonl").exists());
+    let steps_out = dir.join("steps.jsonl");
+    common::ok(&common::srl(&[
+        "data",
+        "build",
+        "--data",
+        traj.to_str().unwrap(),
+        "--out",
+        steps_out.to_str().unwrap(),
+    ]));
+}

@@ -85,6 +85,14 @@ pub fn final_answer(response: &str) -> Option<&str> {
         .or_else(|| last_number(text))
 }
 
+/// The answer a text states: its last `\boxed{}`, else its last
+/// "answer is ..." / "answer: ..." (not a bare number, which prose has
+/// plenty of); trimmed.
+pub fn stated_answer(text: &str) -> Option<&str> {
+    let text = after_think(text);
+    extract_boxed(text).or_else(|| marked_answer(text))
+}
+
 /// The content of the last `\boxed{...}` or `\fbox{...}` in `text`
 /// (nested braces matched, `\{` and `\}` skipped), or of `\boxed 5` (up to
 /// whitespace or `$`); trimmed.

@@ -4,7 +4,7 @@
 //! step traces (chat_trace.rs): the monologue apart, steps numbered with
 //! their tokens and time; `--trace FILE` records every turn.
 
-use super::chat_trace::{record_turn, TraceView};
+use super::chat_trace::{approve_turn, record_turn, TraceView};
 use super::common::{BackendArgs, ModelArgs, SamplingArgs};
 use srl_runtime::think::THINK_OPEN;
 use srl_runtime::{GenerateParams, Message};
@@ -35,7 +35,7 @@ pub struct Args {
     trace: Option<std::path::PathBuf>,
 }
 
-const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system message and reset), /quit";
+const HELP: &str = "commands: /reset (forget the conversation), /system TEXT (set the system message and reset), /approve (mark the last reply a good solution in the --trace file), /quit";
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let runner = a.model.load_runner(&a.backend)?;
@@ -61,6 +61,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let color = std::io::stdout().is_terminal();
     let mut turn = 0;
+    // Names this chat in the trace file, so /approve names one turn.
+    let trace_session = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| format!("{}-{}", d.as_millis(), std::process::id()))
+        .unwrap_or_default();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -98,6 +103,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     "(system message {}; conversation reset)",
                     if system.is_some() { "set" } else { "cleared" }
                 );
+                continue;
+            }
+            ("/approve", _) => {
+                match (&a.trace, turn) {
+                    (None, _) => {
+                        eprintln!("/approve needs --trace FILE: there is no trace to mark")
+                    }
+                    (Some(_), 0) => eprintln!("no reply to approve yet"),
+                    (Some(path), t) => {
+                        approve_turn(path, &trace_session, t)?;
+                        eprintln!("(turn {t} approved in {})", path.display());
+                    }
+                }
                 continue;
             }
             ("/help", _) => {
@@ -144,6 +162,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 if let Some(path) = &a.trace {
                     record_turn(
                         path,
+                        &trace_session,
                         turn,
                         &convo,
                         &done.text,

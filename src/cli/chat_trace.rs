@@ -115,9 +115,11 @@ impl TraceView {
     }
 }
 
-/// Appends one turn to the `--trace` file.
+/// Appends one turn to the `--trace` file (`session` names the chat).
+#[allow(clippy::too_many_arguments)]
 pub fn record_turn(
     path: &Path,
+    session: &str,
     turn: usize,
     messages: &[Message],
     reply: &str,
@@ -136,6 +138,7 @@ pub fn record_turn(
         .map(|p| json!({"step": p.step, "text": p.text.trim(), "tokens": p.tokens, "ms": p.ms}))
         .collect();
     let line = json!({
+        "session": session,
         "turn": turn,
         "messages": messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
         "reply": reply,
@@ -147,12 +150,24 @@ pub fn record_turn(
             "min_p": sampler.min_p, "repeat_penalty": sampler.repeat_penalty, "seed": sampler.seed,
         },
     });
+    append_line(path, &line)
+}
+
+/// Appends `/approve`'s mark of turn `turn` of chat `session`: `srl data
+/// from-traces --approved-only` takes only the turns so marked.
+pub fn approve_turn(path: &Path, session: &str, turn: usize) -> anyhow::Result<()> {
+    append_line(path, &json!({"session": session, "approve": turn}))
+}
+
+/// One JSON line, appended whole and flushed to disk.
+fn append_line(path: &Path, line: &serde_json::Value) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the trace file {}: {e}", path.display()))?;
-    writeln!(f, "{line}")
+    f.write_all(format!("{line}\n").as_bytes())
+        .and_then(|_| f.sync_data())
         .map_err(|e| anyhow::anyhow!("cannot write the trace file {}: {e}", path.display()))?;
     Ok(())
 }

@@ -1,9 +1,12 @@
 //! `srl data`: expert trajectories to SRL step instances (`build`), a
-//! check of a trajectory file before training (`check`), and a seeded
-//! train/valid split (`split`).
+//! check of a trajectory file before training (`check`), a seeded
+//! train/valid split (`split`), chat traces as trajectories (`from-traces`),
+//! a person's review of them (`review`, in data_review.rs) and a teacher's
+//! solutions (`distill`, in data_distill.rs).
 
 use super::common::{check_overwrite, ModelArgs};
 use srl_finetune::dataset::check::{check, AnswerKind, CheckOptions, Severity};
+use srl_finetune::dataset::from_traces::trajectories_from_traces;
 use srl_finetune::dataset::split::{split_file, Holdout};
 use srl_finetune::steps::{build_instances, BuildOptions, Format};
 use std::path::PathBuf;
@@ -16,6 +19,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Split trajectories into train and valid files (seeded; a task never on both sides)
     Split(SplitArgs),
+    /// Ask a teacher model (any OpenAI-compatible server) for step-by-step solutions of tasks
+    Distill(super::data_distill::Args),
+    /// Turn the turns `srl chat --trace` recorded into trajectories (replies with numbered steps)
+    FromTraces(FromTracesArgs),
+    /// Walk through trajectories in the terminal: keep, drop or edit each (resumable)
+    Review(super::data_review::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<()> {
@@ -23,6 +32,9 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Build(a) => build(a),
         Command::Check(a) => check_cmd(a),
         Command::Split(a) => split(a),
+        Command::Distill(a) => super::data_distill::run(a),
+        Command::FromTraces(a) => from_traces(a),
+        Command::Review(a) => super::data_review::run(a),
     }
 }
 
@@ -212,6 +224,36 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         eprintln!("... {} more skipped", shown - SHOW_SKIPPED);
     }
     println!("{}", summary.describe());
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct FromTracesArgs {
+    /// A trace file written by `srl chat --trace`
+    #[arg(value_name = "JSONL")]
+    traces: PathBuf,
+    /// The trajectories to write (JSONL)
+    #[arg(long, value_name = "JSONL")]
+    out: PathBuf,
+    /// Only the turns approved in the chat with /approve
+    #[arg(long)]
+    approved_only: bool,
+    /// Replace --out if it exists
+    #[arg(long)]
+    overwrite: bool,
+}
+
+fn from_traces(a: FromTracesArgs) -> anyhow::Result<()> {
+    check_overwrite(&a.out, a.overwrite)?;
+    let s = trajectories_from_traces(&a.traces, &a.out, a.approved_only)?;
+    for (line, why) in s.bad.iter().take(SHOW_SKIPPED) {
+        eprintln!("skipped {}: line {line}: {why}", a.traces.display());
+    }
+    if s.bad.len() > SHOW_SKIPPED {
+        eprintln!("... {} more skipped", s.bad.len() - SHOW_SKIPPED);
+    }
+    println!("{}", s.describe());
     println!("wrote {}", a.out.display());
     Ok(())
 }

@@ -8,6 +8,8 @@ mod chat;
 mod chat_trace;
 mod common;
 mod data;
+mod data_distill;
+mod data_review;
 mod eval;
 mod generate;
 mod info;

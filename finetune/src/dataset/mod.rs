@@ -1,11 +1,16 @@
-//! The data commands around `srl data build`: check a trajectory file
-//! before training on it ([`check`]), split it into train and valid
-//! ([`split`]). Each reads trajectories the way `build` does
+//! The data commands around `srl data build`: where trajectories come from
+//! (a teacher model, [`distill`] over [`teacher`]; the user's own chats,
+//! [`from_traces`] and [`review`]), and what to do before training on them
+//! ([`check`], [`split`]). Each reads trajectories the way `build` does
 //! ([`crate::steps::step_instances`]), so a line they accept is a line
 //! training accepts.
 
 pub mod check;
+pub mod distill;
+pub mod from_traces;
+pub mod review;
 pub mod split;
+pub mod teacher;
 
 use crate::steps::{step_instances, BuildOptions, Built, SkipReason};
 use serde_json::Value;
