@@ -379,9 +379,11 @@ pub enum PairsError {
 }
 
 /// Scores a JSONL file of pairs, for debugging rewards: each non-blank line
-/// is an object with string fields `a` (the rollout) and `b` (the expert
-/// step); each output line is that object with `"ratio"` added (replaced if
-/// present). The input line's text is kept as it was, other fields included.
+/// is an object with string fields `a` (the rollout's action) and `b` (the
+/// expert step), and the output line is that object with `"ratio"` added
+/// (replaced if present); or with `response` (a whole rollout) instead of
+/// `a`, and then `"reward"` is added: SRL's reward, -1 when the response
+/// breaks the think format, else the ratio of its action. The input line's text is kept as it was, other fields included.
 /// Returns the number of pairs.
 pub fn score_pairs(path: &Path, autojunk: bool, out: &mut dyn Write) -> Result<usize, PairsError> {
     let read = |source| PairsError::Read {
@@ -421,15 +423,28 @@ pub fn score_pairs(path: &Path, autojunk: bool, out: &mut dyn Write) -> Result<u
             Some(_) => Err(bad(format!("field \"{name}\" must be a string"))),
             None => Err(bad(format!("missing field \"{name}\""))),
         };
-        let (a, b) = (field("a")?, field("b")?);
-        let r = Similarity::new(b, autojunk).ratio_with(a, &mut scratch);
+        // A pair, or a whole response scored as SRL's reward is.
+        let (key, r) = if object.contains_key("response") {
+            let (response, b) = (field("response")?, field("b")?);
+            let r = match crate::steps::parse_response(response) {
+                Ok(p) => Similarity::new(b, autojunk).ratio_with(&p.action, &mut scratch),
+                Err(_) => -1.0,
+            };
+            ("reward", r)
+        } else {
+            let (a, b) = (field("a")?, field("b")?);
+            (
+                "ratio",
+                Similarity::new(b, autojunk).ratio_with(a, &mut scratch),
+            )
+        };
         let number = serde_json::Value::from(r);
-        let record = if object.contains_key("ratio") {
-            object.insert("ratio".into(), number);
+        let record = if object.contains_key(key) {
+            object.insert(key.into(), number);
             serde_json::Value::Object(object).to_string()
         } else {
             // The object's own text, minus its closing brace.
-            format!("{}, \"ratio\": {number}}}", &text[..text.len() - 1])
+            format!("{}, \"{key}\": {number}}}", &text[..text.len() - 1])
         };
         writeln!(out, "{record}").map_err(PairsError::Write)?;
         pairs += 1;

@@ -1,11 +1,13 @@
 //! `srl data`: expert trajectories to SRL step instances (`build`), a
 //! check of a trajectory file before training (`check`), a seeded
 //! train/valid split (`split`), chat traces as trajectories (`from-traces`),
-//! a person's review of them (`review`, in data_review.rs) and a teacher's
-//! solutions (`distill`, in data_distill.rs).
+//! a person's review of them (`review`, in data_review.rs), a teacher's
+//! solutions (`distill`, in data_distill.rs), and datasets for TRL and verl
+//! (`export`).
 
 use super::common::{check_overwrite, ModelArgs};
 use srl_finetune::dataset::check::{check, AnswerKind, CheckOptions, Severity};
+use srl_finetune::dataset::export::{self, Trainer};
 use srl_finetune::dataset::from_traces::trajectories_from_traces;
 use srl_finetune::dataset::split::{split_file, Holdout};
 use srl_finetune::steps::{build_instances, BuildOptions, Format};
@@ -23,6 +25,8 @@ pub enum Command {
     Distill(super::data_distill::Args),
     /// Turn the turns `srl chat --trace` recorded into trajectories (replies with numbered steps)
     FromTraces(FromTracesArgs),
+    /// Export trajectories as TRL or verl datasets, with srl's rewards as a Python module
+    Export(ExportArgs),
     /// Walk through trajectories in the terminal: keep, drop or edit each (resumable)
     Review(super::data_review::Args),
 }
@@ -35,6 +39,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Distill(a) => super::data_distill::run(a),
         Command::FromTraces(a) => from_traces(a),
         Command::Review(a) => super::data_review::run(a),
+        Command::Export(a) => export(a),
     }
 }
 
@@ -255,5 +260,88 @@ fn from_traces(a: FromTracesArgs) -> anyhow::Result<()> {
     }
     println!("{}", s.describe());
     println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum TrainerArg {
+    /// TRL: JSONL in its conversational format, GRPO launch script
+    Trl,
+    /// verl: parquet with data_source, prompt, ability, reward_model, extra_info
+    Verl,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Trajectories: JSONL of {id, task, steps | solution[, answer]}
+    #[arg(value_name = "JSONL")]
+    data: PathBuf,
+    /// The trainer to export for
+    #[arg(long, value_enum)]
+    format: TrainerArg,
+    /// The folder to write
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Held-out trajectories, exported beside the training ones
+    #[arg(long, value_name = "JSONL")]
+    valid: Option<PathBuf>,
+    /// Agentic: action/observation rounds kept in the context (0 = all)
+    #[arg(long, default_value_t = 2)]
+    window: usize,
+    /// Export even when `srl data check` finds errors
+    #[arg(long)]
+    force: bool,
+    /// Replace --out if it exists
+    #[arg(long)]
+    overwrite: bool,
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let opts = CheckOptions {
+        max_len: 0,
+        answers: AnswerKind::Math,
+    };
+    let report = check(&a.data, a.valid.as_deref(), None, &opts)?;
+    let errors = report.count(Severity::Error);
+    if errors > 0 {
+        if !a.force {
+            println!("{}", report.describe(SHOW_SKIPPED));
+            anyhow::bail!(
+                "srl data check finds {errors} errors in the data (above); fix them, or pass --force to export anyway"
+            );
+        }
+        eprintln!("exporting despite {errors} errors (--force): lines that are not trajectories are left out");
+    }
+    let build = BuildOptions {
+        window: a.window,
+        ..BuildOptions::default()
+    };
+    let trainer = match a.format {
+        TrainerArg::Trl => Trainer::Trl,
+        TrainerArg::Verl => Trainer::Verl,
+    };
+    let s = export::export(
+        trainer,
+        &a.data,
+        a.valid.as_deref(),
+        &a.out,
+        &build,
+        a.overwrite,
+    )?;
+    println!(
+        "{} SRL step rows and {} RLVR problems{}",
+        s.train_steps,
+        s.train_problems,
+        if a.valid.is_some() {
+            format!(" (valid: {} and {})", s.valid_steps, s.valid_problems)
+        } else {
+            String::new()
+        }
+    );
+    println!("wrote {}: {}", a.out.display(), s.files.join(", "));
+    println!(
+        "the launch command is in {}",
+        a.out.join("README.md").display()
+    );
     Ok(())
 }

@@ -54,7 +54,7 @@ enum Command {
     Quantize(quantize::Args),
     /// Fold a LoRA adapter into its base and write a standalone GGUF model.
     Merge(merge::Args),
-    /// Score JSONL pairs {"a": rollout, "b": expert step} with the SRL step similarity.
+    /// Score JSONL pairs {"a": action or "response": whole rollout, "b": expert step}: step similarity or SRL reward.
     Reward(reward::Args),
     /// Evaluate on held-out data: greedy step similarity, format failures, final-answer accuracy.
     Eval(eval::Args),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 pub struct Args {
     /// JSONL pairs, one object a line with string fields "a" (the rollout's
     /// action) and "b" (the expert step); each is printed back with "ratio",
-    /// difflib's SequenceMatcher(None, a, b).ratio()
+    /// difflib's SequenceMatcher(None, a, b).ratio(). With "response" (a
+    /// whole rollout) instead of "a", "reward" is added: SRL's reward, -1 for
+    /// a broken think format, else the ratio of the response's action
     #[arg(long, value_name = "PATH")]
     pairs: PathBuf,
     /// Turn off difflib's autojunk heuristic (on by default, as in difflib)

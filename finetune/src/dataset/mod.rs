@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod distill;
+pub mod export;
 pub mod from_traces;
 pub mod review;
 pub mod split;
