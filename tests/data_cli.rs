@@ -3,20 +3,11 @@
 
 mod common;
 
-use common::{fails_with, ok, srl, temp};
-use serde_json::Value;
+use common::{fails_with, jsonl as instances, ok, srl, temp};
 use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("finetune/tests/data/trajectories.jsonl")
-}
-
-fn instances(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -7,21 +7,13 @@
 mod common;
 
 use common::server::Server;
-use common::{fails_with, ok, srl, temp};
+use common::{fails_with, jsonl as lines, ok, srl, temp};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
 
 fn adapter() -> String {
     let p =
@@ -294,6 +286,10 @@ fn teacher_failures_are_counted_retried_and_resumed() {
         "reasoning_content is not a step"
     );
     assert_eq!(kept[0]["answer"], "0");
+    assert_eq!(
+        kept[0]["distilled"]["reasoning"],
+        "Step 1: not a step, a thought"
+    );
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 10);
     let first: Value = serde_json::from_str(&requests[0]).unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 use common::python::run_with;
-use common::{fails_with, ok, srl, temp};
+use common::{fails_with, jsonl, ok, srl, temp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -23,14 +23,6 @@ fn head(dir: &Path, name: &str, src: &str, n: usize) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -70,6 +70,53 @@ fn llama_err(what: impl std::fmt::Display) -> RuntimeError {
     ))
 }
 
+/// The GPU backend this build of llama.cpp has, if any.
+fn gpu_backend() -> Option<&'static str> {
+    if cfg!(feature = "cuda") {
+        Some("CUDA")
+    } else if cfg!(feature = "vulkan") {
+        Some("Vulkan")
+    } else if cfg!(feature = "metal") {
+        Some("Metal")
+    } else {
+        None
+    }
+}
+
+/// Why `--gpu-layers` cannot be honoured: no GPU backend in this build, or
+/// a backend that found no device (named, with how to look and what to do).
+fn no_gpu_message(gpu_layers: u32) -> String {
+    let Some(name) = gpu_backend() else {
+        return format!(
+            "--gpu-layers {gpu_layers}: this build of llama.cpp has no GPU backend; \
+             rebuild srl with `--features cuda`, `--features vulkan` or `--features \
+             metal` (the one your GPU and drivers support), or drop --gpu-layers"
+        );
+    };
+    let devices: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
+        .iter()
+        .map(|d| format!("{} ({})", d.name, d.description))
+        .collect();
+    let hint = match name {
+        "Vulkan" => {
+            "`vulkaninfo --summary` lists the devices the Vulkan drivers offer; llama.cpp \
+             skips CPU-type devices such as Mesa's lavapipe unless GGML_VK_VISIBLE_DEVICES \
+             names them (e.g. GGML_VK_VISIBLE_DEVICES=0)"
+        }
+        "CUDA" => "`nvidia-smi` lists the devices the driver sees; check CUDA_VISIBLE_DEVICES",
+        _ => "check that this Mac's GPU supports Metal",
+    };
+    format!(
+        "--gpu-layers {gpu_layers}: llama.cpp's {name} backend found no GPU device (it has: \
+         {}); {hint}; or drop --gpu-layers to run on the CPU",
+        if devices.is_empty() {
+            "none".to_string()
+        } else {
+            devices.join(", ")
+        }
+    )
+}
+
 /// The GGUF file of an adapter: the file itself, or `adapter.gguf` in an
 /// adapter folder (what `srl train` writes beside the PEFT files).
 fn adapter_gguf(path: &Path) -> Result<PathBuf> {
@@ -120,11 +167,7 @@ impl LlamaCppModel {
         }
         let gpu_layers = opts.gpu_layers.unwrap_or(0);
         if gpu_layers > 0 && !backend.supports_gpu_offload() {
-            return Err(RuntimeError::Backend(format!(
-                "--gpu-layers {gpu_layers}: this build of llama.cpp has no GPU backend; \
-                 rebuild srl with `--features cuda`, `--features vulkan` or `--features \
-                 metal` (the one your GPU and drivers support), or drop --gpu-layers"
-            )));
+            return Err(RuntimeError::Backend(no_gpu_message(gpu_layers)));
         }
         let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
         let model = LlamaModel::load_from_file(&backend, path, &params).map_err(|e| {

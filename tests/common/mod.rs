@@ -25,6 +25,17 @@ pub fn temp(tag: &str) -> PathBuf {
     d
 }
 
+/// The JSON values of a JSONL file, one a non-blank line (none when the
+/// file is missing); panics on a line that is not JSON.
+pub fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
+
 pub fn srl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srl"))
         .args(args)

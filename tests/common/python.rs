@@ -127,24 +127,28 @@ pub fn openai_client_report(
     n: &str,
     adapter: &str,
 ) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
-    let mut c = Command::new(interpreter());
-    c.arg(&script);
-    c.args([
-        &format!("http://{addr}/v1"),
-        chat_prompt,
-        completion_prompt,
-        n,
-        adapter,
-    ]);
-    if let Some(p) = package_path("openai", "openai") {
-        c.env("PYTHONPATH", p);
-    }
-    let out = c.output().expect("run python3 tests/openai_client.py");
-    assert!(
-        out.status.success(),
-        "tests/openai_client.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    openai_client(addr, &[chat_prompt, completion_prompt, n, adapter])
+}
+
+/// [`openai_client_report`] with the script's `quick` set of requests, for
+/// slow devices.
+pub fn openai_client_quick_report(
+    addr: &str,
+    chat_prompt: &str,
+    completion_prompt: &str,
+    n: &str,
+    adapter: &str,
+) -> Value {
+    openai_client(addr, &[chat_prompt, completion_prompt, n, adapter, "quick"])
+}
+
+fn openai_client(addr: &str, args: &[&str]) -> Value {
+    let url = format!("http://{addr}/v1");
+    let out = run_with(
+        "openai",
+        "openai",
+        "openai_client.py",
+        &[&[url.as_str()], args].concat(),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&out).unwrap()
 }

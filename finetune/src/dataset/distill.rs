@@ -2,8 +2,9 @@
 //! (`task`, `question` or `problem`, optional `answer` and `id`) is sent to
 //! an OpenAI-compatible endpoint ([`super::teacher`]) with a prompt that
 //! asks for numbered steps and a final `Answer:` line; the reply's content
-//! (never its `reasoning_content`, which is the teacher's monologue, not
-//! its steps) is cut into steps as `data build` cuts solutions.
+//! is cut into steps as `data build` cuts solutions. Its
+//! `reasoning_content` (the teacher's monologue, not its steps) is kept
+//! apart, in the line's `distilled.reasoning`.
 //!
 //! With `verify`, a solution is kept only when its answer matches the
 //! task's (the answer checker of `eval` and RLVR); a task without an
@@ -311,7 +312,7 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
                 j.retries += r.retries as u64;
                 j.teacher_failed = false;
                 match parse_solution(&r.content) {
-                    Ok((steps, answer)) => solved.push((k, steps, answer)),
+                    Ok((steps, answer)) => solved.push((k, steps, answer, r.reasoning)),
                     Err(why) => j.rejected.push(why.into()),
                 }
             }
@@ -321,11 +322,11 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
         // The answer more than half of all K samples agree on.
         solved
             .iter()
-            .filter_map(|(_, _, a)| a.as_deref())
+            .filter_map(|(_, _, a, _)| a.as_deref())
             .find(|a| {
                 solved
                     .iter()
-                    .filter(|(_, _, b)| {
+                    .filter(|(_, _, b, _)| {
                         b.as_deref()
                             .is_some_and(|b| same_answer(opts.answers, b, a))
                     })
@@ -337,7 +338,7 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
     } else {
         None
     };
-    for (k, steps, answer) in solved {
+    for (k, steps, answer, reasoning) in solved {
         if opts.verify {
             let verdict = match (&task.answer, &answer, &majority) {
                 (_, None, _) => Err("no answer"),
@@ -377,6 +378,9 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
             line["answer"] = a.into();
         }
         line["distilled"] = json!({"task": task.id, "sample": k, "model": model});
+        if let Some(r) = reasoning.filter(|r| !r.trim().is_empty()) {
+            line["distilled"]["reasoning"] = r.into();
+        }
         j.kept.push(line);
     }
     j
