@@ -274,7 +274,7 @@ fn teacher_failures_are_counted_retried_and_resumed() {
         stdout.starts_with(
             "6 tasks: 1 with trajectories (1 trajectories written), 5 samples rejected \
              (1 connection failed, 1 http 401, 1 malformed answer, 1 no steps, 1 wrong answer)\n\
-             teacher tokens: 30 prompt, 60 completion; 2 retries"
+             teacher tokens: 30 prompt, 60 completion; 4 retries"
         ),
         "{stdout}"
     );
@@ -364,4 +364,51 @@ fn a_killed_distill_leaves_whole_lines_and_resumes() {
         .collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!((ids.len(), unique.len()), (40, 40), "every task once");
+}
+
+#[test]
+fn a_teacher_that_times_out_is_counted_and_asked_again_on_resume() {
+    let server = scripted(
+        vec![],
+        Act::Reply("Step 1: 0 + 0 = 0.\nAnswer: 0"),
+        Duration::from_millis(1500),
+    );
+    let dir = temp("timeout");
+    let tasks = task_file(&dir, 1);
+    let out = dir.join("traj.jsonl");
+    let url = format!("http://{}", server.addr);
+    let args = |timeout: &str| {
+        srl(&[
+            "data",
+            "distill",
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--teacher",
+            &url,
+            "--teacher-model",
+            "m",
+            "--out",
+            out.to_str().unwrap(),
+            "--timeout",
+            timeout,
+            "--retries",
+            "1",
+            "--backoff",
+            "0",
+            "--resume",
+        ])
+    };
+    let run = args("0.3");
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        report.contains("1 samples rejected (1 timeout)"),
+        "{report}"
+    );
+    assert!(report.contains("1 retries"), "{report}");
+    fails_with(&run, "no trajectory was kept");
+    let stdout = ok(&args("10"));
+    assert!(
+        stdout.starts_with("1 tasks: 1 with trajectories"),
+        "a timeout is asked again: {stdout}"
+    );
 }

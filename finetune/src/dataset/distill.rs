@@ -267,7 +267,6 @@ struct Judged {
     teacher_failed: bool,
     prompt_tokens: u64,
     completion_tokens: u64,
-    retries: u64,
 }
 
 fn same_answer(kind: AnswerKind, a: &str, b: &str) -> bool {
@@ -288,7 +287,6 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
         teacher_failed: true,
         prompt_tokens: 0,
         completion_tokens: 0,
-        retries: 0,
     };
     // (sample, steps, answer) of the samples with steps.
     let mut solved = Vec::new();
@@ -309,7 +307,6 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
             Ok(r) => {
                 j.prompt_tokens += r.prompt_tokens;
                 j.completion_tokens += r.completion_tokens;
-                j.retries += r.retries as u64;
                 j.teacher_failed = false;
                 match parse_solution(&r.content) {
                     Ok((steps, answer)) => solved.push((k, steps, answer, r.reasoning)),
@@ -475,7 +472,6 @@ pub fn distill(
             }
             summary.prompt_tokens += j.prompt_tokens;
             summary.completion_tokens += j.completion_tokens;
-            summary.retries += j.retries;
             on_event(Event::Task {
                 kept: j.kept.len(),
                 rejected: j.rejected.len(),
@@ -483,6 +479,7 @@ pub fn distill(
         }
         Ok(())
     })?;
+    summary.retries = teacher.retries();
     Ok(summary)
 }
 

@@ -35,8 +35,6 @@ pub struct Reply {
     pub reasoning: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Tries that failed before this answer.
-    pub retries: u32,
 }
 
 /// Why a request gave no answer (after its retries).
@@ -89,6 +87,8 @@ impl std::fmt::Display for TeacherError {
 }
 
 pub struct Teacher {
+    /// Requests tried again, over all calls.
+    retries: std::sync::atomic::AtomicU64,
     agent: ureq::Agent,
     chat_url: String,
     models_url: String,
@@ -123,11 +123,18 @@ impl Teacher {
         let agent = ureq::AgentBuilder::new().timeout(config.timeout).build();
         let (chat_url, models_url) = endpoints(&config.url);
         Teacher {
+            retries: Default::default(),
             agent,
             chat_url,
             models_url,
             config,
         }
+    }
+
+    /// Requests tried again so far (after a 429, 5xx, timeout or dropped
+    /// connection).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn chat_url(&self) -> &str {
@@ -208,10 +215,7 @@ impl Teacher {
         loop {
             let err = match self.send(self.agent.post(&self.chat_url), Some(&body)) {
                 Ok(text) => match parse_reply(&text) {
-                    Ok(mut r) => {
-                        r.retries = retries;
-                        return Ok(r);
-                    }
+                    Ok(r) => return Ok(r),
                     Err(e) => (e, None),
                 },
                 Err(e) => e,
@@ -224,6 +228,8 @@ impl Teacher {
                 .unwrap_or(self.config.backoff * 2u32.saturating_pow(retries));
             std::thread::sleep(wait);
             retries += 1;
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -244,7 +250,6 @@ fn parse_reply(text: &str) -> Result<Reply, TeacherError> {
         reasoning: message["reasoning_content"].as_str().map(str::to_string),
         prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-        retries: 0,
     })
 }
 
