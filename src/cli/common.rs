@@ -134,3 +134,21 @@ pub fn check_overwrite(path: &std::path::Path, overwrite: bool) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// How final answers are read (`data check`, `data distill`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum AnswersArg {
+    /// Numbers and formulas, compared by value
+    Math,
+    /// Any text, compared exactly (labels, names)
+    Exact,
+}
+
+impl From<AnswersArg> for srl_finetune::dataset::check::AnswerKind {
+    fn from(a: AnswersArg) -> Self {
+        match a {
+            AnswersArg::Math => Self::Math,
+            AnswersArg::Exact => Self::Exact,
+        }
+    }
+}

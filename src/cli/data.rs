@@ -5,7 +5,7 @@
 //! solutions (`distill`, in data_distill.rs), and datasets for TRL and verl
 //! (`export`).
 
-use super::common::{check_overwrite, ModelArgs};
+use super::common::{check_overwrite, AnswersArg, ModelArgs};
 use srl_finetune::dataset::check::{check, AnswerKind, CheckOptions, Severity};
 use srl_finetune::dataset::export::{self, Trainer};
 use srl_finetune::dataset::from_traces::trajectories_from_traces;
@@ -43,14 +43,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     }
 }
 
-#[derive(clap::ValueEnum, Clone, Copy)]
-enum AnswersArg {
-    /// Numbers and formulas, compared by value
-    Math,
-    /// Any text, compared exactly (labels, names)
-    Exact,
-}
-
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// Trajectories: JSONL of {id, task, steps | solution[, answer]}
@@ -86,10 +78,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
     };
     let opts = CheckOptions {
         max_len: a.max_len,
-        answers: match a.answers {
-            AnswersArg::Math => AnswerKind::Math,
-            AnswersArg::Exact => AnswerKind::Exact,
-        },
+        answers: a.answers.into(),
     };
     let report = check(&a.data, a.valid.as_deref(), engine.as_ref(), &opts)?;
     println!("{}", report.describe(a.show));

@@ -3,9 +3,9 @@
 //! kept and rejected) and a summary. The work is
 //! `srl_finetune::dataset::distill`.
 
+use super::common::AnswersArg;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use srl_finetune::dataset::check::AnswerKind;
 use srl_finetune::dataset::distill::{
     distill, read_tasks, rejected_path, DistillOptions, Event, DISTILL_SYSTEM_PROMPT,
 };
@@ -72,14 +72,6 @@ pub struct Args {
     overwrite: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy)]
-enum AnswersArg {
-    /// Numbers and formulas, compared by value
-    Math,
-    /// Any text, compared exactly (labels, names)
-    Exact,
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
     if a.samples == 0 || a.concurrency == 0 {
         anyhow::bail!("--samples and --concurrency must be at least 1");
@@ -130,10 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         samples: a.samples,
         concurrency: a.concurrency,
         verify: a.verify,
-        answers: match a.answers {
-            AnswersArg::Math => AnswerKind::Math,
-            AnswersArg::Exact => AnswerKind::Exact,
-        },
+        answers: a.answers.into(),
         system: a
             .system
             .clone()
