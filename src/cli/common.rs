@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A GGUF file or a safetensors folder [default: SmolLM2-135M-Instruct Q4_1, fetched on first use]
+    /// A GGUF file, a safetensors folder, or a model name (srl list) [default: smollm2:135m, fetched on first use]
     #[arg(short, long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Worker threads [default: all cores]
@@ -69,14 +69,27 @@ impl ModelArgs {
     }
 }
 
-/// The given path, or the default model (fetched on first use).
+/// The given path; else a catalogue name (fetched on first use) or the
+/// name of a file in the cache; none given: the default model (fetched on
+/// first use).
 pub fn resolve_model(model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
-    match model {
-        Some(p) => Ok(p.clone()),
-        None => Ok(model_cache::ensure_default_model(&mut |line| {
-            eprintln!("{line}")
-        })?),
+    let mut log = |line: &str| eprintln!("{line}");
+    let Some(p) = model else {
+        return Ok(model_cache::ensure_default_model(&mut log)?);
+    };
+    if p.exists() {
+        return Ok(p.clone());
     }
+    let name = p.to_string_lossy();
+    if let Some(m) = srl_runtime::model_catalogue::find(&name) {
+        return Ok(model_cache::ensure_model(m, &mut log)?);
+    }
+    let cached = model_cache::models_dir().join(p);
+    if p.components().count() == 1 && cached.is_file() {
+        return Ok(cached);
+    }
+    // The path as given: the loader's error names it.
+    Ok(p.clone())
 }
 
 #[derive(clap::Args, Debug, Clone)]

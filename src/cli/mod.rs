@@ -38,8 +38,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch the default model (SmolLM2-135M-Instruct, Q4_1) into the cache.
+    /// Fetch a model into the cache: a catalogue name (default smollm2:135m), a URL or hf:OWNER/REPO/FILE.
     Pull(pull::Args),
+    /// List the cached models (name, size, family, quant), or the catalogue with --catalogue.
+    List(pull::ListArgs),
+    /// Remove a model from the cache.
+    Rm(pull::RmArgs),
     /// Describe a model: architecture, sizes, tokenizer, chat template, tensors.
     Info(info::Args),
     /// Generate a completion for a prompt.
@@ -73,6 +77,8 @@ enum Command {
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pull(a) => pull::run(a),
+        Command::List(a) => pull::list(a),
+        Command::Rm(a) => pull::rm(a),
         Command::Info(a) => info::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Chat(a) => chat::run(a),
