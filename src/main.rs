@@ -8,10 +8,31 @@ mod line_aligned_alloc;
 static ALLOC: line_aligned_alloc::LineAlignedAlloc = line_aligned_alloc::LineAlignedAlloc;
 
 fn main() {
+    quiet_on_closed_stdout();
     if let Err(e) = cli::run() {
         eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// `srl info | head` closes srl's stdout early, and the next `println!`
+/// panics. Exit quietly as a killed-by-SIGPIPE process would (status 141)
+/// instead: the reader asked for no more. (The signal itself stays ignored,
+/// as Rust sets it, so the server's sockets never kill the process.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 /// The error and its causes joined with ": ", leaving out a cause whose text

@@ -115,6 +115,24 @@ fn info_lists_architecture_and_tensors() {
     }
 }
 
+/// `srl info | head`: a reader that stops early ends srl quietly (status
+/// 141, as after SIGPIPE), not with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let m = model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+        .args(["info", m.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before srl writes
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn bench_json_reports_speeds_and_memory() {
     let m = model();
