@@ -412,3 +412,29 @@ fn a_teacher_that_times_out_is_counted_and_asked_again_on_resume() {
         "a timeout is asked again: {stdout}"
     );
 }
+
+/// --overwrite removes the old output only once the new run can start: a
+/// malformed tasks file leaves it as it was.
+#[test]
+fn overwrite_keeps_the_old_output_when_the_tasks_are_bad() {
+    let dir = temp("overwrite");
+    let tasks = dir.join("tasks.jsonl");
+    std::fs::write(&tasks, "{\"task\":\"fine\"}\nnot json\n").unwrap();
+    let out = dir.join("traj.jsonl");
+    std::fs::write(&out, "{\"id\":\"old\"}\n").unwrap();
+    let run = srl(&[
+        "data",
+        "distill",
+        "--tasks",
+        tasks.to_str().unwrap(),
+        "--teacher",
+        "http://127.0.0.1:9",
+        "--teacher-model",
+        "m",
+        "--out",
+        out.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    fails_with(&run, "tasks.jsonl: line 2: not valid JSON");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"old\"}\n");
+}

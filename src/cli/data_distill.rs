@@ -79,10 +79,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !(a.timeout > 0.0 && a.backoff >= 0.0) {
         anyhow::bail!("--timeout must be above 0 and --backoff not below 0");
     }
-    if a.overwrite {
-        let _ = std::fs::remove_file(&a.out);
-        let _ = std::fs::remove_file(rejected_path(&a.out));
-    }
     let tasks = read_tasks(&a.tasks)?;
     let api_key = match &a.api_key_env {
         None => None,
@@ -118,6 +114,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.samples,
         a.concurrency
     );
+    // The old output goes only once the tasks read and the teacher answered.
+    if a.overwrite {
+        let _ = std::fs::remove_file(&a.out);
+        let _ = std::fs::remove_file(rejected_path(&a.out));
+    }
     let opts = DistillOptions {
         samples: a.samples,
         concurrency: a.concurrency,
