@@ -120,7 +120,7 @@ fn approved_chat_turns_become_reviewed_trajectories() {
     );
     let out = from(&["--approved-only"]);
     assert!(
-        out.contains(": 1 trajectories; left out: 1 not approved"),
+        out.contains(": 1 trajectory; left out: 1 not approved"),
         "{out}"
     );
     let v: serde_json::Value =

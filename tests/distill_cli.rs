@@ -272,7 +272,7 @@ fn teacher_failures_are_counted_retried_and_resumed() {
     let stdout = ok(&run(args(&[])));
     assert!(
         stdout.starts_with(
-            "6 tasks: 1 with trajectories (1 trajectories written), 5 samples rejected \
+            "6 tasks: 1 with trajectories (1 trajectory written), 5 samples rejected \
              (1 connection failed, 1 http 401, 1 malformed answer, 1 no steps, 1 wrong answer)\n\
              teacher tokens: 30 prompt, 60 completion; 4 retries"
         ),
@@ -400,15 +400,12 @@ fn a_teacher_that_times_out_is_counted_and_asked_again_on_resume() {
     };
     let run = args("0.3");
     let report = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        report.contains("1 samples rejected (1 timeout)"),
-        "{report}"
-    );
-    assert!(report.contains("1 retries"), "{report}");
+    assert!(report.contains("1 sample rejected (1 timeout)"), "{report}");
+    assert!(report.contains("; 1 retry"), "{report}");
     fails_with(&run, "no trajectory was kept");
     let stdout = ok(&args("10"));
     assert!(
-        stdout.starts_with("1 tasks: 1 with trajectories"),
+        stdout.starts_with("1 task: 1 with trajectories"),
         "a timeout is asked again: {stdout}"
     );
 }

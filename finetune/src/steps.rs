@@ -266,7 +266,7 @@ impl Default for BuildOptions {
 }
 
 /// "1 step", "2 steps".
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -145,7 +145,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Event::Start { todo, done } => {
             bar.set_length(todo as u64);
             if done > 0 {
-                eprintln!("{done} tasks done by an earlier run are skipped");
+                eprintln!(
+                    "{done} {} done by an earlier run {} skipped",
+                    if done == 1 { "task" } else { "tasks" },
+                    if done == 1 { "is" } else { "are" }
+                );
             }
         }
         Event::Task {

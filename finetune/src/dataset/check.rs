@@ -16,7 +16,7 @@
 use super::{normalized_task, read_trajectory_lines, TrajectoryLine};
 use crate::answer::final_answer;
 use crate::data::{parse_record, Formatter};
-use crate::steps::{render_prompt, SkipReason, StepInstance, StepsError};
+use crate::steps::{plural, render_prompt, SkipReason, StepInstance, StepsError};
 use srl_runtime::Engine;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -126,10 +126,6 @@ impl CheckReport {
         );
         s
     }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// "min 2, median 4, max 9".

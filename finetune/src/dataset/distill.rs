@@ -21,7 +21,7 @@
 use super::check::AnswerKind;
 use super::teacher::{Teacher, TeacherError};
 use crate::answer::{answers_match, extract_boxed, stated_answer};
-use crate::steps::{split_solution, StepsError};
+use crate::steps::{plural, split_solution, StepsError};
 use serde_json::{json, Value};
 use srl_runtime::Message;
 use std::collections::{BTreeMap, HashSet};
@@ -90,8 +90,11 @@ impl DistillSummary {
     pub fn describe(&self) -> String {
         let rejected: usize = self.rejected.values().sum();
         let mut s = format!(
-            "{} tasks: {} with trajectories ({} trajectories written), {} samples rejected",
-            self.tasks, self.tasks_kept, self.trajectories, rejected
+            "{}: {} with trajectories ({} written), {} rejected",
+            plural(self.tasks, "task", "tasks"),
+            self.tasks_kept,
+            plural(self.trajectories, "trajectory", "trajectories"),
+            plural(rejected, "sample", "samples")
         );
         if rejected > 0 {
             let why: Vec<String> = self
@@ -105,8 +108,10 @@ impl DistillSummary {
             s += &format!("; {} done by an earlier run", self.resumed);
         }
         s += &format!(
-            "\nteacher tokens: {} prompt, {} completion; {} retries",
-            self.prompt_tokens, self.completion_tokens, self.retries
+            "\nteacher tokens: {} prompt, {} completion; {}",
+            self.prompt_tokens,
+            self.completion_tokens,
+            plural(self.retries as usize, "retry", "retries")
         );
         if self.cut_line_removed {
             s += "\na line cut short by an earlier kill was removed from the output";

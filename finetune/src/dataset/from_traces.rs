@@ -17,7 +17,7 @@
 
 use super::normalized_task;
 use crate::answer::stated_answer;
-use crate::steps::{strip_step_label, StepsError};
+use crate::steps::{plural, strip_step_label, StepsError};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
@@ -49,17 +49,19 @@ impl FromTracesSummary {
             (self.no_task, "without a user message"),
             (self.not_approved, "not approved"),
             (self.repeated, "with a task already taken"),
-            (self.bad.len(), "malformed lines"),
         ] {
             if n > 0 {
                 left.push(format!("{n} {why}"));
             }
         }
+        if !self.bad.is_empty() {
+            left.push(plural(self.bad.len(), "malformed line", "malformed lines"));
+        }
         format!(
-            "{} turns read ({} approved in the chat): {} trajectories{}",
-            self.turns,
+            "{} read ({} approved in the chat): {}{}",
+            plural(self.turns, "turn", "turns"),
             self.approved,
-            self.written,
+            plural(self.written, "trajectory", "trajectories"),
             if left.is_empty() {
                 String::new()
             } else {
