@@ -15,6 +15,27 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// `srl data distill` of `tasks` from the teacher at `url` (model `model`)
+/// into `out`, then `extra`.
+fn distill_args(tasks: &Path, url: &str, model: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "data",
+        "distill",
+        "--tasks",
+        tasks.to_str().unwrap(),
+        "--teacher",
+        url,
+        "--teacher-model",
+        model,
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
 fn adapter() -> String {
     let p =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llamacpp/lora/unit_conversion.gguf");
@@ -36,29 +57,9 @@ fn distils_from_a_real_srl_server_and_resumes() {
     std::fs::write(&tasks, text.join("\n") + "\n").unwrap();
     let out = dir.join("traj.jsonl");
     let url = format!("http://{}", server.addr);
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "data",
-            "distill",
-            "--tasks",
-            tasks.to_str().unwrap(),
-            "--teacher",
-            &url,
-            "--teacher-model",
-            "uc",
-            "--out",
-            out.to_str().unwrap(),
-            "--samples",
-            "2",
-            "--concurrency",
-            "2",
-            "--max-tokens",
-            "64",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let args = |extra: &[&str]| {
+        let base = ["--samples", "2", "--concurrency", "2", "--max-tokens", "64"];
+        distill_args(&tasks, &url, "uc", &out, &[&base[..], extra].concat())
     };
     let run = |a: Vec<String>| srl(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let stdout = ok(&run(args(&[])));
@@ -235,18 +236,8 @@ fn teacher_failures_are_counted_retried_and_resumed() {
     let tasks = task_file(&dir, 6);
     let out = dir.join("traj.jsonl");
     let url = format!("http://{}/v1", server.addr);
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "data",
-            "distill",
-            "--tasks",
-            tasks.to_str().unwrap(),
-            "--teacher",
-            &url,
-            "--teacher-model",
-            "m",
-            "--out",
-            out.to_str().unwrap(),
+    let args = |extra: &[&str]| {
+        let base = [
             "--concurrency",
             "1",
             "--retries",
@@ -256,11 +247,8 @@ fn teacher_failures_are_counted_retried_and_resumed() {
             "--verify",
             "--api-key-env",
             "SRL_TEST_TEACHER_KEY",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+        ];
+        distill_args(&tasks, &url, "m", &out, &[&base[..], extra].concat())
     };
     let run = |a: Vec<String>| {
         std::process::Command::new(env!("CARGO_BIN_EXE_srl"))
