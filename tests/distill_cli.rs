@@ -309,23 +309,11 @@ fn a_killed_distill_leaves_whole_lines_and_resumes() {
     let tasks = task_file(&dir, 40);
     let out = dir.join("traj.jsonl");
     let url = format!("http://{}", server.addr);
-    let args = [
-        "data",
-        "distill",
-        "--tasks",
-        tasks.to_str().unwrap(),
-        "--teacher",
-        &url,
-        "--teacher-model",
-        "m",
-        "--out",
-        out.to_str().unwrap(),
-        "--concurrency",
-        "4",
-    ];
+    let args = distill_args(&tasks, &url, "m", &out, &["--concurrency", "4"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for _ in 0..3 {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_srl"))
-            .args(args)
+            .args(&args)
             .arg(if out.exists() {
                 "--resume"
             } else {
@@ -366,17 +354,7 @@ fn a_teacher_that_times_out_is_counted_and_asked_again_on_resume() {
     let out = dir.join("traj.jsonl");
     let url = format!("http://{}", server.addr);
     let args = |timeout: &str| {
-        srl(&[
-            "data",
-            "distill",
-            "--tasks",
-            tasks.to_str().unwrap(),
-            "--teacher",
-            &url,
-            "--teacher-model",
-            "m",
-            "--out",
-            out.to_str().unwrap(),
+        let extra = [
             "--timeout",
             timeout,
             "--retries",
@@ -384,7 +362,9 @@ fn a_teacher_that_times_out_is_counted_and_asked_again_on_resume() {
             "--backoff",
             "0",
             "--resume",
-        ])
+        ];
+        let a = distill_args(&tasks, &url, "m", &out, &extra);
+        srl(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let run = args("0.3");
     let report = String::from_utf8_lossy(&run.stdout);
