@@ -76,11 +76,6 @@ fn fetch_err(msg: impl Into<String>) -> RuntimeError {
     RuntimeError::Fetch(msg.into())
 }
 
-/// Downloads (or re-downloads) the default model into the cache.
-pub fn fetch_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    fetch_model(default_model(), log)
-}
-
 /// Downloads (or re-downloads) a catalogue model into the cache.
 pub fn fetch_model(m: &CatalogueModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     let dest = model_path(m);

@@ -5,6 +5,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use srl_models::formats::gguf::GgufFile;
+use srl_models::formats::quantize::file_type_name;
 use srl_runtime::{model_cache, model_catalogue, model_download};
 use std::path::Path;
 
@@ -89,30 +90,6 @@ pub struct ListArgs {
     /// List the catalogue (what `srl pull` can fetch) instead of the cache
     #[arg(long)]
     catalogue: bool,
-}
-
-/// llama.cpp's name of a `general.file_type` (its `llama_ftype`).
-fn file_type_name(ftype: u64) -> Option<&'static str> {
-    Some(match ftype {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        32 => "BF16",
-        _ => return None,
-    })
 }
 
 /// The architecture and the quantization of a GGUF file: its

@@ -128,8 +128,6 @@ pub enum DistillError {
     Write { path: PathBuf, err: std::io::Error },
     #[error("{} exists: --resume goes on with it, --overwrite starts again", path.display())]
     Exists { path: PathBuf },
-    #[error(transparent)]
-    Teacher(#[from] TeacherError),
 }
 
 /// Reads tasks: every non-blank line must be a JSON object with a task.
@@ -299,12 +297,9 @@ fn ask(teacher: &Teacher, model: &str, task: &Task, index: usize, opts: &Distill
         let seed = opts.seed + (index * opts.samples + k) as u64;
         match teacher.chat(&messages, seed) {
             Err(e) => {
-                if let TeacherError::Status(_, _)
-                | TeacherError::Timeout
-                | TeacherError::Connection(_) = e
-                {
-                    // Counted by the summary through the reason.
-                } else {
+                // HTTP errors, timeouts and dropped connections are asked
+                // again on resume; a malformed answer is what it wrote.
+                if matches!(e, TeacherError::Malformed(_)) {
                     j.teacher_failed = false;
                 }
                 j.rejected.push(e.reason());

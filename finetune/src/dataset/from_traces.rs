@@ -81,8 +81,14 @@ fn turn_key(v: &Value) -> Option<TurnKey> {
     ))
 }
 
-/// One turn's trajectory, or why it has none.
-fn trajectory(v: &Value, id: String, line: usize) -> Result<Value, &'static str> {
+/// What a turn lacks to be a trajectory.
+enum Lacks {
+    Task,
+    Steps,
+}
+
+/// One turn's trajectory, or what it lacks.
+fn trajectory(v: &Value, id: String, line: usize) -> Result<Value, Lacks> {
     let task = v
         .get("messages")
         .and_then(Value::as_array)
@@ -93,8 +99,11 @@ fn trajectory(v: &Value, id: String, line: usize) -> Result<Value, &'static str>
         })
         .and_then(|m| m.get("content")?.as_str())
         .filter(|t| !t.trim().is_empty())
-        .ok_or("task")?;
-    let parts = v.get("steps").and_then(Value::as_array).ok_or("steps")?;
+        .ok_or(Lacks::Task)?;
+    let parts = v
+        .get("steps")
+        .and_then(Value::as_array)
+        .ok_or(Lacks::Steps)?;
     let mut steps = Vec::new();
     let mut after_steps = String::new();
     for p in parts {
@@ -109,7 +118,7 @@ fn trajectory(v: &Value, id: String, line: usize) -> Result<Value, &'static str>
     }
     steps.retain(|s| !s.trim().is_empty());
     if steps.is_empty() {
-        return Err("steps");
+        return Err(Lacks::Steps);
     }
     let answer = stated_answer(&after_steps)
         .or_else(|| steps.last().and_then(|s| stated_answer(s)))
@@ -186,11 +195,11 @@ pub fn trajectories_from_traces(
         }
         let traj = match trajectory(v, format!("{stem}:{line}"), *line) {
             Ok(t) => t,
-            Err("task") => {
+            Err(Lacks::Task) => {
                 summary.no_task += 1;
                 continue;
             }
-            Err(_) => {
+            Err(Lacks::Steps) => {
                 summary.no_steps += 1;
                 continue;
             }

@@ -30,6 +30,31 @@ pub fn file_type_of(ty: GgmlType) -> Option<u32> {
     })
 }
 
+/// The name llama.cpp gives a `general.file_type` (its `llama_ftype`),
+/// including the mixes srl reads but does not write (`Q4_K_M`, ...).
+pub fn file_type_name(ftype: u64) -> Option<&'static str> {
+    Some(match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
 /// The type llama.cpp falls back to when rows do not fit `ty`'s blocks.
 pub fn fallback(ty: GgmlType) -> GgmlType {
     match ty {
@@ -137,4 +162,39 @@ pub fn quantize_gguf(
         .map(|m| m.len() as usize)
         .unwrap_or(0);
     Ok(summary)
+}
+
+#[cfg(test)]
+mod file_type_tests {
+    use super::*;
+
+    /// Every type srl writes has a `general.file_type` whose name starts
+    /// with the type's own (`Q4_K` is written as llama.cpp's `Q4_K_S`).
+    #[test]
+    fn written_file_types_have_their_names() {
+        for ty in [
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::BF16,
+            GgmlType::Q8_0,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q2_K,
+            GgmlType::Q3_K,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+            GgmlType::Q6_K,
+        ] {
+            let ft = file_type_of(ty).unwrap() as u64;
+            let name = file_type_name(ft).unwrap();
+            assert!(
+                name.starts_with(&ty.to_string().to_uppercase()),
+                "{ty}: {name}"
+            );
+        }
+        assert_eq!(file_type_name(15), Some("Q4_K_M"));
+        assert_eq!(file_type_name(99), None);
+    }
 }
