@@ -209,7 +209,14 @@ mod tests {
             (row.id.as_str(), row.expert_step.as_str()),
             ("a:2", "So 5.")
         );
-        assert_eq!(row.prompt, render_prompt(&row.instance));
+        // The prompt `srl train srl` shows the model, written out (not
+        // recomputed): the export must not drift from the trainer's format.
+        assert_eq!(row.prompt[0].content, crate::steps::MATH_SYSTEM_PROMPT);
+        assert_eq!(
+            row.prompt[1].content,
+            "Problem:\nAdd 2 and 3.\n\nSolution so far:\nStep 1: 2 + 3 = 5.\n\n\
+             Write step 2 only: think inside <think> </think> first, then write the step."
+        );
         assert_eq!(t.problems[0].answer, "5");
         assert_eq!(t.problems[0].prompt[1].content, "Problem:\nAdd 2 and 3.");
         assert_eq!(previous_actions(&row.instance.previous), vec!["2 + 3 = 5."]);
