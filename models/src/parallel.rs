@@ -4,7 +4,7 @@
 //! function computes it: the results do not depend on the thread count.
 
 use crate::layers::mlp::swiglu;
-use crate::layers::norm::{rms_norm, rms_norm_backward};
+use crate::layers::norm::{rms_norm, rms_norm_backward, rms_norm_in_place};
 use crate::layers::rope::{apply_rope, apply_rope_backward, RopeStyle};
 use rayon::prelude::*;
 
@@ -28,6 +28,16 @@ pub(crate) fn rms_norm_par(
         x.par_chunks(step)
             .zip(y.par_chunks_mut(step))
             .for_each(|(x, y)| rms_norm(x, w, eps, y))
+    });
+}
+
+/// [`rms_norm_in_place`] of each row of x (rows of `w.len()`: a token's
+/// heads when w is a per-head norm), rows split over `pool`.
+pub(crate) fn rms_norm_in_place_par(x: &mut [f32], w: &[f32], eps: f32, pool: &rayon::ThreadPool) {
+    let step = rows_per_task(w.len());
+    pool.install(|| {
+        x.par_chunks_mut(step)
+            .for_each(|x| rms_norm_in_place(x, w, eps))
     });
 }
 

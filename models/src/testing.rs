@@ -1,5 +1,5 @@
-//! Tiny random models for fast tests: written to disk as GGUF (llama or
-//! qwen2 layout, any weight type) or as a Hugging Face safetensors folder,
+//! Tiny random models for fast tests: written to disk as GGUF (any family's
+//! layout, any weight type) or as a Hugging Face safetensors folder,
 //! together with the f32 weights they hold, so a test can compare srl's
 //! forward pass with a plain reference.
 
@@ -19,6 +19,8 @@ pub struct TinySpec {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub n_ff: usize,
+    /// None: n_embd / n_head. Set apart for Qwen3, as its real models do.
+    pub head_dim: Option<usize>,
     pub vocab: usize,
     pub tied: bool,
     pub seed: u64,
@@ -33,13 +35,14 @@ impl TinySpec {
             n_head: 4,
             n_head_kv: 2,
             n_ff: 512,
+            head_dim: arch.family().qk_norm.then_some(128),
             vocab: 320,
             tied: matches!(arch, Arch::Llama),
             seed: 1,
         }
     }
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.head_dim.unwrap_or(self.n_embd / self.n_head)
     }
 }
 
@@ -87,6 +90,10 @@ impl TinyWeights {
             add(format!("{p}.attn_k.weight"), kvd, c, 0.15, 0.0);
             add(format!("{p}.attn_v.weight"), kvd, c, 0.15, 0.0);
             add(format!("{p}.attn_output.weight"), c, qd, 0.1, 0.0);
+            if spec.arch.family().qk_norm {
+                add(format!("{p}.attn_q_norm.weight"), hd, 1, 0.3, 1.0);
+                add(format!("{p}.attn_k_norm.weight"), hd, 1, 0.3, 1.0);
+            }
             if spec.arch.has_qkv_bias() {
                 add(format!("{p}.attn_q.bias"), qd, 1, 0.5, 0.0);
                 add(format!("{p}.attn_k.bias"), kvd, 1, 0.5, 0.0);
@@ -146,6 +153,10 @@ impl TinyWeights {
         w.set(&format!("{arch}.feed_forward_length"), u(s.n_ff));
         w.set(&format!("{arch}.attention.head_count"), u(s.n_head));
         w.set(&format!("{arch}.attention.head_count_kv"), u(s.n_head_kv));
+        if let Some(d) = s.head_dim {
+            w.set(&format!("{arch}.attention.key_length"), u(d));
+            w.set(&format!("{arch}.attention.value_length"), u(d));
+        }
         w.set(&format!("{arch}.rope.freq_base"), GgufValue::F32(10000.0));
         w.set(
             &format!("{arch}.attention.layer_norm_rms_epsilon"),
@@ -187,6 +198,7 @@ impl TinyWeights {
             "num_hidden_layers": s.n_layer,
             "num_attention_heads": s.n_head,
             "num_key_value_heads": s.n_head_kv,
+            "head_dim": s.head_dim(),
             "vocab_size": s.vocab,
             "max_position_embeddings": 256,
             "rope_theta": 10000.0,
@@ -235,6 +247,7 @@ impl TinyWeights {
                 .collect()
         };
         let norm = |x: &[f32], g: &[f32]| -> Vec<f32> {
+            debug_assert_eq!(x.len(), g.len());
             let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
             let sc = 1.0 / (ms + 1e-5).sqrt();
             x.iter().zip(g).map(|(v, g)| v * sc * g).collect()
@@ -269,6 +282,13 @@ impl TinyWeights {
                         for (a, b) in t.iter_mut().zip(w(&format!("{p}.{n}.bias"))) {
                             *a += b;
                         }
+                    }
+                }
+                if s.arch.family().qk_norm {
+                    for (t, n) in [(&mut q, "attn_q_norm"), (&mut k, "attn_k_norm")] {
+                        let g = w(&format!("{p}.{n}.weight"));
+                        let normed: Vec<f32> = t.chunks(hd).flat_map(|h| norm(h, g)).collect();
+                        *t = normed;
                     }
                 }
                 rope(&mut q, pos);

@@ -1,4 +1,4 @@
-//! The decoder-only transformer shared by Llama and Qwen2: weights (views into
+//! The decoder-only transformer shared by the families (families/): weights (views into
 //! the model files), per-call scratch state, and the forward pass.
 //!
 //! Shapes use the crate letters: T tokens in this call, C channels, H heads,
@@ -16,7 +16,7 @@ use crate::layers::linear::{
 use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
 use crate::lora_params::Target;
-use crate::parallel::{add_par, rms_norm_par, rope_par, swiglu_par};
+use crate::parallel::{add_par, rms_norm_in_place_par, rms_norm_par, rope_par, swiglu_par};
 use half::f16;
 use std::path::Path;
 
@@ -27,6 +27,9 @@ pub struct LayerWeights {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
+    /// Per-head RMSNorm weights [D] of queries and keys (Qwen3).
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
     pub ffn_norm: Vec<f32>,
     pub gate: Linear,
     pub up: Linear,
@@ -139,11 +142,19 @@ impl Model {
     }
 
     fn load_weights(files: &ModelFiles, c: &ModelConfig) -> Result<Weights> {
-        let norm = |name: &str| -> Result<Vec<f32>> {
-            let t = files.require(name, &[c.n_embd])?;
+        let norm_of = |name: &str, len: usize| -> Result<Vec<f32>> {
+            let t = files.require(name, &[len])?;
             files.read_f32(&t)
         };
-        let bias = c.arch.has_qkv_bias();
+        let norm = |name: &str| norm_of(name, c.n_embd);
+        let family = c.arch.family();
+        let head_norm = |l: usize, which: &str| -> Result<Option<Vec<f32>>> {
+            family
+                .qk_norm
+                .then(|| norm_of(&format!("blk.{l}.attn_{which}_norm.weight"), c.head_dim))
+                .transpose()
+        };
+        let bias = family.qkv_bias;
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let mut layers = Vec::with_capacity(c.n_layer);
         for l in 0..c.n_layer {
@@ -158,6 +169,8 @@ impl Model {
                 k: lin(Target::K, ce, kvd, bias)?,
                 v: lin(Target::V, ce, kvd, bias)?,
                 o: lin(Target::O, qd, ce, false)?,
+                q_norm: head_norm(l, "q")?,
+                k_norm: head_norm(l, "k")?,
                 ffn_norm: norm(&format!("blk.{l}.ffn_norm.weight"))?,
                 gate: lin(Target::Gate, ce, ff, false)?,
                 up: lin(Target::Up, ce, ff, false)?,
@@ -383,6 +396,10 @@ impl Model {
             self.linear(&w.q, &s.xb, t_n, &mut s.q, &mut s.lin, lora, pool);
             self.linear(&w.k, &s.xb, t_n, &mut s.k, &mut s.lin, lora, pool);
             self.linear(&w.v, &s.xb, t_n, &mut s.v, &mut s.lin, lora, pool);
+            if let (Some(qn), Some(kn)) = (&w.q_norm, &w.k_norm) {
+                rms_norm_in_place_par(&mut s.q, qn, c.rms_eps, pool);
+                rms_norm_in_place_par(&mut s.k, kn, c.rms_eps, pool);
+            }
             rope_par(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style, pool);
             rope_par(
                 &mut s.k,

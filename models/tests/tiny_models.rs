@@ -74,7 +74,7 @@ fn forward_matches_reference_for_every_type_and_arch() {
         GgmlType::Q6_K,
     ];
     let mut report = Vec::new();
-    for arch in [Arch::Llama, Arch::Qwen2] {
+    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
         for ty in types {
             let spec = TinySpec::new(arch);
             let mut w = TinyWeights::random(&spec);
@@ -100,7 +100,7 @@ fn forward_matches_reference_for_every_type_and_arch() {
 #[test]
 fn safetensors_and_gguf_give_the_same_logits() {
     let dir = std::env::temp_dir().join(format!("srl-tiny-st-{}", std::process::id()));
-    for arch in [Arch::Llama, Arch::Qwen2] {
+    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
         let w = TinyWeights::random(&TinySpec::new(arch));
         let gguf = dir.join(format!("{}.gguf", arch.name()));
         let st = dir.join(format!("{}-hf", arch.name()));

@@ -30,6 +30,21 @@ pub enum TemplateError {
     Render(String),
 }
 
+/// Extra variables a template reads, as Hugging Face's
+/// `apply_chat_template(**kwargs)` and llama.cpp's and vLLM's servers'
+/// `chat_template_kwargs` pass them (Qwen3's `enable_thinking`).
+pub type TemplateKwargs = serde_json::Map<String, serde_json::Value>;
+
+/// The kwargs of a `--think` / `--no-think` switch: `enable_thinking`, or
+/// none (the template's own default) when neither was given.
+pub fn thinking_kwargs(think: Option<bool>) -> TemplateKwargs {
+    let mut kw = TemplateKwargs::new();
+    if let Some(on) = think {
+        kw.insert("enable_thinking".into(), serde_json::Value::Bool(on));
+    }
+    kw
+}
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     pub source: String,
@@ -83,12 +98,24 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String, TemplateError> {
+        self.render_with(messages, add_generation_prompt, &TemplateKwargs::new())
+    }
+
+    /// [`ChatTemplate::render`] with extra variables (`kwargs`); the
+    /// conversation's own variables win over a kwarg of the same name.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        kwargs: &TemplateKwargs,
+    ) -> Result<String, TemplateError> {
         let tmpl = self.env.get_template("chat").map_err(render_error)?;
         tmpl.render(context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
+            ..minijinja::Value::from_serialize(kwargs)
         })
         .map_err(render_error)
     }
@@ -105,6 +132,29 @@ mod tests {
         let t = ChatTemplate::new(CHATML, "", "").unwrap();
         let s = t.render(&[Message::new("user", " hi ")], true).unwrap();
         assert_eq!(s, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    }
+
+    /// Qwen3's template (as its models ship it) reads `enable_thinking`:
+    /// false closes an empty think block for the model, unset or true
+    /// leaves the thinking to it.
+    #[test]
+    fn qwen3_thinking_switch() {
+        let src = include_str!("../../scripts/reference/templates/qwen3.jinja");
+        let t = ChatTemplate::new(src, "", "<|im_end|>").unwrap();
+        let msgs = [Message::new("user", "2+2?")];
+        let head = "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n";
+        for (think, want) in [
+            (None, head.to_string()),
+            (Some(true), head.to_string()),
+            (Some(false), format!("{head}<think>\n\n</think>\n\n")),
+        ] {
+            let got = t.render_with(&msgs, true, &thinking_kwargs(think)).unwrap();
+            assert_eq!(got, want, "{think:?}");
+        }
+        // A kwarg never overrides the conversation.
+        let mut kw = thinking_kwargs(None);
+        kw.insert("messages".into(), serde_json::json!([]));
+        assert_eq!(t.render_with(&msgs, true, &kw).unwrap(), head);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (so a chat does not re-read its history), and stream text through a
 //! callback as it is produced.
 
-use crate::chat_template::{ChatTemplate, Message};
+use crate::chat_template::{ChatTemplate, Message, TemplateKwargs};
 use crate::decode::DecodeState;
 use crate::error::{Result, RuntimeError};
 use crate::sampler::{Sampler, SamplerConfig};
@@ -138,11 +138,22 @@ impl Engine {
 
     /// Renders a conversation with the model's template.
     pub fn render_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_chat_with(messages, add_generation_prompt, &TemplateKwargs::new())
+    }
+
+    /// [`Engine::render_chat`] with extra template variables
+    /// (`enable_thinking`, ...).
+    pub fn render_chat_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        kwargs: &TemplateKwargs,
+    ) -> Result<String> {
         let t = self
             .template
             .as_ref()
             .ok_or(crate::chat_template::TemplateError::Missing)?;
-        Ok(t.render(messages, add_generation_prompt)?)
+        Ok(t.render_with(messages, add_generation_prompt, kwargs)?)
     }
 
     /// Tokenizes a prompt the way llama.cpp's tools do: BOS per the vocab,

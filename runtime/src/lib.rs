@@ -22,7 +22,7 @@ pub mod think;
 pub mod tokenizer;
 
 pub use backend::{BackendKind, Runner, RunnerOptions, RunnerSession};
-pub use chat_template::{ChatTemplate, Message};
+pub use chat_template::{thinking_kwargs, ChatTemplate, Message, TemplateKwargs};
 pub use error::RuntimeError;
 pub use generate::{Completion, Engine, GenerateParams, Session, StopReason, Timings};
 pub use rollout::{Rollout, RolloutGroup};

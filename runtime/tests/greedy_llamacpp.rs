@@ -6,9 +6,9 @@
 //! (scripts/reference/make_lora_adapter.sh) and loaded by llama.cpp.
 
 use srl_runtime::generate::GenerateParams;
-use srl_runtime::{Engine, Message, SamplerConfig};
+use srl_runtime::{Engine, Message, SamplerConfig, TemplateKwargs};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn model() -> PathBuf {
     srl_runtime::model_cache::test_model_path()
@@ -34,6 +34,8 @@ struct Case {
     chat: bool,
     text: String,
     messages: Option<Vec<Message>>,
+    /// Extra template variables the reference rendered with.
+    template_kwargs: TemplateKwargs,
     prompt_ids: Vec<u32>,
     generated_ids: Vec<u32>,
     logits: Vec<f32>,
@@ -43,13 +45,15 @@ struct Case {
 }
 
 fn cases() -> (Vec<Case>, usize) {
-    cases_from("greedy.json")
+    cases_from(&data("greedy.json"))
 }
 
-fn cases_from(name: &str) -> (Vec<Case>, usize) {
+/// The cases of a reference file (its logits file lies beside it).
+fn cases_from(path: &Path) -> (Vec<Case>, usize) {
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data(name)).unwrap()).unwrap();
-    let logits_bin = std::fs::read(data(reference["logits_file"].as_str().unwrap())).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let logits_file = reference["logits_file"].as_str().unwrap();
+    let logits_bin = std::fs::read(path.parent().unwrap().join(logits_file)).unwrap();
     let all: Vec<f32> = logits_bin
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
@@ -70,6 +74,10 @@ fn cases_from(name: &str) -> (Vec<Case>, usize) {
                 messages: p
                     .get("messages")
                     .map(|m| serde_json::from_value(m.clone()).unwrap()),
+                template_kwargs: p
+                    .get("template_kwargs")
+                    .map(|m| serde_json::from_value(m.clone()).unwrap())
+                    .unwrap_or_default(),
                 prompt_ids: serde_json::from_value(p["prompt_ids"].clone()).unwrap(),
                 generated_ids: serde_json::from_value(p["generated_ids"].clone()).unwrap(),
                 logits: all[off..off + n].to_vec(),
@@ -98,7 +106,9 @@ fn prompts_render_and_tokenize_like_llamacpp() {
     for c in &cases {
         if let Some(msgs) = &c.messages {
             assert_eq!(
-                engine.render_chat(msgs, true).unwrap(),
+                engine
+                    .render_chat_with(msgs, true, &c.template_kwargs)
+                    .unwrap(),
                 c.text,
                 "prompt {}",
                 c.index
@@ -118,7 +128,7 @@ fn prompts_render_and_tokenize_like_llamacpp() {
 #[test]
 fn greedy_tokens_match_llamacpp() {
     let engine = Engine::load(&model(), 2).unwrap();
-    check_greedy(&engine, "greedy.json");
+    check_greedy(&engine, &data("greedy.json"));
 }
 
 /// The Q8_0 model, made by requantizing the default model with srl's own
@@ -160,7 +170,7 @@ fn check_converted(ty: srl_quant::GgmlType, reference: &str, max_diff: f32) {
     srl_models::formats::quantize::quantize_gguf(&src, &path, ty, &mut |_| {}).unwrap();
     let engine = Engine::load(&path, 2).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        check_greedy_within(&engine, reference, max_diff)
+        check_greedy_within(&engine, &data(reference), max_diff)
     }));
     std::fs::remove_dir_all(&dir).ok();
     if let Err(e) = result {
@@ -211,12 +221,12 @@ fn lora_adapter_matches_llamacpp() {
         .model
         .add_lora(LoraAdapter::open(&adapter_path).unwrap(), 1.0)
         .unwrap();
-    check_greedy(&engine, "greedy_lora.json");
+    check_greedy(&engine, &data("greedy_lora.json"));
 
     // Not vacuous: without the adapter srl picks another first token on the
     // chat prompts (the adapter's is "Step" on five of the six), and its
     // first-token logits are far from the reference's on every prompt.
-    let (cases, _) = cases_from("greedy_lora.json");
+    let (cases, _) = cases_from(&data("greedy_lora.json"));
     assert!(cases.len() >= 8 && cases.iter().filter(|c| c.chat).count() >= 5);
     let mut changed = 0;
     for c in &cases {
@@ -255,12 +265,12 @@ fn lora_adapter_matches_llamacpp() {
     );
 }
 
-fn check_greedy(engine: &Engine, reference: &str) {
+fn check_greedy(engine: &Engine, reference: &Path) {
     check_greedy_within(engine, reference, MAX_LOGIT_DIFF)
 }
 
 /// [`check_greedy`] with logits held to `max_diff`.
-fn check_greedy_within(engine: &Engine, reference: &str, max_diff: f32) {
+fn check_greedy_within(engine: &Engine, reference: &Path, max_diff: f32) {
     let (cases, n_new) = cases_from(reference);
     let params = GenerateParams {
         max_tokens: n_new,
@@ -308,7 +318,8 @@ fn check_greedy_within(engine: &Engine, reference: &str, max_diff: f32) {
             .as_ref()
             .map(|steps| step_top5_diff(engine, c, steps, max_diff));
         report.push(format!(
-            "{reference} prompt {:>2} ({}): {same}/{} tokens equal, first-token logits max |diff| {diff}{}",
+            "{} prompt {:>2} ({}): {same}/{} tokens equal, first-token logits max |diff| {diff}{}",
+            reference.file_name().unwrap().to_string_lossy(),
             c.index,
             if c.chat { "chat" } else { "raw " },
             c.generated_ids.len(),
@@ -369,4 +380,46 @@ fn step_top5_diff(
         tokens.push(c.generated_ids[i]);
     }
     (max, first)
+}
+
+/// The random-weight models of each family srl runs beyond the default
+/// model's (tests/data/families/<family>.gguf, written as llama.cpp's
+/// converter writes real ones by scripts/reference/make_family_models.py)
+/// against llama.cpp on the same files (scripts/reference/
+/// gen_family_reference.py): the chat template renders llama.cpp's text,
+/// `enable_thinking` on and off included; prompts tokenize to the same ids;
+/// 48 greedy tokens equal; the first token's logits and every step's top-5
+/// within MAX_LOGIT_DIFF.
+#[test]
+fn family_models_match_llamacpp() {
+    use sha2::{Digest, Sha256};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/families");
+    for family in ["qwen3"] {
+        let model = dir.join(format!("{family}.gguf"));
+        let reference = dir.join(format!("{family}.json"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+        let sha: String = Sha256::digest(std::fs::read(&model).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            sha,
+            doc["model_sha256"].as_str().unwrap(),
+            "{} is not the model {} was made with",
+            model.display(),
+            reference.display()
+        );
+        let engine = Engine::load(&model, 2).unwrap();
+        assert_eq!(engine.model.config.arch.name(), family);
+        let (cases, _) = cases_from(&reference);
+        let kwargs = cases.iter().filter(|c| !c.template_kwargs.is_empty());
+        assert!(cases.iter().any(|c| c.chat) && kwargs.count() >= 2);
+        for c in cases.iter().filter(|c| c.chat) {
+            let msgs = c.messages.as_ref().unwrap();
+            let text = engine.render_chat_with(msgs, true, &c.template_kwargs);
+            assert_eq!(text.unwrap(), c.text, "{family} prompt {}", c.index);
+        }
+        check_greedy_within(&engine, &reference, MAX_LOGIT_DIFF);
+    }
 }

@@ -196,7 +196,7 @@ LORA_CHAT = [CHAT_PROMPTS[0], CHAT_PROMPTS[2], CHAT_PROMPTS[3],
              [{"role": "user", "content": "Express 13 meters in centimeters."}]]
 
 
-def render_chat(template, messages, info):
+def render_chat(template, messages, info, **kwargs):
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -210,7 +210,7 @@ def render_chat(template, messages, info):
     t = env.from_string(template)
     return t.render(messages=messages, add_generation_prompt=True,
                     bos_token=info["pieces"].get(info.get("bos", -1), ""),
-                    eos_token=info["pieces"].get(info.get("eos", -1), ""))
+                    eos_token=info["pieces"].get(info.get("eos", -1), ""), **kwargs)
 
 
 def parse_greedy(lines):
@@ -278,8 +278,12 @@ def parse_lora(lines):
 
 
 def gen_greedy(exe, bi, model, name, prompt_sel=None, lora=None, raw_prompts=RAW_PROMPTS,
-               chat_prompts=CHAT_PROMPTS):
-    """greedy.json-style reference for `model` (with the LoRA adapter `lora` if given)"""
+               chat_prompts=CHAT_PROMPTS, out=None, n_new=None):
+    """greedy.json-style reference for `model` (with the LoRA adapter `lora` if given), into
+    `out` (default OUT). A chat prompt is a list of messages, or a dict {"messages": [...],
+    "template_kwargs": {...}} for a template's extra variables (enable_thinking)."""
+    OUT = out or globals()["OUT"]
+    N_NEW = n_new or globals()["N_NEW"]
     info = model_info(exe, model)
     template = info["chat_template"]
     prompts = []
@@ -288,7 +292,10 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None, lora=None, raw_prompts=RAW
             prompts.append({"text": t, "chat": False})
     for i, msgs in enumerate(chat_prompts):
         if prompt_sel is None or ("chat", i) in prompt_sel:
-            prompts.append({"text": render_chat(template, msgs, info), "chat": True, "messages": msgs})
+            kw = msgs.get("template_kwargs", {}) if isinstance(msgs, dict) else {}
+            msgs = msgs["messages"] if isinstance(msgs, dict) else msgs
+            prompts.append({"text": render_chat(template, msgs, info, **kw), "chat": True, "messages": msgs,
+                            **({"template_kwargs": kw} if kw else {})})
     add_special = bool(info["add_bos"])
     stdin = [encode_case(p["text"], add_special, True) for p in prompts]
     n_vocab = info["n_vocab"]
@@ -333,6 +340,8 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None, lora=None, raw_prompts=RAW
         }
         if p["chat"]:
             entry["messages"] = p["messages"]
+            if "template_kwargs" in p:
+                entry["template_kwargs"] = p["template_kwargs"]
         entry.update({
             "prompt_ids": r["prompt_ids"],
             "n_prompt": len(r["prompt_ids"]),

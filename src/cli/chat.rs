@@ -5,7 +5,7 @@
 //! their tokens and time; `--trace FILE` records every turn.
 
 use super::chat_trace::{approve_turn, record_turn, TraceView};
-use super::common::{BackendArgs, ModelArgs, SamplingArgs};
+use super::common::{BackendArgs, ModelArgs, SamplingArgs, ThinkArgs};
 use srl_runtime::think::THINK_OPEN;
 use srl_runtime::{GenerateParams, Message};
 use std::io::{BufRead, IsTerminal, Write};
@@ -18,6 +18,8 @@ pub struct Args {
     sampling: SamplingArgs,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    think: ThinkArgs,
     /// System message
     #[arg(long)]
     system: Option<String>,
@@ -45,6 +47,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let interactive = std::io::stdin().is_terminal();
     let mut system = a.system.clone();
+    let kwargs = a.think.kwargs();
     let mut messages: Vec<Message> = Vec::new();
     let mut session = runner.session(a.ctx)?;
     let params = GenerateParams {
@@ -139,7 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             convo.push(Message::new("system", s));
         }
         convo.extend(messages.iter().cloned());
-        let prompt = engine.render_chat(&convo, true)?;
+        let prompt = engine.render_chat_with(&convo, true, &kwargs)?;
         let ids = engine.tokenize_prompt(&prompt);
         let mut out = std::io::stdout().lock();
         let in_think = prompt.trim_end().ends_with(THINK_OPEN);

@@ -92,6 +92,30 @@ pub fn resolve_model(model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(p.clone())
 }
 
+/// The chat template's thinking switch, for templates that read
+/// `enable_thinking` (Qwen3, SmolLM3); other templates ignore it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ThinkArgs {
+    /// Let the model think before it answers (the template's enable_thinking = true) [default: the template's own]
+    #[arg(long, conflicts_with = "no_think")]
+    pub think: bool,
+    /// Ask the model to answer without thinking (enable_thinking = false)
+    #[arg(long)]
+    pub no_think: bool,
+}
+
+impl ThinkArgs {
+    /// The template variables these switches set.
+    pub fn kwargs(&self) -> srl_runtime::TemplateKwargs {
+        let think = match (self.think, self.no_think) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        srl_runtime::thinking_kwargs(think)
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Temperature; 0 is greedy

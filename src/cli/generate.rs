@@ -1,6 +1,6 @@
 //! `srl generate`: one completion, streamed to stdout (or one JSON object).
 
-use super::common::{BackendArgs, ModelArgs, SamplingArgs};
+use super::common::{BackendArgs, ModelArgs, SamplingArgs, ThinkArgs};
 use anyhow::Context;
 use srl_runtime::{GenerateParams, Message};
 use std::io::Write;
@@ -13,6 +13,8 @@ pub struct Args {
     sampling: SamplingArgs,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    think: ThinkArgs,
     /// The prompt text
     #[arg(short, long, required_unless_present = "file", conflicts_with = "file")]
     prompt: Option<String>,
@@ -57,7 +59,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             msgs.push(Message::new("system", s));
         }
         msgs.push(Message::new("user", &prompt));
-        engine.render_chat(&msgs, true)?
+        engine.render_chat_with(&msgs, true, &a.think.kwargs())?
     } else {
         prompt
     };

@@ -1,6 +1,6 @@
 //! `srl serve`: the OpenAI-compatible HTTP server.
 
-use super::common::{resolve_model, BackendArgs};
+use super::common::{resolve_model, BackendArgs, ThinkArgs};
 use anyhow::Context;
 use srl_runtime::server::{is_loopback, serve, ServeConfig};
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    think: ThinkArgs,
     /// The id clients name the model by [default: the file name without .gguf]
     #[arg(long, value_name = "ID")]
     alias: Option<String>,
@@ -89,6 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         adapter_dirs: a.adapter_dir.clone(),
         threads: a.threads,
         max_body: a.max_body,
+        template_kwargs: a.think.kwargs(),
         log_requests: a.log_requests,
     };
     let open = !is_loopback(&a.host) && api_key.as_deref().is_none_or(|k| k.is_empty());

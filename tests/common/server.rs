@@ -22,7 +22,11 @@ impl Server {
 
     /// `srl serve` on the default model with `--threads threads` and `extra`.
     pub fn start_threads(threads: usize, extra: &[&str]) -> Server {
-        let m = model();
+        Server::start_model(&model(), threads, extra)
+    }
+
+    /// `srl serve` on model `m` with `--threads threads` and `extra`.
+    pub fn start_model(m: &std::path::Path, threads: usize, extra: &[&str]) -> Server {
         let threads = threads.to_string();
         let mut args = vec!["serve", "--model", m.to_str().unwrap(), "--port", "0"];
         args.extend(["--threads", &threads]);

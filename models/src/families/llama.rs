@@ -10,6 +10,7 @@ pub const LLAMA: Family = Family {
     gguf_name: "llama",
     hf_model_types: &["llama", "mistral"],
     qkv_bias: false,
+    qk_norm: false,
     gguf_permutes_qk: true,
     writes_add_space_prefix: true,
     // Granite's small models; SmolLM shares the vocabulary size.

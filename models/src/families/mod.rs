@@ -9,6 +9,7 @@
 
 mod llama;
 mod qwen2;
+mod qwen3;
 
 /// Architectures srl runs natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum Arch {
     Llama,
     /// Qwen2 / Qwen2.5: Llama with q/k/v biases.
     Qwen2,
+    /// Qwen3 (dense): per-head RMSNorm of q and k, no biases.
+    Qwen3,
 }
 
 /// What sets a family apart.
@@ -29,6 +32,9 @@ pub struct Family {
     pub hf_model_types: &'static [&'static str],
     /// The q, k and v projections carry biases.
     pub qkv_bias: bool,
+    /// Queries and keys get a per-head RMSNorm before RoPE
+    /// (`blk.N.attn_q_norm.weight`, `attn_k_norm`, [head_dim]).
+    pub qk_norm: bool,
     /// llama.cpp's converter permutes the Q and K rows of its GGUF files for
     /// RoPE on interleaved pairs (Hugging Face rotates halves).
     pub gguf_permutes_qk: bool,
@@ -40,7 +46,7 @@ pub struct Family {
 }
 
 /// Every family srl runs, in the order error messages list them.
-pub const FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2];
+pub const FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2, &qwen3::QWEN3];
 
 impl Arch {
     /// This family's row of [`FAMILIES`].
@@ -86,7 +92,7 @@ mod tests {
 
     #[test]
     fn every_family_has_one_row_and_unique_names() {
-        for arch in [Arch::Llama, Arch::Qwen2] {
+        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
             let f = arch.family();
             assert_eq!(f.arch, arch);
             assert_eq!(Arch::from_name(f.gguf_name), Some(arch));
@@ -97,7 +103,7 @@ mod tests {
         let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.gguf_name).collect();
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len());
-        assert_eq!(supported_names(), "llama, qwen2");
+        assert_eq!(supported_names(), "llama, qwen2, qwen3");
         assert_eq!(Arch::from_name("gemma3"), None);
     }
 }

@@ -9,6 +9,7 @@ pub const QWEN2: Family = Family {
     gguf_name: "qwen2",
     hf_model_types: &["qwen2"],
     qkv_bias: true,
+    qk_norm: false,
     gguf_permutes_qk: false,
     writes_add_space_prefix: false,
     no_bos_at_vocab_size: None,

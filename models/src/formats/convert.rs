@@ -258,7 +258,7 @@ mod tests {
     /// results differ only by f32 rounding).
     #[test]
     fn converted_tiny_models_give_the_folder_logits() {
-        for arch in [Arch::Llama, Arch::Qwen2] {
+        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
             let dir = std::env::temp_dir().join(format!(
                 "srl-convert-{}-{}",
                 arch.name(),

@@ -29,63 +29,59 @@ pub struct SafetensorsDir {
     pub tensors: HashMap<String, SafetensorsEntry>,
 }
 
-/// Translates a Hugging Face llama/qwen2 tensor name to its GGUF name.
-pub fn gguf_name_of_hf(name: &str) -> Option<String> {
-    let fixed = match name {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
+/// Whole-model tensors: (Hugging Face name, GGUF name).
+const MODEL_TENSORS: &[(&str, &str)] = &[
+    ("model.embed_tokens.weight", "token_embd.weight"),
+    ("model.norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+/// A block's modules: (Hugging Face module under `model.layers.N.`, GGUF
+/// module under `blk.N.`).
+const BLOCK_MODULES: &[(&str, &str)] = &[
+    ("input_layernorm", "attn_norm"),
+    ("post_attention_layernorm", "ffn_norm"),
+    ("self_attn.q_proj", "attn_q"),
+    ("self_attn.k_proj", "attn_k"),
+    ("self_attn.v_proj", "attn_v"),
+    ("self_attn.o_proj", "attn_output"),
+    ("self_attn.q_norm", "attn_q_norm"),
+    ("self_attn.k_norm", "attn_k_norm"),
+    ("mlp.gate_proj", "ffn_gate"),
+    ("mlp.up_proj", "ffn_up"),
+    ("mlp.down_proj", "ffn_down"),
+];
+
+const HF_BLOCK: &str = "model.layers.";
+const GGUF_BLOCK: &str = "blk.";
+
+/// Renames `name` by the tables: `side` 0 reads Hugging Face names and
+/// writes GGUF's, 1 the reverse.
+fn rename(name: &str, side: usize) -> Option<String> {
+    let pick = |row: &(&'static str, &'static str)| {
+        let both = [row.0, row.1];
+        (both[side], both[1 - side])
     };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
+    if let Some(row) = MODEL_TENSORS.iter().find(|r| pick(r).0 == name) {
+        return Some(pick(row).1.to_string());
     }
-    let rest = name.strip_prefix("model.layers.")?;
+    let (from, to) = pick(&(HF_BLOCK, GGUF_BLOCK));
+    let rest = name.strip_prefix(from)?;
     let (layer, tail) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (module, kind) = tail.rsplit_once('.')?;
-    let gg = match module {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
-    Some(format!("blk.{layer}.{gg}.{kind}"))
+    let row = BLOCK_MODULES.iter().find(|r| pick(r).0 == module)?;
+    Some(format!("{to}{layer}.{}.{kind}", pick(row).1))
+}
+
+/// Translates a Hugging Face tensor name to its GGUF name.
+pub fn gguf_name_of_hf(name: &str) -> Option<String> {
+    rename(name, 0)
 }
 
 /// Inverse of [`gguf_name_of_hf`].
 pub fn hf_name_of_gguf(name: &str) -> Option<String> {
-    let fixed = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (layer, tail) = rest.split_once('.')?;
-    let (module, kind) = tail.rsplit_once('.')?;
-    let hf = match module {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+    rename(name, 1)
 }
 
 /// The weight file names of a Hugging Face folder, as transformers picks them.

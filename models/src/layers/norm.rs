@@ -14,6 +14,21 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
     }
 }
 
+/// [`rms_norm`] with y = x: the same numbers, written over the input (the
+/// per-head norms of queries and keys, whose pre-norm values inference does
+/// not keep).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let c = w.len();
+    for xr in x.chunks_exact_mut(c) {
+        let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+        let mean = (sum / c as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for (v, &g) in xr.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
 /// Backward of [`rms_norm`] with respect to its input (the weight is frozen):
 /// `dx += d(y)/d(x)^T dy`, row by row. With s = 1/sqrt(mean(x^2) + eps) and
 /// g = dy * w: dx = s*g - x * s^3 * (g . x) / C.
@@ -68,6 +83,19 @@ mod tests {
                 dx[i]
             );
         }
+    }
+
+    #[test]
+    fn in_place_equals_rms_norm() {
+        let x: Vec<f32> = (0..24)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.37)
+            .collect();
+        let w: Vec<f32> = (0..8).map(|i| 0.7 + i as f32 * 0.05).collect();
+        let mut y = vec![0.0; 24];
+        super::rms_norm(&x, &w, 1e-6, &mut y);
+        let mut z = x.clone();
+        super::rms_norm_in_place(&mut z, &w, 1e-6);
+        assert_eq!(y, z);
     }
 
     #[test]

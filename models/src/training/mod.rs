@@ -346,6 +346,16 @@ impl Model {
                 )
             },
         );
+        if let (Some(qn), Some(kn)) = (&w.q_norm, &w.k_norm) {
+            // The per-head norms: keep their inputs for the backward.
+            for (t, t_pre, g, len) in [
+                (&mut a.q, &mut a.q_pre, qn, n * qd),
+                (&mut a.k, &mut a.k_pre, kn, n * kvd),
+            ] {
+                std::mem::swap(t, t_pre);
+                rms_norm_par(t_pre, g, c.rms_eps, sized(t, len), pool);
+            }
+        }
         rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
         rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         let (heads, qb) = (self.heads(), QUERY_BLOCK);
@@ -432,12 +442,23 @@ impl Model {
         );
         rope_backward_par(dq, c.n_head, c.head_dim, table, c.rope_style, pool);
         rope_backward_par(dk, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
+        // Through the per-head norms, to the projections' outputs.
+        let (dq, dk): (&[f32], &[f32]) = match (&w.q_norm, &w.k_norm) {
+            (Some(qn), Some(kn)) => {
+                let dq_pre = zeroed_par(&mut b.dq_pre, n * qd, pool);
+                rms_norm_backward_par(&a.q_pre, qn, c.rms_eps, dq, dq_pre, pool);
+                let dk_pre = zeroed_par(&mut b.dk_pre, n * kvd, pool);
+                rms_norm_backward_par(&a.k_pre, kn, c.rms_eps, dk, dk_pre, pool);
+                (dq_pre, dk_pre)
+            }
+            _ => (dq, dk),
+        };
         // q, k and v read the same h1: one product for their input gradient,
         // needed unless this is the lowest differentiated block; the
         // adapter's gradients always are.
         let qkv = [
-            (&w.q, Target::Q, &*dq, &mq[..]),
-            (&w.k, Target::K, &*dk, &mk[..]),
+            (&w.q, Target::Q, dq, &mq[..]),
+            (&w.k, Target::K, dk, &mk[..]),
             (&w.v, Target::V, &*dv, &mv[..]),
         ];
         let dh = zeroed_par(&mut b.dh, if need_dx { n * ce } else { 0 }, pool);
@@ -451,9 +472,15 @@ impl Model {
     /// rank `rank` on every target).
     fn block_acts_bytes(&self, n: usize, rank: usize) -> usize {
         let c = &self.config;
+        let qk_pre = if c.arch.family().qk_norm {
+            c.q_dim() + c.kv_dim()
+        } else {
+            0
+        };
         let floats = 3 * c.n_embd
             + 2 * c.q_dim()
             + 2 * c.kv_dim()
+            + qk_pre
             + 3 * c.n_ff
             + c.n_head
             + Target::ALL.len() * rank;

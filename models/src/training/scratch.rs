@@ -17,6 +17,10 @@ pub(crate) struct BlockActs {
     pub h1: Vec<f32>,
     pub q: Vec<f32>,
     pub k: Vec<f32>,
+    /// q and k before their per-head norms (families with `qk_norm`;
+    /// empty otherwise).
+    pub q_pre: Vec<f32>,
+    pub k_pre: Vec<f32>,
     pub v: Vec<f32>,
     pub att: Vec<f32>,
     pub lse: Vec<f32>,
@@ -43,6 +47,9 @@ pub(crate) struct BackwardBufs {
     pub dq: Vec<f32>,
     pub dk: Vec<f32>,
     pub dv: Vec<f32>,
+    /// Gradients of q and k before their per-head norms.
+    pub dq_pre: Vec<f32>,
+    pub dk_pre: Vec<f32>,
 }
 
 /// Temporaries of the LoRA branch of a linear layer.

@@ -103,10 +103,12 @@ async fn chat_inner(st: &Arc<AppState>, body: BodyBytes) -> Result<Response, Api
         };
         messages.push(Message::new(role, &m.text()?));
     }
+    let mut kwargs = st.template_kwargs.clone();
+    kwargs.extend(req.chat_template_kwargs.clone().unwrap_or_default());
     let engine = st.engine.clone();
     let (text, prompt) = tokio::task::spawn_blocking(move || {
         let text = engine
-            .render_chat(&messages, true)
+            .render_chat_with(&messages, true, &kwargs)
             .map_err(|e| ApiError::invalid_param("messages", e.to_string()))?;
         let ids = engine.tokenize_prompt(&text);
         Ok::<_, ApiError>((text, ids))

@@ -72,6 +72,9 @@ pub struct ServeConfig {
     pub threads: usize,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Chat template variables of every request (`--think`/`--no-think`);
+    /// a request's `chat_template_kwargs` override them.
+    pub template_kwargs: crate::TemplateKwargs,
     /// Print a line per request on stderr (method, path, status, time to
     /// the response's head).
     pub log_requests: bool,
@@ -95,6 +98,7 @@ impl Default for ServeConfig {
             no_api_key: false,
             adapter_dirs: Vec::new(),
             threads: 0,
+            template_kwargs: crate::TemplateKwargs::new(),
             max_body: 4 << 20,
             log_requests: false,
         }
@@ -113,6 +117,8 @@ pub struct AppState {
     /// Start time (seconds since the epoch), the models' `created`.
     pub started: u64,
     pub log_requests: bool,
+    /// The server's chat template variables (see [`ServeConfig`]).
+    pub template_kwargs: crate::TemplateKwargs,
 }
 
 /// The model id of a path: its file or folder name without `.gguf`.
@@ -205,6 +211,7 @@ pub fn serve(
         adapter_dirs,
         started: openai::now_s(),
         log_requests: config.log_requests,
+        template_kwargs: config.template_kwargs.clone(),
     });
     let app = router(state, config.max_body);
     let rt = tokio::runtime::Builder::new_multi_thread()

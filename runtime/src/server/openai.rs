@@ -141,6 +141,10 @@ with_sampling! {
         /// An adapter by name (in place of naming it as the model).
         #[serde(default)]
         pub lora: Option<String>,
+        /// Extra chat template variables (`{"enable_thinking": false}`),
+        /// over the server's own, as llama.cpp's server and vLLM take them.
+        #[serde(default)]
+        pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
     }
 }
 
