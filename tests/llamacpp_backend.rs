@@ -16,7 +16,11 @@ fn adapter() -> PathBuf {
 
 /// `srl generate ... --json` on `backend`, parsed.
 fn generate(backend: &str, extra: &[&str]) -> serde_json::Value {
-    let m = model();
+    generate_on(&model(), backend, extra)
+}
+
+/// [`generate`] on model `m`.
+fn generate_on(m: &std::path::Path, backend: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "generate",
         "--model",
@@ -36,10 +40,15 @@ fn generate(backend: &str, extra: &[&str]) -> serde_json::Value {
 /// Greedy ids on both backends; asserts they agree and returns llama.cpp's
 /// output.
 fn agree(extra: &[&str]) -> serde_json::Value {
+    agree_on(&model(), extra)
+}
+
+/// [`agree`] on model `m`.
+fn agree_on(m: &std::path::Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--temp", "0"];
     args.extend_from_slice(extra);
-    let native = generate("native", &args);
-    let llama = generate("llama-cpp", &args);
+    let native = generate_on(m, "native", &args);
+    let llama = generate_on(m, "llama-cpp", &args);
     assert_eq!(native["prompt_ids"], llama["prompt_ids"], "{extra:?}");
     assert_eq!(
         native["ids"], llama["ids"],
@@ -328,4 +337,29 @@ fn bad_requests_give_clear_errors() {
     );
     fails_with(&with(&["--backend", "cuda"]), "unknown backend");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The random-weight models of the other families (tests/data/families/,
+/// see runtime/tests/greedy_llamacpp.rs) give the same greedy tokens on
+/// both backends, with the family's thinking switch and a LoRA adapter.
+#[test]
+fn family_models_agree_on_both_backends() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/families");
+    for family in ["qwen3"] {
+        let m = dir.join(format!("{family}.gguf"));
+        let lora = dir.join(format!("lora/{family}.gguf"));
+        let lora = lora.to_str().unwrap();
+        agree_on(&m, &["--prompt", "The capital of France is", "-n", "32"]);
+        let chat = [
+            "--chat",
+            "--prompt",
+            "What is 2+2?",
+            "-n",
+            "32",
+            "--ignore-eos",
+        ];
+        agree_on(&m, &chat);
+        agree_on(&m, &[&chat[..], &["--no-think"]].concat());
+        agree_on(&m, &[&chat[..], &["--lora", lora]].concat());
+    }
 }

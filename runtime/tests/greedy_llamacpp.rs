@@ -389,7 +389,8 @@ fn step_top5_diff(
 /// gen_family_reference.py): the chat template renders llama.cpp's text,
 /// `enable_thinking` on and off included; prompts tokenize to the same ids;
 /// 48 greedy tokens equal; the first token's logits and every step's top-5
-/// within MAX_LOGIT_DIFF.
+/// within MAX_LOGIT_DIFF; the same with a LoRA adapter srl trained on the
+/// model, which moves llama.cpp's first-token logits by 2.2-9.8.
 #[test]
 fn family_models_match_llamacpp() {
     use sha2::{Digest, Sha256};
@@ -421,5 +422,16 @@ fn family_models_match_llamacpp() {
             assert_eq!(text.unwrap(), c.text, "{family} prompt {}", c.index);
         }
         check_greedy_within(&engine, &reference, MAX_LOGIT_DIFF);
+
+        // An adapter srl trained on it, applied by llama.cpp to the same
+        // file (written with the family's GGUF LoRA tensor names).
+        let lora_ref = dir.join(format!("{family}_lora.json"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&lora_ref).unwrap()).unwrap();
+        let adapter = dir.join(doc["lora"]["file"].as_str().unwrap());
+        let mut engine = Engine::load(&model, 2).unwrap();
+        let lora = srl_models::LoraAdapter::open(&adapter).unwrap();
+        engine.model.add_lora(lora, 1.0).unwrap();
+        check_greedy_within(&engine, &lora_ref, MAX_LOGIT_DIFF);
     }
 }

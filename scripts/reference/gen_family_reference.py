@@ -10,6 +10,9 @@ the model's own template, `enable_thinking` on and off where it reads it.
     python3 scripts/reference/gen_family_reference.py [FAMILY...]
 
 Prerequisites as gen_reference.py's: scripts/llamacpp/build.sh, jinja2.
+With tests/data/families/lora/<family>.gguf (an adapter srl trained on the
+model: scripts/reference/make_lora_adapter.sh MODEL DST), also
+<family>_lora.json: the same with llama.cpp applying that adapter.
 runtime/tests/greedy_llamacpp.rs checks srl against these files.
 """
 import sys
@@ -52,6 +55,11 @@ def main():
         model = OUT / f"{name}.gguf"
         ref.gen_greedy(exe, bi, model, name, raw_prompts=RAW_PROMPTS, chat_prompts=CHAT_PROMPTS,
                        out=OUT, n_new=N_NEW)
+        # An adapter srl trained on the model, loaded by llama.cpp.
+        lora = OUT / "lora" / f"{name}.gguf"
+        if lora.exists():
+            ref.gen_greedy(exe, bi, model, f"{name}_lora", raw_prompts=RAW_PROMPTS[:2],
+                           chat_prompts=CHAT_PROMPTS[:2], out=OUT, n_new=N_NEW, lora=lora)
 
 
 if __name__ == "__main__":
