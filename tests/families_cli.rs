@@ -13,7 +13,7 @@ use common::{fails_with, ok, srl, temp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const FAMILIES: &[&str] = &["qwen3"];
+const FAMILIES: &[&str] = &["qwen3", "smollm3"];
 
 fn family_model(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/families/{family}.gguf"))

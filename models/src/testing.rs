@@ -30,14 +30,15 @@ impl TinySpec {
     pub fn new(arch: Arch) -> TinySpec {
         TinySpec {
             arch,
-            n_layer: 2,
+            // Enough layers for a NoPE one.
+            n_layer: arch.family().no_rope_every.unwrap_or(2),
             n_embd: 256,
             n_head: 4,
             n_head_kv: 2,
             n_ff: 512,
             head_dim: arch.family().qk_norm.then_some(128),
             vocab: 320,
-            tied: matches!(arch, Arch::Llama),
+            tied: matches!(arch, Arch::Llama | Arch::SmolLm3),
             seed: 1,
         }
     }
@@ -130,7 +131,8 @@ impl TinyWeights {
             let t = g.tensor_info(name).unwrap();
             let mut x = vec![0.0f32; t.n_elements()];
             srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut x).unwrap();
-            if arch == Arch::Llama && (name.contains("attn_q.") || name.contains("attn_k.")) {
+            let permuted = arch.family().gguf_permutes_qk;
+            if permuted && (name.contains("attn_q.") || name.contains("attn_k.")) {
                 let row_len = if shape.len() == 2 { shape[1] } else { 1 };
                 x = crate::layers::rope::gguf_rows_to_hf(&x, row_len, head_dim);
             }
@@ -165,8 +167,8 @@ impl TinyWeights {
         w.set(&format!("{arch}.vocab_size"), u(s.vocab));
         for (name, (data, shape)) in &self.tensors {
             let mut data = data.clone();
-            let permute =
-                s.arch == Arch::Llama && (name.contains("attn_q.") || name.contains("attn_k."));
+            let permute = s.arch.family().gguf_permutes_qk
+                && (name.contains("attn_q.") || name.contains("attn_k."));
             if permute {
                 let row_len = if shape.len() == 2 { shape[1] } else { 1 };
                 data = hf_rows_to_gguf(&data, row_len, s.head_dim());
@@ -291,8 +293,10 @@ impl TinyWeights {
                         *t = normed;
                     }
                 }
-                rope(&mut q, pos);
-                rope(&mut k, pos);
+                if s.arch.rope_in_layer(l) {
+                    rope(&mut q, pos);
+                    rope(&mut k, pos);
+                }
                 qs.push(q);
                 ks.push(k);
                 vs.push(v);

@@ -400,15 +400,11 @@ impl Model {
                 rms_norm_in_place_par(&mut s.q, qn, c.rms_eps, pool);
                 rms_norm_in_place_par(&mut s.k, kn, c.rms_eps, pool);
             }
-            rope_par(&mut s.q, c.n_head, c.head_dim, &s.rope, c.rope_style, pool);
-            rope_par(
-                &mut s.k,
-                c.n_head_kv,
-                c.head_dim,
-                &s.rope,
-                c.rope_style,
-                pool,
-            );
+            if c.arch.rope_in_layer(l) {
+                let (table, style) = (&s.rope, c.rope_style);
+                rope_par(&mut s.q, c.n_head, c.head_dim, table, style, pool);
+                rope_par(&mut s.k, c.n_head_kv, c.head_dim, table, style, pool);
+            }
             let mut t0 = 0;
             for seg in segments.iter_mut() {
                 let (n, pos0) = (seg.tokens.len(), seg.kv.len());

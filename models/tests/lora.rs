@@ -88,7 +88,8 @@ fn write_adapter_and_peft(
             let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             peft_tensors.push((format!("{stem}.lora_A.weight"), le(&a), vec![r, inp]));
             peft_tensors.push((format!("{stem}.lora_B.weight"), le(&b), vec![out, r]));
-            let b_file = if spec.arch == Arch::Llama && (t == "attn_q" || t == "attn_k") {
+            let b_file = if spec.arch.family().gguf_permutes_qk && (t == "attn_q" || t == "attn_k")
+            {
                 hf_rows_to_gguf(&b, r, spec.head_dim())
             } else {
                 b
@@ -135,7 +136,7 @@ fn write_adapter_and_peft(
 fn adapter_equals_merged_weights() {
     let dir = std::env::temp_dir().join(format!("srl-lora-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
         let w = TinyWeights::random(&TinySpec::new(arch));
         let base = dir.join(format!("{}-base.gguf", arch.name()));
         let adapter = dir.join(format!("{}-lora.gguf", arch.name()));
@@ -223,7 +224,7 @@ fn adapters_for_another_base_are_refused() {
 fn peft_folder_equals_gguf_adapter() {
     let dir = std::env::temp_dir().join(format!("srl-lora-peft-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
         let w = TinyWeights::random(&TinySpec::new(arch));
         let base = dir.join(format!("{}-base.gguf", arch.name()));
         w.write_gguf(&base, GgmlType::F32);

@@ -166,14 +166,66 @@ def qwen3(out):
     w.add_add_bos_token(False)
     w.add_chat_template(read_template("qwen3.jinja"))
 
-    r = Random(3)
+    blocks(w, Random(3), L, C, H, HKV, D, F, token_scale=0.4, qk_norm=True)
+    write(w)
+
+
+def smollm3(out):
+    """SmolLM3: Llama's block with every fourth layer attending without RoPE
+    (llama.cpp: n_no_rope_layer_step = 4), 4 layers so that the last is a
+    NoPE one; Llama 3's tokenizer settings (pre llama-bpe) and SmolLM3's
+    specials; tied embeddings as in SmolLM3-3B. The converter permutes Q/K
+    rows for Llama-family files; random weights need no permuting."""
+    L, C, H, HKV, F = 4, 64, 4, 2, 192
+    specials = [
+        ("<|begin_of_text|>", TokenType.CONTROL),
+        ("<|end_of_text|>", TokenType.CONTROL),
+        ("<|im_start|>", TokenType.CONTROL),
+        ("<|im_end|>", TokenType.CONTROL),
+        ("<think>", TokenType.USER_DEFINED),
+        ("</think>", TokenType.USER_DEFINED),
+    ]
+    tokens, types, merges = bpe_vocab(specials)
+    V = len(tokens)
+    ids = {t: i for i, t in enumerate(tokens)}
+    w = GGUFWriter(str(out), "smollm3")
+    w.add_name("smollm3-random-tiny")
+    w.add_context_length(4096)
+    w.add_embedding_length(C)
+    w.add_block_count(L)
+    w.add_feed_forward_length(F)
+    w.add_head_count(H)
+    w.add_head_count_kv(HKV)
+    w.add_rope_dimension_count(C // H)
+    w.add_rope_freq_base(5e6)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_file_type(1)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(ids["<|begin_of_text|>"])
+    w.add_eos_token_id(ids["<|im_end|>"])
+    w.add_pad_token_id(ids["<|end_of_text|>"])
+    w.add_add_bos_token(False)
+    w.add_chat_template(read_template("smollm3.jinja"))
+    r = Random(5)
+    blocks(w, r, L, C, H, HKV, C // H, F, token_scale=0.4)
+    write(w)
+
+
+def blocks(w, r, L, C, H, HKV, D, F, token_scale, qk_norm=False):
+    """Tensors of a Llama-style model: token embedding (tied head), per
+    layer the norms, q/k/v/o (with q/k norms for Qwen3), gate/up/down;
+    matrices in F16, norms in F32."""
     f16 = GGMLQuantizationType.F16
 
-    def mat(name, rows, cols, scale=1.0):
-        w.add_tensor(name, r.matrix(rows, cols, scale).astype(np.float16), raw_dtype=f16)
+    def mat(name, rows, cols):
+        w.add_tensor(name, r.matrix(rows, cols).astype(np.float16), raw_dtype=f16)
 
-    # Embeddings of std 1, the tied head then gives logits of std ~3.
-    w.add_tensor("token_embd.weight", (r.rng.standard_normal((V, C)) * 0.4).astype(np.float16),
+    V = len(w.kv_data[0]["tokenizer.ggml.tokens"].value)
+    w.add_tensor("token_embd.weight", (r.rng.standard_normal((V, C)) * token_scale).astype(np.float16),
                  raw_dtype=f16)
     for l in range(L):
         p = f"blk.{l}."
@@ -181,15 +233,15 @@ def qwen3(out):
         mat(p + "attn_q.weight", H * D, C)
         mat(p + "attn_k.weight", HKV * D, C)
         mat(p + "attn_v.weight", HKV * D, C)
-        w.add_tensor(p + "attn_q_norm.weight", r.norm(D))
-        w.add_tensor(p + "attn_k_norm.weight", r.norm(D))
+        if qk_norm:
+            w.add_tensor(p + "attn_q_norm.weight", r.norm(D))
+            w.add_tensor(p + "attn_k_norm.weight", r.norm(D))
         mat(p + "attn_output.weight", C, H * D)
         w.add_tensor(p + "ffn_norm.weight", r.norm(C))
         mat(p + "ffn_gate.weight", F, C)
         mat(p + "ffn_up.weight", F, C)
         mat(p + "ffn_down.weight", C, F)
     w.add_tensor("output_norm.weight", r.norm(C))
-    write(w)
 
 
 def write(w):
@@ -199,7 +251,7 @@ def write(w):
     w.close()
 
 
-FAMILIES = {"qwen3": qwen3}
+FAMILIES = {"qwen3": qwen3, "smollm3": smollm3}
 
 
 def main():

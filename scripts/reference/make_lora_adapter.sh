@@ -3,7 +3,10 @@
 # (tests/data/llamacpp/lora/unit_conversion.gguf, greedy_lora.json), with srl
 # itself: `srl train sft` on examples/unit-conversion/train.jsonl.
 #
-#   scripts/reference/make_lora_adapter.sh [MODEL.gguf [DST.gguf]]
+#   [MAX_LEN=128] scripts/reference/make_lora_adapter.sh [MODEL.gguf [DST.gguf]]
+#
+# (MAX_LEN 1536 for a model whose template adds a long system message,
+# as SmolLM3's does.)
 #
 # rank 4 (alpha 8, so scale 2) on every linear layer (q,k,v,o,gate,up,down)
 # of the last 4 blocks, F32, ~640 KiB; 30 steps of 1 example (~25 s on 2
@@ -34,7 +37,7 @@ trap 'rm -rf "$WORK"' EXIT
     --rank 4 --alpha 8 \
     --targets q,k,v,o,gate,up,down \
     --num-layers 4 \
-    --max-len 128 \
+    --max-len "${MAX_LEN:-128}" \
     --lr 2e-3 --schedule cosine --warmup-steps 0 \
     --max-steps 30 --batch-size 1 --grad-accum 1 \
     --seed 1 --threads 2 \

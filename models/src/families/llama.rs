@@ -11,6 +11,7 @@ pub const LLAMA: Family = Family {
     hf_model_types: &["llama", "mistral"],
     qkv_bias: false,
     qk_norm: false,
+    no_rope_every: None,
     gguf_permutes_qk: true,
     writes_add_space_prefix: true,
     // Granite's small models; SmolLM shares the vocabulary size.

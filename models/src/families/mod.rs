@@ -10,6 +10,7 @@
 mod llama;
 mod qwen2;
 mod qwen3;
+mod smollm3;
 
 /// Architectures srl runs natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Arch {
     Qwen2,
     /// Qwen3 (dense): per-head RMSNorm of q and k, no biases.
     Qwen3,
+    /// SmolLM3: Llama with every fourth layer without RoPE.
+    SmolLm3,
 }
 
 /// What sets a family apart.
@@ -35,6 +38,9 @@ pub struct Family {
     /// Queries and keys get a per-head RMSNorm before RoPE
     /// (`blk.N.attn_q_norm.weight`, `attn_k_norm`, [head_dim]).
     pub qk_norm: bool,
+    /// Every n-th layer (1-based: layers n-1, 2n-1, ...) attends without
+    /// RoPE (NoPE).
+    pub no_rope_every: Option<usize>,
     /// llama.cpp's converter permutes the Q and K rows of its GGUF files for
     /// RoPE on interleaved pairs (Hugging Face rotates halves).
     pub gguf_permutes_qk: bool,
@@ -46,7 +52,12 @@ pub struct Family {
 }
 
 /// Every family srl runs, in the order error messages list them.
-pub const FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2, &qwen3::QWEN3];
+pub const FAMILIES: &[&Family] = &[
+    &llama::LLAMA,
+    &qwen2::QWEN2,
+    &qwen3::QWEN3,
+    &smollm3::SMOLLM3,
+];
 
 impl Arch {
     /// This family's row of [`FAMILIES`].
@@ -74,6 +85,10 @@ impl Arch {
             .find(|f| f.hf_model_types.contains(&model_type))
             .map(|f| f.arch)
     }
+    /// Whether layer `l` rotates its queries and keys (all but NoPE layers).
+    pub fn rope_in_layer(self, l: usize) -> bool {
+        self.family().no_rope_every.is_none_or(|n| !(l + 1).is_multiple_of(n))
+    }
     /// Whether the attention projections carry biases.
     pub fn has_qkv_bias(self) -> bool {
         self.family().qkv_bias
@@ -92,7 +107,7 @@ mod tests {
 
     #[test]
     fn every_family_has_one_row_and_unique_names() {
-        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
             let f = arch.family();
             assert_eq!(f.arch, arch);
             assert_eq!(Arch::from_name(f.gguf_name), Some(arch));
@@ -103,7 +118,7 @@ mod tests {
         let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.gguf_name).collect();
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len());
-        assert_eq!(supported_names(), "llama, qwen2, qwen3");
+        assert_eq!(supported_names(), "llama, qwen2, qwen3, smollm3");
         assert_eq!(Arch::from_name("gemma3"), None);
     }
 }

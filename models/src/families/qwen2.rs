@@ -10,6 +10,7 @@ pub const QWEN2: Family = Family {
     hf_model_types: &["qwen2"],
     qkv_bias: true,
     qk_norm: false,
+    no_rope_every: None,
     gguf_permutes_qk: false,
     writes_add_space_prefix: false,
     no_bos_at_vocab_size: None,

@@ -12,6 +12,7 @@ pub const QWEN3: Family = Family {
     hf_model_types: &["qwen3"],
     qkv_bias: false,
     qk_norm: true,
+    no_rope_every: None,
     gguf_permutes_qk: false,
     writes_add_space_prefix: false,
     no_bos_at_vocab_size: None,

@@ -250,15 +250,17 @@ mod tests {
         s.logits.clone()
     }
 
-    /// Relative logit difference allowed where only the order of f32 sums differs.
-    const F32_ROUNDING: f32 = 1e-4;
+    /// Relative logit difference allowed where only the order of f32 sums
+    /// differs (it grows with depth: 1.4e-5 measured with 2 layers, 1.3e-4
+    /// and 1.7e-4 for Llama and SmolLM3 with 4).
+    const F32_ROUNDING: f32 = 3e-4;
 
     /// A tiny random model of each architecture, converted to F32 GGUF, gives
     /// the logits of its safetensors folder (llama's Q/K rows change order;
     /// results differ only by f32 rounding).
     #[test]
     fn converted_tiny_models_give_the_folder_logits() {
-        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
             let dir = std::env::temp_dir().join(format!(
                 "srl-convert-{}-{}",
                 arch.name(),

@@ -356,8 +356,10 @@ impl Model {
                 rms_norm_par(t_pre, g, c.rms_eps, sized(t, len), pool);
             }
         }
-        rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
-        rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
+        if c.arch.rope_in_layer(l) {
+            rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
+            rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
+        }
         let (heads, qb) = (self.heads(), QUERY_BLOCK);
         let (q, k, v) = (&a.q, &a.k, &a.v);
         let probs = keep_probs.then(|| sized(&mut a.probs, probs_len(&heads, n, qb)));
@@ -440,8 +442,10 @@ impl Model {
             QUERY_BLOCK,
             pool,
         );
-        rope_backward_par(dq, c.n_head, c.head_dim, table, c.rope_style, pool);
-        rope_backward_par(dk, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
+        if c.arch.rope_in_layer(l) {
+            rope_backward_par(dq, c.n_head, c.head_dim, table, c.rope_style, pool);
+            rope_backward_par(dk, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
+        }
         // Through the per-head norms, to the projections' outputs.
         let (dq, dk): (&[f32], &[f32]) = match (&w.q_norm, &w.k_norm) {
             (Some(qn), Some(kn)) => {

@@ -150,6 +150,7 @@ pub fn attention_segments<'a>(
         d,
         kvdim: heads.n_head_kv * d,
         off: kv_head * d,
+        start: 0,
         n_pos: pos0 + t + 1,
         scale: 1.0 / (d as f32).sqrt(),
     };
@@ -172,6 +173,7 @@ pub fn attention_segments<'a>(
     // kv head g, so [T, kv head] chunks of group*D are contiguous in q and
     // out alike.
     let fast = has_fma_f16c();
+    let threads = pool.current_num_threads();
     let task = |(i, (o, qg)): (usize, (&mut [f32], &[f32]))| {
         let (mut t, g) = (i / heads.n_head_kv, i % heads.n_head_kv);
         let mut s = 0;
@@ -185,12 +187,14 @@ pub fn attention_segments<'a>(
             return;
         }
         let h = head(r.pos0, t, g);
-        if fast {
-            // SAFETY: the CPU has the features (checked above).
-            unsafe { attend_f16_group_fma(&h, qg, r.k, r.v, o) }
-        } else {
-            for (q, o) in qg.chunks(d).zip(o.chunks_mut(d)) {
-                attend_f16_acc(&h, q, r.k, r.v, o)
+        match kv_chunk_size(r.n, h.n_pos, threads) {
+            Some(chunk) => attend_split(&h, qg, r.k, r.v, o, chunk, fast),
+            None => {
+                SPLIT_SCRATCH.with_borrow_mut(|sc| {
+                    let stats = sized_stats(&mut sc.stats, qg.len() / d);
+                    attend_group_raw(&h, qg, r.k, r.v, o, stats, fast);
+                    normalize(o, d, stats);
+                });
             }
         }
     };
@@ -222,7 +226,9 @@ pub(super) struct Head {
     pub(super) kvdim: usize,
     /// Offset of this head's kv head within a cache row.
     pub(super) off: usize,
-    /// Positions to attend to.
+    /// Positions to attend to: `start..n_pos` (start is 0 but in one chunk
+    /// of a split cache, see [`kv_chunk_size`]).
+    pub(super) start: usize,
     pub(super) n_pos: usize,
     pub(super) scale: f32,
 }
@@ -262,9 +268,17 @@ fn dot_f16_ggml(q: &[f32], k: &[f16]) -> f32 {
 }
 
 /// ggml's one-chunk flash attention for F16 K/V: online softmax with the V
-/// accumulator held in f16.
+/// accumulator held in f16. Leaves the accumulator (widened to f32, not yet
+/// divided by the sum) in `o` and returns (running maximum, sum): a
+/// chunk's partial result.
 #[inline(always)]
-fn attend_f16_acc_body(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
+fn attend_f16_acc_body(
+    h: &Head,
+    q: &[f32],
+    k: CacheRows,
+    v: CacheRows,
+    o: &mut [f32],
+) -> (f32, f32) {
     let d = h.d;
     let mut qbuf = [0.0f32; MAX_HEAD_DIM];
     let qh = &mut qbuf[..d];
@@ -275,7 +289,7 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut 
     let acc = &mut accbuf[..d];
     let mut m = f32::NEG_INFINITY;
     let mut sum = 0.0f32;
-    for p in 0..h.n_pos {
+    for p in h.start..h.n_pos {
         let row = p * h.kvdim + h.off;
         let sc = dot_f16_ggml(qh, k.slice(row, d)) * h.scale;
         let mut ms = 1.0f32;
@@ -296,14 +310,130 @@ fn attend_f16_acc_body(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut 
         // GCC contracts ggml's `S = S*ms + vs` into one fused multiply-add.
         sum = sum.mul_add(ms, vs);
     }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for (x, a) in o.iter_mut().zip(acc.iter()) {
-        *x = a.to_f32() * inv;
+        *x = a.to_f32();
+    }
+    (m, sum)
+}
+
+/// One head's attention over its positions (the portable path).
+#[cfg(test)]
+fn attend_f16_acc(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
+    let stats = attend_f16_acc_body(h, q, k, v, o);
+    normalize(o, h.d, &[stats]);
+}
+
+/// Divides each head's accumulator by its sum (ggml: `V /= S`, 0 for an
+/// empty sum).
+fn normalize(o: &mut [f32], d: usize, stats: &[(f32, f32)]) {
+    for (oh, &(_, sum)) in o.chunks_mut(d).zip(stats) {
+        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+        for x in oh.iter_mut() {
+            *x *= inv;
+        }
     }
 }
 
-fn attend_f16_acc(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
-    attend_f16_acc_body(h, q, k, v, o)
+/// The partial results of the query heads in `q` (sharing one kv head)
+/// over `h`'s positions: accumulators into `o`, (max, sum) into `stats`.
+fn attend_group_raw(
+    h: &Head,
+    q: &[f32],
+    k: CacheRows,
+    v: CacheRows,
+    o: &mut [f32],
+    stats: &mut [(f32, f32)],
+    fast: bool,
+) {
+    if fast {
+        // SAFETY: `fast` says the CPU has the features.
+        unsafe { attend_f16_group_fma_raw(h, q, k, v, o, stats) }
+    } else {
+        for ((q, o), st) in q.chunks(h.d).zip(o.chunks_mut(h.d)).zip(stats.iter_mut()) {
+            *st = attend_f16_acc_body(h, q, k, v, o);
+        }
+    }
+}
+
+/// The chunk length of llama.cpp's split cache, or None when it does not
+/// split. For one query token, ggml-cpu splits the cache view among its
+/// threads once the view holds 512 positions; the view is the cache padded
+/// to a multiple of 256 (at least 256), so the split starts at the 257th
+/// position and its chunks, ceil(view / threads) long, end at fixed
+/// positions. Each chunk's partial result is merged in order (see
+/// [`attend_split`]). srl splits as llama.cpp does with as many threads as
+/// its own pool has, so that the two agree at the same thread count (a
+/// longer cache's results, in both, depend on it).
+fn kv_chunk_size(query_tokens: usize, n_pos: usize, threads: usize) -> Option<usize> {
+    let view = n_pos.div_ceil(256).max(1) * 256;
+    (query_tokens == 1 && view >= 512 && threads > 1).then(|| view.div_ceil(threads))
+}
+
+/// Attention over a cache split in chunks of `chunk` positions, merged as
+/// ggml's `flash_attn_ext_reduce_partials` merges them: per head, in chunk
+/// order, skipping empty ones, V = V * e^(M - M') + V_c * e^(M_c - M') with
+/// libm's expf (GCC fuses the first product into the sum, and S alike),
+/// then V / S.
+fn attend_split(
+    h: &Head,
+    q: &[f32],
+    k: CacheRows,
+    v: CacheRows,
+    o: &mut [f32],
+    chunk: usize,
+    fast: bool,
+) {
+    let (d, g) = (h.d, q.len() / h.d);
+    SPLIT_SCRATCH.with_borrow_mut(|sc| {
+        let part = crate::buffers::sized(&mut sc.part, g * d);
+        let stats = sized_stats(&mut sc.stats, g);
+        let total = sized_stats(&mut sc.total, g);
+        total.fill((f32::NEG_INFINITY, 0.0));
+        o.fill(0.0);
+        for start in (0..h.n_pos).step_by(chunk) {
+            let hc = Head {
+                start,
+                n_pos: (start + chunk).min(h.n_pos),
+                ..*h
+            };
+            attend_group_raw(&hc, q, k, v, part, stats, fast);
+            for j in 0..g {
+                let (mc, sc) = stats[j];
+                if sc == 0.0 {
+                    continue;
+                }
+                let (m, s) = total[j];
+                let m_new = m.max(mc);
+                let (s_old, s_new) = ((m - m_new).exp(), (mc - m_new).exp());
+                let (oj, pj) = (&mut o[j * d..(j + 1) * d], &part[j * d..(j + 1) * d]);
+                for (x, &y) in oj.iter_mut().zip(pj) {
+                    *x = x.mul_add(s_old, y * s_new);
+                }
+                total[j] = (m_new, s.mul_add(s_old, sc * s_new));
+            }
+        }
+        normalize(o, d, total);
+    });
+}
+
+fn sized_stats(v: &mut Vec<(f32, f32)>, n: usize) -> &mut [(f32, f32)] {
+    if v.len() != n {
+        v.resize(n, (0.0, 0.0));
+    }
+    v
+}
+
+/// Buffers of the split path and the stats of every call, kept per thread.
+#[derive(Default)]
+struct SplitScratch {
+    part: Vec<f32>,
+    stats: Vec<(f32, f32)>,
+    total: Vec<(f32, f32)>,
+}
+
+thread_local! {
+    static SPLIT_SCRATCH: std::cell::RefCell<SplitScratch> =
+        std::cell::RefCell::new(SplitScratch::default());
 }
 
 /// The one-chunk path with AVX2/FMA/F16C intrinsics, operation for operation
@@ -316,18 +446,25 @@ fn attend_f16_acc(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]
 /// (widening an f16 is exact), so its values are the portable code's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
+unsafe fn attend_f16_group_fma_raw(
+    h: &Head,
+    q: &[f32],
+    k: CacheRows,
+    v: CacheRows,
+    o: &mut [f32],
+    stats: &mut [(f32, f32)],
+) {
     use std::arch::x86_64::*;
     const RNE: i32 = _MM_FROUND_TO_NEAREST_INT;
     let d = h.d;
     if !d.is_multiple_of(32) {
-        for (q, o) in q.chunks(d).zip(o.chunks_mut(d)) {
-            attend_f16_acc_body(h, q, k, v, o)
+        for ((q, o), st) in q.chunks(d).zip(o.chunks_mut(d)).zip(stats.iter_mut()) {
+            *st = attend_f16_acc_body(h, q, k, v, o);
         }
         return;
     }
     let g = q.len() / d;
-    let n = h.n_pos;
+    let (p0, n) = (h.start, h.n_pos - h.start);
     // This thread's buffers, taken for the call (none allocated once warm).
     let mut scratch = DECODE_SCRATCH.take();
     let DecodeScratch {
@@ -353,7 +490,7 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
     // 1. Scores (head j's at e[j * n + p]).
     let e = crate::buffers::sized(e, g * n);
     for p in 0..n {
-        widen(&mut row_f32, k.at(p * h.kvdim + h.off) as *const u16);
+        widen(&mut row_f32, k.at((p0 + p) * h.kvdim + h.off) as *const u16);
         for j in 0..g {
             let qj = qr.as_ptr().add(j * d);
             // ggml_vec_dot_f16: four fused accumulators, then a pairwise
@@ -393,13 +530,14 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
                 e[j * n + p] = sc - m;
             }
         }
+        stats[j].0 = m;
     }
     crate::layers::exp::exp_in_place(e);
     // 3. The f16 accumulators over V, position by position.
     let acc = crate::buffers::zeroed(acc, g * d);
     let sum = crate::buffers::zeroed(sum, g);
     for p in 0..n {
-        widen(&mut row_f32, v.at(p * h.kvdim + h.off) as *const u16);
+        widen(&mut row_f32, v.at((p0 + p) * h.kvdim + h.off) as *const u16);
         for j in 0..g {
             let aj = acc.as_mut_ptr().add(j * d);
             let (mut ms, mut vs) = (1.0f32, 1.0f32);
@@ -426,15 +564,24 @@ unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, 
         }
     }
     for j in 0..g {
-        let inv = if sum[j] == 0.0 { 0.0 } else { 1.0 / sum[j] };
+        stats[j].1 = sum[j];
         for (x, &a) in o[j * d..(j + 1) * d]
             .iter_mut()
             .zip(&acc[j * d..(j + 1) * d])
         {
-            *x = f16::from_bits(a).to_f32() * inv;
+            *x = f16::from_bits(a).to_f32();
         }
     }
     DECODE_SCRATCH.set(scratch);
+}
+
+/// [`attend_f16_group_fma_raw`], divided by the sums (the tests' entry).
+#[cfg(all(target_arch = "x86_64", test))]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
+    let mut stats = vec![(0.0, 0.0); q.len() / h.d];
+    attend_f16_group_fma_raw(h, q, k, v, o, &mut stats);
+    normalize(o, h.d, &stats);
 }
 
 /// Buffers of [`attend_f16_group_fma`], kept per thread: a decode step runs
@@ -456,9 +603,23 @@ thread_local! {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
+unsafe fn attend_f16_group_fma_raw(
+    h: &Head,
+    q: &[f32],
+    k: CacheRows,
+    v: CacheRows,
+    o: &mut [f32],
+    stats: &mut [(f32, f32)],
+) {
+    for ((q, o), st) in q.chunks(h.d).zip(o.chunks_mut(h.d)).zip(stats.iter_mut()) {
+        *st = attend_f16_acc_body(h, q, k, v, o);
+    }
+}
+
+#[cfg(all(not(target_arch = "x86_64"), test))]
 unsafe fn attend_f16_group_fma(h: &Head, q: &[f32], k: CacheRows, v: CacheRows, o: &mut [f32]) {
     for (q, o) in q.chunks(h.d).zip(o.chunks_mut(h.d)) {
-        attend_f16_acc_body(h, q, k, v, o)
+        attend_f16_acc(h, q, k, v, o)
     }
 }
 
@@ -477,6 +638,60 @@ mod tests {
     /// The portable decode path (CPUs without FMA/F16C, aarch64) reads a
     /// shared prompt cache in place: the same values as one contiguous cache,
     /// whatever the own cache holds under the shared rows.
+    /// llama.cpp's split of a one-token step's cache: from the 257th
+    /// position (the view padded to 512), in ceil(view / threads) chunks.
+    #[test]
+    fn kv_split_follows_llamacpp_view() {
+        assert_eq!(kv_chunk_size(1, 1, 2), None);
+        assert_eq!(kv_chunk_size(1, 256, 2), None);
+        assert_eq!(kv_chunk_size(1, 257, 2), Some(256));
+        assert_eq!(kv_chunk_size(1, 1000, 2), Some(512));
+        assert_eq!(kv_chunk_size(1, 1025, 3), Some(427));
+        assert_eq!(kv_chunk_size(1, 1000, 1), None);
+        assert_eq!(kv_chunk_size(2, 1000, 2), None);
+    }
+
+    /// Split in chunks, the merged result stays the softmax-weighted mean
+    /// (within the f16 accumulator's rounding), and one chunk is exactly
+    /// the unsplit path.
+    #[test]
+    fn split_cache_merges_to_the_same_attention() {
+        let (d, kvdim, n_pos) = (64, 64, 700);
+        let val = |i: usize| f16::from_f32(((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8);
+        let k: Vec<f16> = (0..n_pos * kvdim).map(val).collect();
+        let v: Vec<f16> = (0..n_pos * kvdim).map(|i| val(i + 13)).collect();
+        let q: Vec<f32> = (0..2 * d).map(|i| (i as f32 * 0.31).cos()).collect();
+        let h = Head {
+            d,
+            kvdim,
+            off: 0,
+            start: 0,
+            n_pos,
+            scale: 0.125,
+        };
+        let fast = has_fma_f16c();
+        let mut whole = vec![0.0; 2 * d];
+        let mut stats = vec![(0.0, 0.0); 2];
+        attend_group_raw(&h, &q, rows(&k), rows(&v), &mut whole, &mut stats, fast);
+        normalize(&mut whole, d, &stats);
+        let mut one = vec![0.0; 2 * d];
+        attend_split(&h, &q, rows(&k), rows(&v), &mut one, n_pos, fast);
+        assert_eq!(one, whole);
+        for chunk in [512, 256, 100] {
+            let mut got = vec![0.0; 2 * d];
+            attend_split(&h, &q, rows(&k), rows(&v), &mut got, chunk, fast);
+            let err = got
+                .iter()
+                .zip(&whole)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 2e-3, "chunk {chunk}: {err}");
+            assert_ne!(
+                got, whole,
+                "chunk {chunk}: the split must change the rounding"
+            );
+        }
+    }
+
     #[test]
     fn portable_path_reads_shared_prefix_in_place() {
         let (d, kvdim, n_pos) = (64, 128, 41);
@@ -488,6 +703,7 @@ mod tests {
             d,
             kvdim,
             off: d,
+            start: 0,
             n_pos,
             scale: 0.125,
         };
@@ -542,6 +758,7 @@ mod tests {
                     d,
                     kvdim,
                     off: off * d,
+                    start: 0,
                     n_pos,
                     scale: 1.0 / (d as f32).sqrt(),
                 };
@@ -616,6 +833,7 @@ mod tests {
             d,
             kvdim: d,
             off: 0,
+            start: 0,
             n_pos: n,
             scale: 1.0 / 8.0,
         };

@@ -55,6 +55,7 @@ pub(super) fn attention_tiled(
                 d,
                 kvdim: heads.n_head_kv * d,
                 off: g * d,
+                start: 0,
                 n_pos: pos0 + t + 1,
                 scale: 1.0 / (d as f32).sqrt(),
             };
