@@ -27,9 +27,10 @@ fn generate(m: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&ok(&srl(&args))).unwrap()
 }
 
-/// `--no-think` closes an empty think block in the prompt (Qwen3's
-/// template, `enable_thinking = false`); `--think` and no switch leave the
-/// thinking to the model; both at once are refused. `srl chat` takes it too.
+/// `--no-think` closes an empty think block in the prompt (the template's
+/// `enable_thinking = false`); `--think` and no switch (both templates
+/// think by default) leave the thinking to the model; both at once are
+/// refused. `srl chat` takes it too.
 #[test]
 fn thinking_switch_reaches_the_template() {
     for family in FAMILIES {
@@ -38,8 +39,13 @@ fn thinking_switch_reaches_the_template() {
         let (default, think, no_think) =
             (prompt(&[]), prompt(&["--think"]), prompt(&["--no-think"]));
         assert!(default.ends_with("<|im_start|>assistant\n"), "{default:?}");
+        assert!(!default.trim_end().ends_with("</think>"), "{default:?}");
         assert_eq!(think, default);
-        assert_eq!(no_think, format!("{default}<think>\n\n</think>\n\n"));
+        let closed = no_think.trim_end().strip_suffix("<think>\n\n</think>");
+        assert!(
+            closed.is_some_and(|p| p.ends_with("<|im_start|>assistant\n")),
+            "{no_think:?}"
+        );
         let both = [
             "generate",
             "--model",
@@ -104,7 +110,7 @@ fn serve_takes_chat_template_kwargs() {
         let on = json!({"chat_template_kwargs": {"enable_thinking": true}});
         let s = Server::start_model(&m, 2, &[]);
         let (plain, closed) = (prompt_tokens(&s, json!({})), prompt_tokens(&s, off.clone()));
-        assert!(closed > plain, "{closed} vs {plain}");
+        assert_ne!(closed, plain);
         assert_eq!(prompt_tokens(&s, on.clone()), plain);
         let bad = chat_body("2+2?", json!({"chat_template_kwargs": 3}));
         let e = api_error(post(&s.addr, "/v1/chat/completions", None, &bad), 400);
@@ -136,8 +142,21 @@ fn trains_merges_and_quantizes() {
         .unwrap();
         let m = family_model(family);
         let (m, d) = (m.to_str().unwrap(), data.to_str().unwrap());
+        // SmolLM3's template adds a long system message (~950 tokens of
+        // this byte-level vocabulary).
         let common = [
-            "--model", m, "--data", d, "--rank", "4", "-t", "2", "--seed", "1",
+            "--model",
+            m,
+            "--data",
+            d,
+            "--rank",
+            "4",
+            "-t",
+            "2",
+            "--seed",
+            "1",
+            "--max-len",
+            "2048",
         ];
         let sft = dir.join("sft");
         let mut args = vec![
@@ -148,7 +167,7 @@ fn trains_merges_and_quantizes() {
             "--max-steps",
             "2",
         ];
-        args.extend(common);
+        args.extend(&common);
         let err = String::from_utf8_lossy(&ok_output(&srl(&args)).stderr).into_owned();
         assert!(err.contains("done"), "{err}");
         let rl = |kind: &str| {
@@ -161,7 +180,7 @@ fn trains_merges_and_quantizes() {
                 "--max-steps",
                 "1",
             ];
-            args.extend(common);
+            args.extend(&common);
             args.extend([
                 "--batch-size",
                 "1",

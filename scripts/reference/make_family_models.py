@@ -215,6 +215,75 @@ def smollm3(out):
     write(w)
 
 
+def llama3_rope_factors(base, dim, factor, low, high, old_ctx):
+    """rope_freqs.weight as llama.cpp's converter computes it from a Llama 3
+    config's rope_scaling (conversion/llama.py, with torch's f32 math)."""
+    import math
+
+    import torch
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            out.append(1)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.tensor(out, dtype=torch.float32).numpy()
+
+
+def llama3(out):
+    """Llama 3.2: the llama architecture with RoPE scaled per frequency
+    (rope_scaling type llama3 -> a rope_freqs.weight tensor of head_dim/2
+    factors that divide the angles), tied embeddings as the 1B/3B models,
+    Llama 3's tokenizer settings (pre llama-bpe, BOS added) and specials and
+    the Llama 3.2 template. rope_scaling as Llama 3.2's (factor 32, low 1,
+    high 4, original context 8192), base 500000: with head dim 16 the factors
+    take all three branches (1, smoothed, 32)."""
+    L, C, H, HKV, F = 2, 64, 4, 2, 192
+    D = C // H
+    specials = [
+        ("<|begin_of_text|>", TokenType.CONTROL),
+        ("<|end_of_text|>", TokenType.CONTROL),
+        ("<|start_header_id|>", TokenType.CONTROL),
+        ("<|end_header_id|>", TokenType.CONTROL),
+        ("<|eot_id|>", TokenType.CONTROL),
+        ("<|eom_id|>", TokenType.CONTROL),
+        ("<|python_tag|>", TokenType.CONTROL),
+    ]
+    tokens, types, merges = bpe_vocab(specials)
+    ids = {t: i for i, t in enumerate(tokens)}
+    w = GGUFWriter(str(out), "llama")
+    w.add_name("llama3-random-tiny")
+    w.add_context_length(131072)
+    w.add_embedding_length(C)
+    w.add_block_count(L)
+    w.add_feed_forward_length(F)
+    w.add_head_count(H)
+    w.add_head_count_kv(HKV)
+    w.add_rope_dimension_count(D)
+    w.add_rope_freq_base(500000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(1)
+    w.add_vocab_size(len(tokens))
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(ids["<|begin_of_text|>"])
+    w.add_eos_token_id(ids["<|eot_id|>"])
+    w.add_add_bos_token(True)
+    w.add_chat_template(read_template("llama3.jinja"))
+    w.add_tensor("rope_freqs.weight", llama3_rope_factors(500000.0, D, 32.0, 1.0, 4.0, 8192))
+    blocks(w, Random(7), L, C, H, HKV, D, F, token_scale=0.4)
+    write(w)
+
+
 def blocks(w, r, L, C, H, HKV, D, F, token_scale, qk_norm=False):
     """Tensors of a Llama-style model: token embedding (tied head), per
     layer the norms, q/k/v/o (with q/k norms for Qwen3), gate/up/down;
@@ -251,7 +320,7 @@ def write(w):
     w.close()
 
 
-FAMILIES = {"qwen3": qwen3, "smollm3": smollm3}
+FAMILIES = {"llama3": llama3, "qwen3": qwen3, "smollm3": smollm3}
 
 
 def main():

@@ -87,7 +87,9 @@ impl Arch {
     }
     /// Whether layer `l` rotates its queries and keys (all but NoPE layers).
     pub fn rope_in_layer(self, l: usize) -> bool {
-        self.family().no_rope_every.is_none_or(|n| !(l + 1).is_multiple_of(n))
+        self.family()
+            .no_rope_every
+            .is_none_or(|n| !(l + 1).is_multiple_of(n))
     }
     /// Whether the attention projections carry biases.
     pub fn has_qkv_bias(self) -> bool {
