@@ -13,7 +13,10 @@ use common::{fails_with, ok, srl, temp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const FAMILIES: &[&str] = &["qwen3", "smollm3"];
+const FAMILIES: &[&str] = &["llama3", "qwen3", "smollm3"];
+
+/// The families whose templates read `enable_thinking`.
+const THINKING: &[&str] = &["qwen3", "smollm3"];
 
 fn family_model(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/families/{family}.gguf"))
@@ -30,10 +33,14 @@ fn generate(m: &Path, extra: &[&str]) -> Value {
 /// `--no-think` closes an empty think block in the prompt (the template's
 /// `enable_thinking = false`); `--think` and no switch (both templates
 /// think by default) leave the thinking to the model; both at once are
-/// refused. `srl chat` takes it too.
+/// refused. `srl chat` takes it too. A template without the variable
+/// (Llama 3's) ignores the switch.
 #[test]
 fn thinking_switch_reaches_the_template() {
-    for family in FAMILIES {
+    let m = family_model("llama3");
+    let prompt = |extra: &[&str]| generate(&m, extra)["prompt"].as_str().unwrap().to_string();
+    assert_eq!(prompt(&["--no-think"]), prompt(&[]));
+    for family in THINKING {
         let m = family_model(family);
         let prompt = |extra: &[&str]| generate(&m, extra)["prompt"].as_str().unwrap().to_string();
         let (default, think, no_think) =
@@ -93,7 +100,7 @@ fn thinking_switch_reaches_the_template() {
 /// server's own `--no-think`; one that is not an object is a 400 naming it.
 #[test]
 fn serve_takes_chat_template_kwargs() {
-    for family in FAMILIES {
+    for family in THINKING {
         let m = family_model(family);
         let prompt_tokens = |s: &Server, extra: Value| -> u64 {
             let (status, body) = post(
@@ -187,7 +194,7 @@ fn trains_merges_and_quantizes() {
                 "--group-size",
                 "4",
                 "--max-new-tokens",
-                "12",
+                "64",
             ]);
             args.extend(["--think-budget", "4"]);
             (srl(&args), out)
@@ -195,13 +202,21 @@ fn trains_merges_and_quantizes() {
         let (run, out) = rl("srl");
         ok(&run);
         assert!(out.join("adapter.gguf").is_file());
-        // RLVR samples and scores its rollouts on the family too; a random
-        // model answers nothing right, so no group has a reward spread and
-        // training stops with the error that says so.
-        let (run, _) = rl("rlvr");
-        fails_with(&run, "the model gets no signal from this data");
+        // RLVR samples and scores its rollouts on the family too. A random
+        // model rarely ends on the right number: where no group has a
+        // reward spread, training stops with the error that says so;
+        // where one has, it trains.
+        let (run, out) = rl("rlvr");
         let err = String::from_utf8_lossy(&run.stderr);
-        assert!(err.contains("16 rollouts' rewards did not differ"), "{err}");
+        if run.status.success() {
+            assert!(out.join("adapter.gguf").is_file(), "{err}");
+        } else {
+            assert!(
+                err.contains("the model gets no signal from this data"),
+                "{err}"
+            );
+            assert!(err.contains("16 rollouts' rewards did not differ"), "{err}");
+        }
 
         let merged = dir.join("merged.gguf");
         let merge = ["merge", "--model", m, "--lora", sft.to_str().unwrap()];
@@ -218,10 +233,11 @@ fn trains_merges_and_quantizes() {
         ]));
         for file in [&merged, &q8] {
             let info = ok(&srl(&["info", file.to_str().unwrap()]));
-            assert!(
-                info.contains(&format!("architecture:   {family}")),
-                "{info}"
-            );
+            let arch = if *family == "llama3" { "llama" } else { family };
+            assert!(info.contains(&format!("architecture:   {arch}")), "{info}");
+            // Llama 3's scaling survives merge and quantize.
+            let scaled = info.contains("rope scaling:   per-frequency factors 1..32");
+            assert_eq!(scaled, *family == "llama3", "{info}");
             let g = generate(file, &["--no-think"]);
             assert_eq!(g["ids"].as_array().unwrap().len(), 4, "{g}");
         }

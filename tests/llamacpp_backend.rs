@@ -345,7 +345,7 @@ fn bad_requests_give_clear_errors() {
 #[test]
 fn family_models_agree_on_both_backends() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/families");
-    for family in ["qwen3", "smollm3"] {
+    for family in ["llama3", "qwen3", "smollm3"] {
         let m = dir.join(format!("{family}.gguf"));
         let lora = dir.join(format!("lora/{family}.gguf"));
         let lora = lora.to_str().unwrap();

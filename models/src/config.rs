@@ -30,6 +30,10 @@ pub struct ModelConfig {
     /// Context length the model was trained for.
     pub context_length: usize,
     pub rope_theta: f32,
+    /// Per-pair divisors of the RoPE angles (Llama 3's scaling: the GGUF
+    /// tensor `rope_freqs.weight`, or computed from config.json's
+    /// `rope_scaling`); [D/2].
+    pub rope_factors: Option<Vec<f32>>,
     pub rope_style: RopeStyle,
     pub rms_eps: f32,
     /// The output head is the token embedding (no separate `output.weight`).
@@ -136,6 +140,7 @@ impl ModelConfig {
             vocab_size,
             context_length: need("context_length")?,
             rope_theta: g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0),
+            rope_factors: rope_factors_of_gguf(g, head_dim)?,
             // The Q/K row order of the file decides the rotation.
             rope_style: if arch.family().gguf_permutes_qk {
                 RopeStyle::Interleaved
@@ -176,12 +181,79 @@ impl ModelConfig {
             vocab_size: c.vocab_size,
             context_length: c.max_position_embeddings.unwrap_or(2048),
             rope_theta: c.rope_theta.unwrap_or(10000.0) as f32,
+            rope_factors: None,
             rope_style: RopeStyle::Halves,
             rms_eps: c.rms_norm_eps.unwrap_or(1e-6) as f32,
             tied_embeddings: c.tie_word_embeddings.unwrap_or(false) || !has_lm_head,
         };
+        let mut cfg = cfg;
+        cfg.rope_factors = rope_factors_of_hf(path, c.rope_scaling.as_ref(), &cfg)?;
         cfg.validate(path)?;
         Ok(cfg)
+    }
+}
+
+/// `rope_freqs.weight` ([D/2] f32), where the file has it.
+fn rope_factors_of_gguf(g: &GgufFile, head_dim: usize) -> Result<Option<Vec<f32>>> {
+    let Some(t) = g.tensor_info("rope_freqs.weight") else {
+        return Ok(None);
+    };
+    if t.dims != [head_dim / 2] || t.ty != srl_quant::GgmlType::F32 {
+        return Err(ModelError::config(
+            g.path(),
+            format!(
+                "rope_freqs.weight is {} {:?}; expected f32 [{}] (half the head dimension)",
+                t.ty,
+                t.dims,
+                head_dim / 2
+            ),
+        ));
+    }
+    let bytes = g.tensor_data(t);
+    let factors: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(ModelError::config(
+            g.path(),
+            "rope_freqs.weight holds a factor that is not a positive number",
+        ));
+    }
+    Ok(Some(factors))
+}
+
+/// The RoPE factors of config.json's `rope_scaling`: Llama 3's computed as
+/// llama.cpp's converter computes them; none for plain RoPE; any other kind
+/// is refused rather than run as plain RoPE.
+fn rope_factors_of_hf(
+    path: &Path,
+    scaling: Option<&serde_json::Value>,
+    cfg: &ModelConfig,
+) -> Result<Option<Vec<f32>>> {
+    let Some(rs) = scaling.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = rs
+        .get("rope_type")
+        .or_else(|| rs.get("type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
+    let num = |k: &str, default: f64| rs.get(k).and_then(|v| v.as_f64()).unwrap_or(default) as f32;
+    match kind {
+        "default" => Ok(None),
+        "llama3" => Ok(Some(crate::layers::rope::llama3_rope_factors(
+            cfg.rope_theta,
+            cfg.head_dim,
+            num("factor", 8.0),
+            num("low_freq_factor", 1.0),
+            num("high_freq_factor", 4.0),
+            num("original_max_position_embeddings", 8192.0),
+        ))),
+        other => Err(ModelError::config(
+            path,
+            format!("rope_scaling type '{other}' is not supported (srl runs plain RoPE and Llama 3's scaling)"),
+        )),
     }
 }
 
@@ -200,4 +272,5 @@ struct HfConfig {
     rope_theta: Option<f64>,
     rms_norm_eps: Option<f64>,
     tie_word_embeddings: Option<bool>,
+    rope_scaling: Option<serde_json::Value>,
 }

@@ -146,6 +146,7 @@ mod tests {
             vocab_size: 10,
             context_length: 64,
             rope_theta: 10000.0,
+            rope_factors: None,
             rope_style: RopeStyle::Interleaved,
             rms_eps: 1e-5,
             tied_embeddings: true,

@@ -23,6 +23,9 @@ pub struct TinySpec {
     pub head_dim: Option<usize>,
     pub vocab: usize,
     pub tied: bool,
+    /// Llama 3's RoPE scaling (factor 32, low 1, high 4, original context
+    /// 8192): `rope_freqs.weight` in GGUF, `rope_scaling` in config.json.
+    pub llama3_rope: bool,
     pub seed: u64,
 }
 
@@ -39,8 +42,23 @@ impl TinySpec {
             head_dim: arch.family().qk_norm.then_some(128),
             vocab: 320,
             tied: matches!(arch, Arch::Llama | Arch::SmolLm3),
+            llama3_rope: false,
             seed: 1,
         }
+    }
+
+    /// The RoPE factors of `llama3_rope`, [D/2].
+    pub fn rope_factors(&self) -> Option<Vec<f32>> {
+        self.llama3_rope.then(|| {
+            crate::layers::rope::llama3_rope_factors(
+                10000.0,
+                self.head_dim(),
+                32.0,
+                1.0,
+                4.0,
+                8192.0,
+            )
+        })
     }
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.n_embd / self.n_head)
@@ -165,6 +183,11 @@ impl TinyWeights {
             GgufValue::F32(1e-5),
         );
         w.set(&format!("{arch}.vocab_size"), u(s.vocab));
+        if let Some(f) = s.rope_factors() {
+            let bytes: Vec<u8> = f.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.add_tensor("rope_freqs.weight", GgmlType::F32, &[f.len()], bytes)
+                .unwrap();
+        }
         for (name, (data, shape)) in &self.tensors {
             let mut data = data.clone();
             let permute = s.arch.family().gguf_permutes_qk
@@ -207,6 +230,13 @@ impl TinyWeights {
             "rms_norm_eps": 1e-5,
             "tie_word_embeddings": s.tied,
         });
+        let mut config = config;
+        if s.llama3_rope {
+            config["rope_scaling"] = serde_json::json!({
+                "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192,
+            });
+        }
         std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
@@ -254,10 +284,12 @@ impl TinyWeights {
             let sc = 1.0 / (ms + 1e-5).sqrt();
             x.iter().zip(g).map(|(v, g)| v * sc * g).collect()
         };
+        let factors = s.rope_factors();
         let rope = |x: &mut [f32], pos: usize| {
             for head in x.chunks_mut(hd) {
                 for i in 0..hd / 2 {
-                    let theta = pos as f32 * 10000f32.powf(-2.0 * i as f32 / hd as f32);
+                    let f = factors.as_ref().map_or(1.0, |f| f[i]);
+                    let theta = pos as f32 * 10000f32.powf(-2.0 * i as f32 / hd as f32) / f;
                     let (a, b) = (head[i], head[i + hd / 2]);
                     head[i] = a * theta.cos() - b * theta.sin();
                     head[i + hd / 2] = a * theta.sin() + b * theta.cos();

@@ -351,6 +351,7 @@ impl Model {
                 seg.tokens.len(),
                 c.head_dim,
                 c.rope_theta,
+                c.rope_factors.as_deref(),
                 &mut s.rope_seg,
             );
             s.rope.extend_from_slice(&s.rope_seg);

@@ -17,7 +17,7 @@ const TOKENS: [u32; 7] = [3, 17, 250, 9, 9, 111, 42];
 
 fn srl_logits(path: &std::path::Path, tokens: &[u32], split: usize) -> Vec<f32> {
     let model = Model::open(path).unwrap();
-    let mut kv = model.new_cache(64);
+    let mut kv = model.new_cache(tokens.len().max(64));
     let mut st = State::new();
     let p = pool();
     let mut out = Vec::new();
@@ -119,6 +119,65 @@ fn safetensors_and_gguf_give_the_same_logits() {
             arch.name()
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Llama 3's RoPE scaling: its GGUF file (`rope_freqs.weight`) and its
+/// Hugging Face folder (`rope_scaling` in config.json, the factors computed
+/// by srl) give the plain f32 reference's logits, which the scaling changes.
+#[test]
+fn llama3_rope_scaling_in_both_formats() {
+    let dir = std::env::temp_dir().join(format!("srl-tiny-rope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spec = TinySpec::new(Arch::Llama);
+    spec.llama3_rope = true;
+    let factors = spec.rope_factors().unwrap();
+    assert!(factors.contains(&1.0) && factors.contains(&32.0));
+    assert!(factors.iter().any(|&f| f > 1.0 && f < 32.0), "{factors:?}");
+    let w = TinyWeights::random(&spec);
+    let (gguf, st) = (dir.join("llama3.gguf"), dir.join("llama3-hf"));
+    w.write_gguf(&gguf, GgmlType::F32);
+    w.write_safetensors(&st);
+    // Long enough for the slow pairs the scaling changes to turn.
+    let tokens: Vec<u32> = (0..200).map(|i| (i * 37 % 311) as u32).collect();
+    let want = w.reference_logits(&tokens);
+    for path in [&gguf, &st] {
+        let err = rel_err(&srl_logits(path, &tokens, 190), &want);
+        // (f16 cache and attention accumulator over 200 positions)
+        assert!(err < 2e-3, "{}: relative error {err}", path.display());
+    }
+    let mut plain = spec.clone();
+    plain.llama3_rope = false;
+    let unscaled = TinyWeights::random(&plain).reference_logits(&tokens);
+    let change = rel_err(&unscaled, &want);
+    eprintln!("the scaling changes the logits by {change:.2e}");
+    assert!(
+        change > 2e-2,
+        "the scaling must change the logits ({change})"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A RoPE scaling srl does not run is refused, naming it, rather than run
+/// as plain RoPE.
+#[test]
+fn unknown_rope_scaling_is_refused() {
+    let dir = std::env::temp_dir().join(format!("srl-tiny-yarn-{}", std::process::id()));
+    TinyWeights::random(&TinySpec::new(Arch::Qwen2)).write_safetensors(&dir);
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["rope_scaling"] = serde_json::json!({"type": "yarn", "factor": 4.0});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let err = Model::open(&dir)
+        .err()
+        .expect("a yarn config must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("rope_scaling type 'yarn' is not supported"),
+        "{msg}"
+    );
+    assert!(msg.contains("config.json"), "{msg}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

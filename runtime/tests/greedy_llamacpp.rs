@@ -395,7 +395,12 @@ fn step_top5_diff(
 fn family_models_match_llamacpp() {
     use sha2::{Digest, Sha256};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/families");
-    for family in ["qwen3", "smollm3"] {
+    // (family, its GGUF architecture): Llama 3 is llama with RoPE scaling.
+    for (family, arch) in [
+        ("llama3", "llama"),
+        ("qwen3", "qwen3"),
+        ("smollm3", "smollm3"),
+    ] {
         let model = dir.join(format!("{family}.gguf"));
         let reference = dir.join(format!("{family}.json"));
         let doc: serde_json::Value =
@@ -412,7 +417,7 @@ fn family_models_match_llamacpp() {
             reference.display()
         );
         let engine = Engine::load(&model, 2).unwrap();
-        assert_eq!(engine.model.config.arch.name(), family);
+        assert_eq!(engine.model.config.arch.name(), arch);
         let (cases, _) = cases_from(&reference);
         let kwargs = cases.iter().filter(|c| !c.template_kwargs.is_empty());
         assert!(cases.iter().any(|c| c.chat) && kwargs.count() >= 2);

@@ -45,7 +45,7 @@ CHAT_PROMPTS = [
      {"role": "user", "content": "And if you multiply that by 2?"}],
 ]
 
-FAMILIES = ["qwen3", "smollm3"]
+FAMILIES = ["llama3", "qwen3", "smollm3"]
 
 
 def main():

@@ -67,6 +67,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "vocab:          {}   context: {}   rope theta: {}   rms eps: {:e}",
                 c.vocab_size, c.context_length, c.rope_theta, c.rms_eps
             );
+            if let Some(f) = &c.rope_factors {
+                let (lo, hi) = f
+                    .iter()
+                    .fold((f32::MAX, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)));
+                println!("rope scaling:   per-frequency factors {lo}..{hi} (Llama 3's rope_freqs)");
+            }
             println!(
                 "output head:    {}",
                 if c.tied_embeddings {

@@ -48,19 +48,6 @@ pub fn convert_hf_dir(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
-    if let Some(rs) = hf.get("rope_scaling").filter(|v| !v.is_null()) {
-        let kind = rs
-            .get("rope_type")
-            .or_else(|| rs.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        if kind != "default" {
-            return Err(ModelError::config(
-                &config_path,
-                format!("rope scaling '{kind}' is not supported (srl runs plain RoPE)"),
-            ));
-        }
-    }
 
     let arch = cfg.arch.name();
     let mut w = GgufWriter::new();
@@ -130,6 +117,13 @@ pub fn convert_hf_dir(
         bytes_in: st.total_size(),
         ..Default::default()
     };
+    // Llama 3's RoPE scaling, as llama.cpp's converter writes it (Model::open
+    // refused the kinds srl does not run).
+    if let Some(f) = &cfg.rope_factors {
+        let bytes: Vec<u8> = f.iter().flat_map(|x| x.to_le_bytes()).collect();
+        w.add_tensor("rope_freqs.weight", GgmlType::F32, &[f.len()], bytes)
+            .map_err(|m| ModelError::format(st.dir.as_path(), m))?;
+    }
     let total = entries.len();
     for (i, (name, e)) in entries.into_iter().enumerate() {
         if *name == e.hf_name {
@@ -260,14 +254,21 @@ mod tests {
     /// results differ only by f32 rounding).
     #[test]
     fn converted_tiny_models_give_the_folder_logits() {
-        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
+        let mut llama3 = TinySpec::new(Arch::Llama);
+        llama3.llama3_rope = true;
+        let specs = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3]
+            .map(TinySpec::new)
+            .into_iter()
+            .chain([llama3]);
+        for (i, spec) in specs.enumerate() {
+            let arch = spec.arch;
             let dir = std::env::temp_dir().join(format!(
-                "srl-convert-{}-{}",
+                "srl-convert-{}-{i}-{}",
                 arch.name(),
                 std::process::id()
             ));
             let hf = dir.join("hf");
-            let weights = TinyWeights::random(&TinySpec::new(arch));
+            let weights = TinyWeights::random(&spec);
             weights.write_safetensors(&hf);
             let out = dir.join("tiny.gguf");
             let s = convert_hf_dir(&hf, &out, GgmlType::F32, &mut |_| {}).unwrap();
@@ -275,8 +276,15 @@ mod tests {
             let (a, b) = (logits(&hf, &tokens), logits(&out, &tokens));
             let g = crate::formats::gguf::GgufFile::open(&out).unwrap();
             std::fs::remove_dir_all(&dir).ok();
+            // Llama 3's scaling becomes rope_freqs.weight, as llama.cpp's
+            // converter writes it.
+            let extra = spec.llama3_rope as usize;
             assert_eq!(s.tensors, weights.tensors.len(), "{arch:?}");
-            assert_eq!(g.tensors.len(), weights.tensors.len());
+            assert_eq!(g.tensors.len(), weights.tensors.len() + extra);
+            assert_eq!(
+                g.tensor_info("rope_freqs.weight").is_some(),
+                spec.llama3_rope
+            );
             assert_eq!(
                 g.tensor_info("output.weight").is_none(),
                 weights.spec.tied,

@@ -19,12 +19,15 @@ pub enum RopeStyle {
 
 /// cos/sin of every rotation angle for positions `pos0..pos0+T`, computed the
 /// way ggml does (angle advanced by repeated multiplication in f32, so values
-/// match llama.cpp bit for bit). `out` is [T, D/2] pairs of (cos, sin).
+/// match llama.cpp bit for bit). `factors` ([D/2], Llama 3's `rope_freqs`)
+/// divide each pair's angle, as ggml's `freq_factors`. `out` is [T, D/2]
+/// pairs of (cos, sin).
 pub fn rope_table(
     pos0: usize,
     n_tokens: usize,
     head_dim: usize,
     theta_base: f32,
+    factors: Option<&[f32]>,
     out: &mut Vec<(f32, f32)>,
 ) {
     let half = head_dim / 2;
@@ -32,11 +35,41 @@ pub fn rope_table(
     let theta_scale = theta_base.powf(-2.0 / head_dim as f32);
     for t in 0..n_tokens {
         let mut theta = (pos0 + t) as f32;
-        for _ in 0..half {
-            out.push((theta.cos(), theta.sin()));
+        for i in 0..half {
+            let angle = factors.map_or(theta, |f| theta / f[i]);
+            out.push((angle.cos(), angle.sin()));
             theta *= theta_scale;
         }
     }
+}
+
+/// The frequency factors of Llama 3's RoPE scaling (`rope_scaling` with
+/// `rope_type: llama3` in config.json), as llama.cpp's converter computes
+/// them into `rope_freqs.weight`: 1 for wavelengths under
+/// `original / high`, `factor` over `original / low`, interpolated between.
+pub fn llama3_rope_factors(
+    theta_base: f32,
+    head_dim: usize,
+    factor: f32,
+    low: f32,
+    high: f32,
+    original_context: f32,
+) -> Vec<f32> {
+    let (low_wavelen, high_wavelen) = (original_context / low, original_context / high);
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / theta_base.powf((2 * i) as f32 / head_dim as f32);
+            let wavelen = 2.0 * std::f32::consts::PI / freq;
+            if wavelen < high_wavelen {
+                1.0
+            } else if wavelen > low_wavelen {
+                factor
+            } else {
+                let smooth = (original_context / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
 }
 
 /// Rotates every head of `x` ([T, n_heads * D]) in place.
@@ -170,7 +203,7 @@ mod tests {
     fn rope_backward_is_the_transpose() {
         // <R x, d> == <x, R^T d> for random x, d, in both layouts.
         let mut table = Vec::new();
-        rope_table(3, 2, 8, 10000.0, &mut table);
+        rope_table(3, 2, 8, 10000.0, None, &mut table);
         for style in [RopeStyle::Interleaved, RopeStyle::Halves] {
             let x: Vec<f32> = (0..32)
                 .map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.1)
@@ -207,8 +240,8 @@ mod tests {
         let (mut q_hf, mut k_hf) = (q_hf, k_hf);
         let mut tq = Vec::new();
         let mut tk = Vec::new();
-        rope_table(5, 1, d, 10000.0, &mut tq);
-        rope_table(2, 1, d, 10000.0, &mut tk);
+        rope_table(5, 1, d, 10000.0, None, &mut tq);
+        rope_table(2, 1, d, 10000.0, None, &mut tk);
         apply_rope(&mut q_hf, 1, d, &tq, RopeStyle::Halves);
         apply_rope(&mut k_hf, 1, d, &tk, RopeStyle::Halves);
         apply_rope(&mut q_gg, 1, d, &tq, RopeStyle::Interleaved);

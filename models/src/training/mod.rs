@@ -150,7 +150,8 @@ impl Model {
         self.embed(tokens, sized(x, n * ce))?;
         sized(next, n * ce);
         let mut table = Vec::new();
-        rope_table(0, n, c.head_dim, c.rope_theta, &mut table);
+        let factors = c.rope_factors.as_deref();
+        rope_table(0, n, c.head_dim, c.rope_theta, factors, &mut table);
 
         // Blocks from `first_grad` on are differentiated: keep their inputs.
         let first_grad = match (&grads, lora) {
