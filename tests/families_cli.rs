@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 const FAMILIES: &[&str] = &["llama3", "qwen3", "smollm3"];
 
+/// Families srl runs and serves but does not train adapters for yet.
+const INFERENCE_ONLY: &[&str] = &["gemma3"];
+
 /// The families whose templates read `enable_thinking`.
 const THINKING: &[&str] = &["qwen3", "smollm3"];
 
@@ -37,9 +40,11 @@ fn generate(m: &Path, extra: &[&str]) -> Value {
 /// (Llama 3's) ignores the switch.
 #[test]
 fn thinking_switch_reaches_the_template() {
-    let m = family_model("llama3");
-    let prompt = |extra: &[&str]| generate(&m, extra)["prompt"].as_str().unwrap().to_string();
-    assert_eq!(prompt(&["--no-think"]), prompt(&[]));
+    for family in ["llama3", "gemma3"] {
+        let m = family_model(family);
+        let prompt = |extra: &[&str]| generate(&m, extra)["prompt"].as_str().unwrap().to_string();
+        assert_eq!(prompt(&["--no-think"]), prompt(&[]), "{family}");
+    }
     for family in THINKING {
         let m = family_model(family);
         let prompt = |extra: &[&str]| generate(&m, extra)["prompt"].as_str().unwrap().to_string();
@@ -133,6 +138,39 @@ fn serve_takes_chat_template_kwargs() {
 /// SFT, SRL and RLVR train an adapter on the family's model; the SFT
 /// adapter merges into a model of the same family, and `srl quantize`
 /// converts it; both run.
+/// Gemma 3 runs, chats and converts; training an adapter on it is refused
+/// with an error that says so (before any file is written).
+#[test]
+fn inference_only_families_refuse_training_clearly() {
+    for family in INFERENCE_ONLY {
+        let dir = temp(&format!("family-{family}"));
+        let m = family_model(family);
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/srl-math/train.jsonl");
+        let out = dir.join("sft");
+        let args = ["train", "sft", "--model", m.to_str().unwrap(), "--data"];
+        let args = [
+            &args[..],
+            &[data.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        ]
+        .concat();
+        fails_with(
+            &srl(&[&args[..], &["--max-steps", "1", "-t", "2"]].concat()),
+            "training adapters on gemma3 models is not supported yet",
+        );
+        assert!(!out.join("adapter.gguf").exists());
+        let q8 = dir.join("q8.gguf");
+        ok(&srl(&[
+            "quantize",
+            "--type",
+            "q8_0",
+            m.to_str().unwrap(),
+            q8.to_str().unwrap(),
+        ]));
+        let g = generate(&q8, &[]);
+        assert_eq!(g["ids"].as_array().unwrap().len(), 4, "{g}");
+    }
+}
+
 #[test]
 fn trains_merges_and_quantizes() {
     let text = std::fs::read_to_string(

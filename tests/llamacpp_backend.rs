@@ -345,7 +345,7 @@ fn bad_requests_give_clear_errors() {
 #[test]
 fn family_models_agree_on_both_backends() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/families");
-    for family in ["llama3", "qwen3", "smollm3"] {
+    for family in ["gemma3", "llama3", "qwen3", "smollm3"] {
         let m = dir.join(format!("{family}.gguf"));
         let lora = dir.join(format!("lora/{family}.gguf"));
         let lora = lora.to_str().unwrap();
@@ -360,6 +360,9 @@ fn family_models_agree_on_both_backends() {
         ];
         agree_on(&m, &chat);
         agree_on(&m, &[&chat[..], &["--no-think"]].concat());
-        agree_on(&m, &[&chat[..], &["--lora", lora]].concat());
+        if family != "gemma3" {
+            // (srl does not train Gemma 3 adapters yet)
+            agree_on(&m, &[&chat[..], &["--lora", lora]].concat());
+        }
     }
 }

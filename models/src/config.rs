@@ -35,6 +35,11 @@ pub struct ModelConfig {
     /// `rope_scaling`); [D/2].
     pub rope_factors: Option<Vec<f32>>,
     pub rope_style: RopeStyle,
+    /// The window of the sliding-window layers (Gemma 3): a token attends
+    /// to the last `sliding_window` positions, itself included.
+    pub sliding_window: Option<usize>,
+    /// The RoPE base of the sliding-window layers.
+    pub rope_theta_swa: f32,
     pub rms_eps: f32,
     /// The output head is the token embedding (no separate `output.weight`).
     pub tied_embeddings: bool,
@@ -46,6 +51,21 @@ impl ModelConfig {
     }
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
+    }
+
+    /// The window layer `l` attends within (None: the whole context).
+    pub fn layer_window(&self, l: usize) -> Option<usize> {
+        let every = self.arch.family().global_every?;
+        let window = self.sliding_window?;
+        (!(l + 1).is_multiple_of(every)).then_some(window)
+    }
+
+    /// The RoPE base of layer `l`.
+    pub fn layer_rope_theta(&self, l: usize) -> f32 {
+        match self.layer_window(l) {
+            Some(_) => self.rope_theta_swa,
+            None => self.rope_theta,
+        }
     }
 
     pub(crate) fn validate(&self, path: &Path) -> Result<()> {
@@ -63,6 +83,11 @@ impl ModelConfig {
             if v < lo || v > hi {
                 return bad(format!("{what} {v} is out of range ({lo}..={hi})"));
             }
+        }
+        if self.arch == Arch::Gemma3 && self.n_layer == 62 {
+            // Gemma 3 27B scales queries by 1/sqrt(width / heads), not by
+            // 1/sqrt(head dim) as srl's attention does.
+            return bad("Gemma 3 27B's attention scale is not supported".into());
         }
         if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!(
@@ -141,6 +166,13 @@ impl ModelConfig {
             context_length: need("context_length")?,
             rope_theta: g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0),
             rope_factors: rope_factors_of_gguf(g, head_dim)?,
+            sliding_window: arch
+                .family()
+                .global_every
+                .and(g.get_u64(&key("attention.sliding_window")))
+                .filter(|&w| w > 0)
+                .map(|w| w as usize),
+            rope_theta_swa: g.get_f32(&key("rope.freq_base_swa")).unwrap_or(10000.0),
             // The Q/K row order of the file decides the rotation.
             rope_style: if arch.family().gguf_permutes_qk {
                 RopeStyle::Interleaved
@@ -183,6 +215,8 @@ impl ModelConfig {
             rope_theta: c.rope_theta.unwrap_or(10000.0) as f32,
             rope_factors: None,
             rope_style: RopeStyle::Halves,
+            sliding_window: None,
+            rope_theta_swa: c.rope_theta.unwrap_or(10000.0) as f32,
             rms_eps: c.rms_norm_eps.unwrap_or(1e-6) as f32,
             tied_embeddings: c.tie_word_embeddings.unwrap_or(false) || !has_lm_head,
         };

@@ -148,6 +148,8 @@ mod tests {
             rope_theta: 10000.0,
             rope_factors: None,
             rope_style: RopeStyle::Interleaved,
+            sliding_window: None,
+            rope_theta_swa: 10000.0,
             rms_eps: 1e-5,
             tied_embeddings: true,
         };

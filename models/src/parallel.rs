@@ -132,6 +132,27 @@ pub(crate) fn zeroed_par<'a>(
     out
 }
 
+/// gate = act(gate) * up element-wise ([`swiglu`] or [`geglu`]), split
+/// over `pool`.
+pub(crate) fn gated_par(
+    gate: &mut [f32],
+    up: &[f32],
+    ff: crate::families::FeedForward,
+    pool: &rayon::ThreadPool,
+) {
+    match ff {
+        crate::families::FeedForward::SwiGlu => swiglu_par(gate, up, pool),
+        crate::families::FeedForward::GeGlu => {
+            let step = rows_per_task(1);
+            pool.install(|| {
+                gate.par_chunks_mut(step)
+                    .zip(up.par_chunks(step))
+                    .for_each(|(g, u)| crate::layers::mlp::geglu(g, u))
+            });
+        }
+    }
+}
+
 /// gate = silu(gate) * up element-wise ([`swiglu`]), split over `pool`.
 pub(crate) fn swiglu_par(gate: &mut [f32], up: &[f32], pool: &rayon::ThreadPool) {
     pool.install(|| {

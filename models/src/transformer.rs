@@ -16,7 +16,7 @@ use crate::layers::linear::{
 use crate::layers::rope::rope_table;
 use crate::lora::{ActiveLora, LoraAdapter};
 use crate::lora_params::Target;
-use crate::parallel::{add_par, rms_norm_in_place_par, rms_norm_par, rope_par, swiglu_par};
+use crate::parallel::{add_par, gated_par, rms_norm_in_place_par, rms_norm_par, rope_par};
 use half::f16;
 use std::path::Path;
 
@@ -27,10 +27,14 @@ pub struct LayerWeights {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
-    /// Per-head RMSNorm weights [D] of queries and keys (Qwen3).
+    /// Per-head RMSNorm weights [D] of queries and keys (Qwen3, Gemma 3).
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
+    /// RMSNorm of the attention's output before its residual sum (Gemma 3).
+    pub post_attn_norm: Option<Vec<f32>>,
     pub ffn_norm: Vec<f32>,
+    /// RMSNorm of the feed-forward's output before its residual sum.
+    pub post_ffn_norm: Option<Vec<f32>>,
     pub gate: Linear,
     pub up: Linear,
     pub down: Linear,
@@ -90,6 +94,8 @@ pub struct State {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
+    /// The same for the sliding-window layers' RoPE base (Gemma 3).
+    rope_swa: Vec<(f32, f32)>,
     rope_seg: Vec<(f32, f32)>,
     lin: LinearScratch,
     /// Rows of `x` that get logits.
@@ -154,6 +160,12 @@ impl Model {
                 .then(|| norm_of(&format!("blk.{l}.attn_{which}_norm.weight"), c.head_dim))
                 .transpose()
         };
+        let post_norm = |l: usize, which: &str| -> Result<Option<Vec<f32>>> {
+            family
+                .post_norms
+                .then(|| norm(&format!("blk.{l}.{which}.weight")))
+                .transpose()
+        };
         let bias = family.qkv_bias;
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
         let mut layers = Vec::with_capacity(c.n_layer);
@@ -171,7 +183,9 @@ impl Model {
                 o: lin(Target::O, qd, ce, false)?,
                 q_norm: head_norm(l, "q")?,
                 k_norm: head_norm(l, "k")?,
+                post_attn_norm: post_norm(l, "post_attention_norm")?,
                 ffn_norm: norm(&format!("blk.{l}.ffn_norm.weight"))?,
+                post_ffn_norm: post_norm(l, "post_ffw_norm")?,
                 gate: lin(Target::Gate, ce, ff, false)?,
                 up: lin(Target::Up, ce, ff, false)?,
                 down: lin(Target::Down, ff, ce, false)?,
@@ -312,10 +326,12 @@ impl Model {
             }
         }
         let (ce, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let q_scaled = c.arch.family().scale_q_first;
         let heads = Heads {
             n_head: c.n_head,
             n_head_kv: c.n_head_kv,
             head_dim: c.head_dim,
+            q_scaled,
         };
         // Which rows each adapter applies to: all rows for the model's own.
         let whole = [(0..t_n, &self.adapters[..])];
@@ -342,19 +358,29 @@ impl Model {
 
         let all = segments.iter().flat_map(|seg| seg.tokens.iter());
         embed(&self.files, &self.weights.token_embd, ce, all, &mut s.x)?;
+        if c.arch.family().embed_scale {
+            // ggml_scale by sqrtf(width), as llama.cpp's Gemma graph.
+            let scale = (ce as f32).sqrt();
+            s.x.iter_mut().for_each(|v| *v *= scale);
+        }
 
-        // Rope angles of every token at its own sequence's position.
-        s.rope.clear();
-        for seg in segments.iter() {
-            rope_table(
-                seg.kv.len(),
-                seg.tokens.len(),
-                c.head_dim,
-                c.rope_theta,
-                c.rope_factors.as_deref(),
-                &mut s.rope_seg,
-            );
-            s.rope.extend_from_slice(&s.rope_seg);
+        // Rope angles of every token at its own sequence's position (and
+        // at the sliding-window layers' base, where there are some).
+        let bases = [
+            (c.rope_theta, &mut s.rope),
+            (c.rope_theta_swa, &mut s.rope_swa),
+        ];
+        for (i, (theta, table)) in bases.into_iter().enumerate() {
+            table.clear();
+            if i == 1 && c.sliding_window.is_none() {
+                continue;
+            }
+            for seg in segments.iter() {
+                let (pos0, n) = (seg.kv.len(), seg.tokens.len());
+                let f = c.rope_factors.as_deref();
+                rope_table(pos0, n, c.head_dim, theta, f, &mut s.rope_seg);
+                table.extend_from_slice(&s.rope_seg);
+            }
         }
         // The rows that need logits: the last layer's feed-forward runs on
         // them alone, as llama.cpp's graph does (`inp_out_ids`), which also
@@ -401,8 +427,14 @@ impl Model {
                 rms_norm_in_place_par(&mut s.q, qn, c.rms_eps, pool);
                 rms_norm_in_place_par(&mut s.k, kn, c.rms_eps, pool);
             }
+            let window = c.layer_window(l);
             if c.arch.rope_in_layer(l) {
-                let (table, style) = (&s.rope, c.rope_style);
+                let table = if window.is_some() {
+                    &s.rope_swa
+                } else {
+                    &s.rope
+                };
+                let style = c.rope_style;
                 rope_par(&mut s.q, c.n_head, c.head_dim, table, style, pool);
                 rope_par(&mut s.k, c.n_head_kv, c.head_dim, table, style, pool);
             }
@@ -420,6 +452,11 @@ impl Model {
                 }
                 t0 += n;
             }
+            if q_scaled {
+                // ggml_scale of the queries, as Gemma's graph does.
+                let scale = 1.0 / (c.head_dim as f32).sqrt();
+                s.q.iter_mut().for_each(|v| *v *= scale);
+            }
             // All sequences' attention in one call (one dispatch per layer).
             let seq = |i: usize| {
                 let g = &segments[i];
@@ -428,9 +465,12 @@ impl Model {
                 SeqRows { pos0, n, k, v }
             };
             let (q, att) = (&s.q[..t_n * qd], &mut s.att[..t_n * qd]);
-            attention_segments(&heads, segments.len(), &seq, q, att, pool);
+            attention_segments(&heads, segments.len(), &seq, q, att, window, pool);
             s.lin.new_input();
             self.linear(&w.o, &s.att, t_n, &mut s.xb, &mut s.lin, lora, pool);
+            if let Some(g) = &w.post_attn_norm {
+                rms_norm_in_place_par(&mut s.xb, g, c.rms_eps, pool);
+            }
             add_par(&mut s.x, &s.xb, pool);
 
             // Feed-forward block; in the last layer only on the rows that
@@ -453,9 +493,12 @@ impl Model {
             s.lin.new_input();
             self.linear(&w.gate, xb, rows, gate, &mut s.lin, lora, pool);
             self.linear(&w.up, xb, rows, up, &mut s.lin, lora, pool);
-            swiglu_par(gate, up, pool);
+            gated_par(gate, up, c.arch.family().feed_forward, pool);
             s.lin.new_input();
             self.linear(&w.down, gate, rows, xb, &mut s.lin, lora, pool);
+            if let Some(g) = &w.post_ffn_norm {
+                rms_norm_in_place_par(xb, g, c.rms_eps, pool);
+            }
             add_par(x, xb, pool);
         }
         for seg in segments.iter_mut() {

@@ -397,6 +397,7 @@ fn family_models_match_llamacpp() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/families");
     // (family, its GGUF architecture): Llama 3 is llama with RoPE scaling.
     for (family, arch) in [
+        ("gemma3", "gemma3"),
         ("llama3", "llama"),
         ("qwen3", "qwen3"),
         ("smollm3", "smollm3"),
@@ -431,6 +432,11 @@ fn family_models_match_llamacpp() {
         // An adapter srl trained on it, applied by llama.cpp to the same
         // file (written with the family's GGUF LoRA tensor names).
         let lora_ref = dir.join(format!("{family}_lora.json"));
+        if family == "gemma3" {
+            // srl does not train Gemma 3 adapters yet: no adapter to check.
+            assert!(!lora_ref.exists());
+            continue;
+        }
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&lora_ref).unwrap()).unwrap();
         let adapter = dir.join(doc["lora"]["file"].as_str().unwrap());

@@ -31,6 +31,10 @@ RAW_PROMPTS = [
     "What is 12 + 30? The answer is",
     "Once upon a time, in a small village at the edge of a great forest, there lived a girl who loved "
     "to count the stars. She counted one, two, three, and then more, until the night was over and",
+    # Long enough (~330 tokens) for llama.cpp's split cache in decode steps.
+    "Step 1: Convert the kilograms to grams. Step 2: Multiply by 1000. " * 5
+    + "The quick brown fox jumps over the lazy dog. " * 12
+    + "def fibonacci(n):\n    if n < 2:\n        return n\n" * 3,
 ]
 
 CHAT_PROMPTS = [
@@ -45,7 +49,7 @@ CHAT_PROMPTS = [
      {"role": "user", "content": "And if you multiply that by 2?"}],
 ]
 
-FAMILIES = ["llama3", "qwen3", "smollm3"]
+FAMILIES = ["gemma3", "llama3", "qwen3", "smollm3"]
 
 
 def main():

@@ -285,7 +285,7 @@ def gen_greedy(exe, bi, model, name, prompt_sel=None, lora=None, raw_prompts=RAW
     OUT = out or globals()["OUT"]
     N_NEW = n_new or globals()["N_NEW"]
     info = model_info(exe, model)
-    template = info["chat_template"]
+    template = info.get("chat_template")
     prompts = []
     for i, t in enumerate(raw_prompts):
         if prompt_sel is None or ("raw", i) in prompt_sel:

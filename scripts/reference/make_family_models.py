@@ -284,7 +284,54 @@ def llama3(out):
     write(w)
 
 
-def blocks(w, r, L, C, H, HKV, D, F, token_scale, qk_norm=False):
+def gemma3(out):
+    """Gemma 3: embeddings scaled by sqrt(width), norms before and after
+    attention and feed-forward, per-head q/k norms, GELU-gated feed-forward,
+    five of every six layers attending within a sliding window (8 positions
+    here, so that short prompts cross it) at RoPE base 10000, the sixth to
+    everything at the file's base; the Gemma 3 instruct template. 6 layers
+    so that the last is a global one; tied embeddings."""
+    L, C, H, HKV, F = 6, 64, 4, 1, 192
+    D = 32
+    specials = [
+        ("<pad>", TokenType.CONTROL),
+        ("<eos>", TokenType.CONTROL),
+        ("<bos>", TokenType.CONTROL),
+        ("<start_of_turn>", TokenType.USER_DEFINED),
+        ("<end_of_turn>", TokenType.USER_DEFINED),
+    ]
+    tokens, types, merges = bpe_vocab(specials)
+    ids = {t: i for i, t in enumerate(tokens)}
+    w = GGUFWriter(str(out), "gemma3")
+    w.add_name("gemma3-random-tiny")
+    w.add_context_length(32768)
+    w.add_embedding_length(C)
+    w.add_block_count(L)
+    w.add_feed_forward_length(F)
+    w.add_head_count(H)
+    w.add_head_count_kv(HKV)
+    w.add_key_length(D)
+    w.add_value_length(D)
+    w.add_rope_freq_base(1e6)
+    w.add_sliding_window(8)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_file_type(1)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(ids["<bos>"])
+    w.add_eos_token_id(ids["<eos>"])
+    w.add_eot_token_id(ids["<end_of_turn>"])
+    w.add_pad_token_id(ids["<pad>"])
+    w.add_add_bos_token(True)
+    w.add_chat_template(read_template("gemma3.jinja"))
+    blocks(w, Random(11), L, C, H, HKV, D, F, token_scale=0.05, qk_norm=True, post_norms=True)
+    write(w)
+
+
+def blocks(w, r, L, C, H, HKV, D, F, token_scale, qk_norm=False, post_norms=False):
     """Tensors of a Llama-style model: token embedding (tied head), per
     layer the norms, q/k/v/o (with q/k norms for Qwen3), gate/up/down;
     matrices in F16, norms in F32."""
@@ -306,10 +353,14 @@ def blocks(w, r, L, C, H, HKV, D, F, token_scale, qk_norm=False):
             w.add_tensor(p + "attn_q_norm.weight", r.norm(D))
             w.add_tensor(p + "attn_k_norm.weight", r.norm(D))
         mat(p + "attn_output.weight", C, H * D)
+        if post_norms:
+            w.add_tensor(p + "post_attention_norm.weight", r.norm(C))
         w.add_tensor(p + "ffn_norm.weight", r.norm(C))
         mat(p + "ffn_gate.weight", F, C)
         mat(p + "ffn_up.weight", F, C)
         mat(p + "ffn_down.weight", C, F)
+        if post_norms:
+            w.add_tensor(p + "post_ffw_norm.weight", r.norm(C))
     w.add_tensor("output_norm.weight", r.norm(C))
 
 
@@ -320,7 +371,7 @@ def write(w):
     w.close()
 
 
-FAMILIES = {"llama3": llama3, "qwen3": qwen3, "smollm3": smollm3}
+FAMILIES = {"gemma3": gemma3, "llama3": llama3, "qwen3": qwen3, "smollm3": smollm3}
 
 
 def main():

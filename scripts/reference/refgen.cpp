@@ -141,6 +141,8 @@ int main(int argc, char ** argv) {
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
+    // REF_NO_REPACK: no CPU_REPACK buffers (weights run in their file layout)
+    if (getenv("REF_NO_REPACK")) mp.use_extra_bufts = false;
     g_loading = true;
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     g_loading = false;

@@ -7,6 +7,7 @@
 //! Adding a family: one file with its [`Family`] row, one entry in
 //! [`FAMILIES`] and in [`Arch`], one test.
 
+mod gemma3;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -23,6 +24,17 @@ pub enum Arch {
     Qwen3,
     /// SmolLM3: Llama with every fourth layer without RoPE.
     SmolLm3,
+    /// Gemma 3 (text): post-norms, GELU, sliding-window layers.
+    Gemma3,
+}
+
+/// The feed-forward block's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedForward {
+    /// silu(gate) * up.
+    SwiGlu,
+    /// gelu_tanh(gate) * up.
+    GeGlu,
 }
 
 /// What sets a family apart.
@@ -41,6 +53,19 @@ pub struct Family {
     /// Every n-th layer (1-based: layers n-1, 2n-1, ...) attends without
     /// RoPE (NoPE).
     pub no_rope_every: Option<usize>,
+    /// The token embedding rows are scaled by sqrt(width).
+    pub embed_scale: bool,
+    /// RMSNorms after attention and after the feed-forward, before each
+    /// residual sum (`post_attention_norm`, `post_ffw_norm`).
+    pub post_norms: bool,
+    pub feed_forward: FeedForward,
+    /// With a sliding window in the file's metadata, every n-th layer
+    /// (1-based) attends to the whole context and the others within the
+    /// window.
+    pub global_every: Option<usize>,
+    /// The queries are scaled by 1/sqrt(D) before attention (Gemma), not
+    /// the scores after.
+    pub scale_q_first: bool,
     /// llama.cpp's converter permutes the Q and K rows of its GGUF files for
     /// RoPE on interleaved pairs (Hugging Face rotates halves).
     pub gguf_permutes_qk: bool,
@@ -57,6 +82,7 @@ pub const FAMILIES: &[&Family] = &[
     &qwen2::QWEN2,
     &qwen3::QWEN3,
     &smollm3::SMOLLM3,
+    &gemma3::GEMMA3,
 ];
 
 impl Arch {
@@ -109,7 +135,13 @@ mod tests {
 
     #[test]
     fn every_family_has_one_row_and_unique_names() {
-        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
+        for arch in [
+            Arch::Llama,
+            Arch::Qwen2,
+            Arch::Qwen3,
+            Arch::SmolLm3,
+            Arch::Gemma3,
+        ] {
             let f = arch.family();
             assert_eq!(f.arch, arch);
             assert_eq!(Arch::from_name(f.gguf_name), Some(arch));
@@ -120,7 +152,7 @@ mod tests {
         let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.gguf_name).collect();
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len());
-        assert_eq!(supported_names(), "llama, qwen2, qwen3, smollm3");
-        assert_eq!(Arch::from_name("gemma3"), None);
+        assert_eq!(supported_names(), "llama, qwen2, qwen3, smollm3, gemma3");
+        assert_eq!(Arch::from_name("gemma2"), None);
     }
 }

@@ -2,7 +2,7 @@
 //! projections; its GGUF files keep Hugging Face's Q/K row order (RoPE
 //! rotates halves).
 
-use super::{Arch, Family};
+use super::{Arch, Family, FeedForward};
 
 pub const QWEN2: Family = Family {
     arch: Arch::Qwen2,
@@ -11,6 +11,11 @@ pub const QWEN2: Family = Family {
     qkv_bias: true,
     qk_norm: false,
     no_rope_every: None,
+    embed_scale: false,
+    post_norms: false,
+    feed_forward: FeedForward::SwiGlu,
+    global_every: None,
+    scale_q_first: false,
     gguf_permutes_qk: false,
     writes_add_space_prefix: false,
     no_bos_at_vocab_size: None,

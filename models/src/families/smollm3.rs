@@ -3,7 +3,7 @@
 //! 11, ...), as llama.cpp runs it (`n_no_rope_layer_step = 4`) and Hugging
 //! Face's `no_rope_layer_interval` sets it.
 
-use super::{Arch, Family};
+use super::{Arch, Family, FeedForward};
 
 pub const SMOLLM3: Family = Family {
     arch: Arch::SmolLm3,
@@ -12,6 +12,11 @@ pub const SMOLLM3: Family = Family {
     qkv_bias: false,
     qk_norm: false,
     no_rope_every: Some(4),
+    embed_scale: false,
+    post_norms: false,
+    feed_forward: FeedForward::SwiGlu,
+    global_every: None,
+    scale_q_first: false,
     gguf_permutes_qk: true,
     writes_add_space_prefix: true,
     no_bos_at_vocab_size: None,

@@ -1,7 +1,8 @@
-//! The SwiGLU feed-forward block's elementwise part: silu(gate) * up, with
-//! ggml's numerics (its exp polynomial, [`ggml_expf`]): small models amplify
-//! a 1-ulp difference into different greedy tokens, so srl computes the
-//! values llama.cpp computes.
+//! The gated feed-forward block's elementwise part: silu(gate) * up
+//! (SwiGLU) or gelu(gate) * up (GEGLU, Gemma), with ggml's numerics (its exp
+//! polynomial, [`ggml_expf`]; its f16 table of GELU): small models amplify a
+//! 1-ulp difference into different greedy tokens, so srl computes the values
+//! llama.cpp computes.
 
 use super::exp::ggml_expf;
 
@@ -9,6 +10,48 @@ use super::exp::ggml_expf;
 #[inline(always)]
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + ggml_expf(0.0 - x))
+}
+
+/// GELU with the tanh approximation, as ggml_gelu_f32 computes it (libm's
+/// tanhf; GCC fuses `1 + a*x*x` into one multiply-add).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const GELU_COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (GELU_COEF_A * x).mul_add(x, 1.0)).tanh())
+}
+
+/// d gelu_tanh(x) / dx.
+pub fn gelu_tanh_grad(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const GELU_COEF_A: f32 = 0.044_715;
+    let t = (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF_A * x * x)
+}
+
+/// ggml's GELU table: the GELU of every f16 value, rounded to f16 (what
+/// ggml-cpu's f32 GELU looks up, the input rounded to f16).
+fn gelu_table() -> &'static [half::f16] {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|b| half::f16::from_f32(gelu_tanh(half::f16::from_bits(b).to_f32())))
+            .collect()
+    })
+}
+
+/// gate[i] = gelu(gate[i]) * up[i] in place, as ggml_vec_geglu_f32: 0
+/// below -10, the identity above 10, else the f16 table's value.
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    let table = gelu_table();
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = if *g <= -10.0 {
+            0.0
+        } else if *g >= 10.0 {
+            *g * u
+        } else {
+            table[half::f16::from_f32(*g).to_bits() as usize].to_f32() * u
+        };
+    }
 }
 
 #[inline(always)]

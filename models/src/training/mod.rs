@@ -236,6 +236,17 @@ impl Model {
     ) -> Result<()> {
         let c = &self.config;
         let path = self.files.path();
+        let f = c.arch.family();
+        if f.post_norms || f.embed_scale || c.sliding_window.is_some() {
+            return Err(ModelError::config(
+                path,
+                format!(
+                    "training adapters on {} models is not supported yet (it runs, serves and \
+                     takes adapters trained elsewhere)",
+                    c.arch.name()
+                ),
+            ));
+        }
         if tokens.len() < 2 {
             return Err(ModelError::config(
                 path,

@@ -44,6 +44,7 @@ pub fn attention(
         n_head: s.n_head,
         n_head_kv: s.n_head_kv,
         head_dim: s.head_dim,
+        q_scaled: false,
     };
     let n = q.len() / (s.n_head * s.head_dim);
     let rows = |_: usize| SeqRows {
@@ -58,7 +59,7 @@ pub fn attention(
             own: v,
         },
     };
-    attention_segments(&heads, 1, &rows, q, out, pool)
+    attention_segments(&heads, 1, &rows, q, out, None, pool)
 }
 
 /// Head counts and size, shared by every sequence of a batch.
@@ -66,6 +67,21 @@ pub struct Heads {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
+    /// The queries come already scaled by 1/sqrt(D), as Gemma's graph
+    /// scales them before attention (which then scales by 1): the f16
+    /// rounding of a scaled query differs where its elements are tiny.
+    pub q_scaled: bool,
+}
+
+impl Heads {
+    /// The factor of q . k.
+    pub(super) fn score_scale(&self) -> f32 {
+        if self.q_scaled {
+            1.0
+        } else {
+            1.0 / (self.head_dim as f32).sqrt()
+        }
+    }
 }
 
 /// One sequence of [`attention_segments`]: where its query tokens are and
@@ -141,6 +157,7 @@ pub fn attention_segments<'a>(
     seq: &(dyn Fn(usize) -> SeqRows<'a> + Sync),
     q: &[f32],
     out: &mut [f32],
+    window: Option<usize>,
     pool: &rayon::ThreadPool,
 ) {
     let d = heads.head_dim;
@@ -150,9 +167,9 @@ pub fn attention_segments<'a>(
         d,
         kvdim: heads.n_head_kv * d,
         off: kv_head * d,
-        start: 0,
+        start: window_start(pos0 + t + 1, window),
         n_pos: pos0 + t + 1,
-        scale: 1.0 / (d as f32).sqrt(),
+        scale: heads.score_scale(),
     };
     // Long sequences: the tiled path, one at a time.
     let (mut t0, mut short) = (0, 0);
@@ -160,7 +177,7 @@ pub fn attention_segments<'a>(
         let r = seq(i);
         let rows = t0 * qdim..(t0 + r.n) * qdim;
         if r.n >= TILED_MIN_TOKENS {
-            attention_tiled(heads, &r, &q[rows.clone()], &mut out[rows], pool);
+            attention_tiled(heads, &r, &q[rows.clone()], &mut out[rows], window, pool);
         } else {
             short += r.n;
         }
@@ -217,6 +234,13 @@ pub(super) fn has_fma_f16c() -> bool {
     {
         false
     }
+}
+
+/// The first position a query at position `n_pos - 1` attends to: all of
+/// them, or the last `window` (llama.cpp masks a key when the query's
+/// position minus its own reaches the window).
+pub(super) fn window_start(n_pos: usize, window: Option<usize>) -> usize {
+    window.map_or(0, |w| n_pos.saturating_sub(w))
 }
 
 /// One query head against the cache.
@@ -390,10 +414,16 @@ fn attend_split(
         let total = sized_stats(&mut sc.total, g);
         total.fill((f32::NEG_INFINITY, 0.0));
         o.fill(0.0);
-        for start in (0..h.n_pos).step_by(chunk) {
+        for c0 in (0..h.n_pos).step_by(chunk) {
+            // Positions before the window are masked: a chunk holding none
+            // of the others is empty (skipped).
+            let (start, end) = (c0.max(h.start), (c0 + chunk).min(h.n_pos));
+            if start >= end {
+                continue;
+            }
             let hc = Head {
                 start,
-                n_pos: (start + chunk).min(h.n_pos),
+                n_pos: end,
                 ..*h
             };
             attend_group_raw(&hc, q, k, v, part, stats, fast);

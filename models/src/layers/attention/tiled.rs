@@ -3,7 +3,7 @@
 //! queries, scores and accumulators and softmax online per tile of 64 cache
 //! positions, so long prompts give llama.cpp's numbers.
 
-use super::decode::{has_fma_f16c, Head, Heads, SeqRows};
+use super::decode::{has_fma_f16c, window_start, Head, Heads, SeqRows};
 use half::f16;
 use rayon::prelude::*;
 
@@ -13,6 +13,7 @@ pub(super) fn attention_tiled(
     seg: &SeqRows,
     q: &[f32],
     out: &mut [f32],
+    window: Option<usize>,
     pool: &rayon::ThreadPool,
 ) {
     let d = heads.head_dim;
@@ -55,9 +56,9 @@ pub(super) fn attention_tiled(
                 d,
                 kvdim: heads.n_head_kv * d,
                 off: g * d,
-                start: 0,
+                start: window_start(pos0 + t + 1, window),
                 n_pos: pos0 + t + 1,
-                scale: 1.0 / (d as f32).sqrt(),
+                scale: heads.score_scale(),
             };
             let qh = &q[t * qdim + h0 * d..t * qdim + (h0 + nh) * d];
             if tiled_simd {
@@ -103,8 +104,13 @@ fn attend_tiled_body(h: &Head, q: &[f32], k: &[f16], v: &[f16], o: &mut [f32]) {
     let mut tile0 = 0;
     while tile0 < h.n_pos {
         let n = (h.n_pos - tile0).min(KV_TILE);
+        if tile0 + n <= h.start {
+            // Every position of the tile is before the window: ggml skips it.
+            tile0 += KV_TILE;
+            continue;
+        }
         for (j, s) in kq.iter_mut().enumerate() {
-            if j < n {
+            if j < n && tile0 + j >= h.start {
                 let row = (tile0 + j) * h.kvdim + h.off;
                 let mut acc = 0.0f32;
                 for (a, b) in q.iter().zip(&k[row..row + d]) {
@@ -185,6 +191,11 @@ pub(super) unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
     let mut tile0 = 0;
     while tile0 < h.n_pos {
         let n = (h.n_pos - tile0).min(KV_TILE);
+        if tile0 + n <= h.start {
+            // Every position of the tile is before the window: ggml skips it.
+            tile0 += KV_TILE;
+            continue;
+        }
         let blocks = n.div_ceil(8);
         let sc = _mm256_set1_ps(h.scale);
         // Scores, B blocks of 8 positions at a time for all G heads.
@@ -223,6 +234,10 @@ pub(super) unsafe fn attend_tiled_group_avx2<const G: usize, const B: usize>(
         for j in 0..G {
             let kq = &mut kq[j];
             for s in kq.iter_mut().skip(n) {
+                *s = f32::NEG_INFINITY;
+            }
+            // Positions before the window are masked.
+            for s in kq.iter_mut().take(h.start.saturating_sub(tile0)) {
                 *s = f32::NEG_INFINITY;
             }
             let oj = &mut o[j * d..(j + 1) * d];
