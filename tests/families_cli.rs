@@ -13,10 +13,7 @@ use common::{fails_with, ok, srl, temp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const FAMILIES: &[&str] = &["llama3", "qwen3", "smollm3"];
-
-/// Families srl runs and serves but does not train adapters for yet.
-const INFERENCE_ONLY: &[&str] = &["gemma3"];
+const FAMILIES: &[&str] = &["gemma3", "llama3", "qwen3", "smollm3"];
 
 /// The families whose templates read `enable_thinking`.
 const THINKING: &[&str] = &["qwen3", "smollm3"];
@@ -138,39 +135,6 @@ fn serve_takes_chat_template_kwargs() {
 /// SFT, SRL and RLVR train an adapter on the family's model; the SFT
 /// adapter merges into a model of the same family, and `srl quantize`
 /// converts it; both run.
-/// Gemma 3 runs, chats and converts; training an adapter on it is refused
-/// with an error that says so (before any file is written).
-#[test]
-fn inference_only_families_refuse_training_clearly() {
-    for family in INFERENCE_ONLY {
-        let dir = temp(&format!("family-{family}"));
-        let m = family_model(family);
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/srl-math/train.jsonl");
-        let out = dir.join("sft");
-        let args = ["train", "sft", "--model", m.to_str().unwrap(), "--data"];
-        let args = [
-            &args[..],
-            &[data.to_str().unwrap(), "--out", out.to_str().unwrap()],
-        ]
-        .concat();
-        fails_with(
-            &srl(&[&args[..], &["--max-steps", "1", "-t", "2"]].concat()),
-            "training adapters on gemma3 models is not supported yet",
-        );
-        assert!(!out.join("adapter.gguf").exists());
-        let q8 = dir.join("q8.gguf");
-        ok(&srl(&[
-            "quantize",
-            "--type",
-            "q8_0",
-            m.to_str().unwrap(),
-            q8.to_str().unwrap(),
-        ]));
-        let g = generate(&q8, &[]);
-        assert_eq!(g["ids"].as_array().unwrap().len(), 4, "{g}");
-    }
-}
-
 #[test]
 fn trains_merges_and_quantizes() {
     let text = std::fs::read_to_string(
@@ -272,6 +236,7 @@ fn trains_merges_and_quantizes() {
         for file in [&merged, &q8] {
             let info = ok(&srl(&["info", file.to_str().unwrap()]));
             let arch = if *family == "llama3" { "llama" } else { family };
+            // (gemma3's GELU and post-norms, SmolLM3's NoPE, ... merged)
             assert!(info.contains(&format!("architecture:   {arch}")), "{info}");
             // Llama 3's scaling survives merge and quantize.
             let scaled = info.contains("rope scaling:   per-frequency factors 1..32");

@@ -360,9 +360,6 @@ fn family_models_agree_on_both_backends() {
         ];
         agree_on(&m, &chat);
         agree_on(&m, &[&chat[..], &["--no-think"]].concat());
-        if family != "gemma3" {
-            // (srl does not train Gemma 3 adapters yet)
-            agree_on(&m, &[&chat[..], &["--lora", lora]].concat());
-        }
+        agree_on(&m, &[&chat[..], &["--lora", lora]].concat());
     }
 }

@@ -96,6 +96,7 @@ fn main() {
         n_head,
         n_head_kv,
         head_dim: d,
+        window: None,
     };
     let n = 512usize;
     let (q, k, v) = (

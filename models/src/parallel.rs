@@ -132,6 +132,17 @@ pub(crate) fn zeroed_par<'a>(
     out
 }
 
+/// out = gelu(gate) * up in f32 ([`crate::layers::mlp::geglu_into`]), split
+/// over `pool`.
+pub(crate) fn geglu_into_par(gate: &[f32], up: &[f32], out: &mut [f32], pool: &rayon::ThreadPool) {
+    let step = rows_per_task(1);
+    pool.install(|| {
+        out.par_chunks_mut(step)
+            .zip(gate.par_chunks(step).zip(up.par_chunks(step)))
+            .for_each(|(o, (g, u))| crate::layers::mlp::geglu_into(g, u, o))
+    });
+}
+
 /// gate = act(gate) * up element-wise ([`swiglu`] or [`geglu`]), split
 /// over `pool`.
 pub(crate) fn gated_par(

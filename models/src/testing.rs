@@ -26,6 +26,8 @@ pub struct TinySpec {
     /// Llama 3's RoPE scaling (factor 32, low 1, high 4, original context
     /// 8192): `rope_freqs.weight` in GGUF, `rope_scaling` in config.json.
     pub llama3_rope: bool,
+    /// The sliding window of the families that have one (Gemma 3).
+    pub sliding_window: Option<usize>,
     pub seed: u64,
 }
 
@@ -43,6 +45,7 @@ impl TinySpec {
             vocab: 320,
             tied: matches!(arch, Arch::Llama | Arch::SmolLm3),
             llama3_rope: false,
+            sliding_window: arch.family().global_every.map(|_| 4),
             seed: 1,
         }
     }
@@ -113,6 +116,10 @@ impl TinyWeights {
                 add(format!("{p}.attn_q_norm.weight"), hd, 1, 0.3, 1.0);
                 add(format!("{p}.attn_k_norm.weight"), hd, 1, 0.3, 1.0);
             }
+            if spec.arch.family().post_norms {
+                add(format!("{p}.post_attention_norm.weight"), c, 1, 0.2, 1.0);
+                add(format!("{p}.post_ffw_norm.weight"), c, 1, 0.2, 1.0);
+            }
             if spec.arch.has_qkv_bias() {
                 add(format!("{p}.attn_q.bias"), qd, 1, 0.5, 0.0);
                 add(format!("{p}.attn_k.bias"), kvd, 1, 0.5, 0.0);
@@ -173,6 +180,9 @@ impl TinyWeights {
         w.set(&format!("{arch}.feed_forward_length"), u(s.n_ff));
         w.set(&format!("{arch}.attention.head_count"), u(s.n_head));
         w.set(&format!("{arch}.attention.head_count_kv"), u(s.n_head_kv));
+        if let Some(win) = s.sliding_window {
+            w.set(&format!("{arch}.attention.sliding_window"), u(win));
+        }
         if let Some(d) = s.head_dim {
             w.set(&format!("{arch}.attention.key_length"), u(d));
             w.set(&format!("{arch}.attention.value_length"), u(d));
@@ -296,10 +306,25 @@ impl TinyWeights {
                 }
             }
         };
+        let family = s.arch.family();
+        let embed_scale = if family.embed_scale {
+            (c as f32).sqrt()
+        } else {
+            1.0
+        };
         let mut xs: Vec<Vec<f32>> = tokens
             .iter()
-            .map(|&t| w("token_embd.weight")[t as usize * c..(t as usize + 1) * c].to_vec())
+            .map(|&t| {
+                let row = &w("token_embd.weight")[t as usize * c..(t as usize + 1) * c];
+                row.iter().map(|v| v * embed_scale).collect()
+            })
             .collect();
+        // Layers within the window: all but every `global_every`-th.
+        let window = |l: usize| -> Option<usize> {
+            let every = family.global_every?;
+            let win = s.sliding_window?;
+            (!(l + 1).is_multiple_of(every)).then_some(win)
+        };
         let group = s.n_head / s.n_head_kv;
         for l in 0..s.n_layer {
             let p = format!("blk.{l}");
@@ -338,7 +363,8 @@ impl TinyWeights {
                 for h in 0..s.n_head {
                     let kh = h / group;
                     let q = &qs[pos][h * hd..(h + 1) * hd];
-                    let scores: Vec<f32> = (0..=pos)
+                    let lo = window(l).map_or(0, |w| (pos + 1).saturating_sub(w));
+                    let scores: Vec<f32> = (lo..=pos)
                         .map(|j| {
                             q.iter()
                                 .zip(&ks[j][kh * hd..(kh + 1) * hd])
@@ -352,11 +378,14 @@ impl TinyWeights {
                     let z: f32 = e.iter().sum();
                     for (j, ej) in e.iter().enumerate() {
                         for d in 0..hd {
-                            att[h * hd + d] += ej / z * vs[j][kh * hd + d];
+                            att[h * hd + d] += ej / z * vs[lo + j][kh * hd + d];
                         }
                     }
                 }
-                let o = matvec(w(&format!("{p}.attn_output.weight")), &att, c);
+                let mut o = matvec(w(&format!("{p}.attn_output.weight")), &att, c);
+                if family.post_norms {
+                    o = norm(&o, w(&format!("{p}.post_attention_norm.weight")));
+                }
                 for (a, b) in x.iter_mut().zip(&o) {
                     *a += b;
                 }
@@ -366,9 +395,17 @@ impl TinyWeights {
                 let a: Vec<f32> = g
                     .iter()
                     .zip(&u)
-                    .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                    .map(|(g, u)| match family.feed_forward {
+                        crate::families::FeedForward::SwiGlu => g / (1.0 + (-g).exp()) * u,
+                        crate::families::FeedForward::GeGlu => {
+                            crate::layers::mlp::gelu_tanh(*g) * u
+                        }
+                    })
                     .collect();
-                let d = matvec(w(&format!("{p}.ffn_down.weight")), &a, c);
+                let mut d = matvec(w(&format!("{p}.ffn_down.weight")), &a, c);
+                if family.post_norms {
+                    d = norm(&d, w(&format!("{p}.post_ffw_norm.weight")));
+                }
                 for (a, b) in x.iter_mut().zip(&d) {
                     *a += b;
                 }

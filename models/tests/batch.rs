@@ -33,6 +33,7 @@ fn batched_decoding_equals_one_sequence_at_a_time() {
         (Arch::Qwen2, GgmlType::F16),
         (Arch::Qwen3, GgmlType::Q8_0),
         (Arch::SmolLm3, GgmlType::Q4_0),
+        (Arch::Gemma3, GgmlType::Q8_0),
     ] {
         let model = tiny_model("batch", arch, ty);
         let v = model.config.vocab_size;

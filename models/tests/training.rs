@@ -25,10 +25,11 @@ fn tiny_model(arch: Arch, ty: GgmlType, dir: &std::path::Path) -> Model {
         spec.n_embd = 256;
         spec.n_ff = 256;
     }
-    // SmolLM3's 4 layers with a tied head give logits of ~50, whose f32
-    // rounding in the loss swamps finite differences of small gradients: a
-    // separate head of smaller weights keeps the loss where they resolve.
-    if spec.n_layer > 2 {
+    // SmolLM3's 4 layers with a tied head give logits of ~50 (and Gemma's
+    // embeddings are scaled by sqrt(width)), whose f32 rounding in the loss
+    // swamps finite differences of small gradients: a separate head of
+    // smaller weights keeps the loss where they resolve.
+    if spec.n_layer > 2 || arch.family().embed_scale {
         spec.tied = false;
     }
     let w = TinyWeights::random(&spec);
@@ -102,8 +103,19 @@ fn check_gradients(model: &Model, lora: &LoraParams, opts: PassOptions, what: &s
             let fd = (shifted(1.0) - shifted(-1.0)) / (2.0 * h as f64);
             let err = (fd - analytic).abs() / (fd.abs().max(analytic.abs()).max(1e-2));
             c.worst = c.worst.max(err);
+            // Gemma's residual stream is scaled by sqrt(width): the f32
+            // rounding of its loss moves finite differences by ~4e-4 (they
+            // wander around the analytic value as the step changes, with no
+            // trend), 2-3% of its smallest directional derivatives here. Its
+            // new pieces (GELU, post-norms, the window) are held to 1e-4 and
+            // 1e-3 alone (layers/mlp.rs, layers/attention/causal.rs).
+            let tolerance = if model.config.arch == Arch::Gemma3 {
+                3e-2
+            } else {
+                2e-2
+            };
             assert!(
-                err < 2e-2,
+                err < tolerance,
                 "{what}: {} {}: analytic {analytic:.6} vs finite differences {fd:.6} (rel {err:.2e})",
                 t.base_name(),
                 ["A", "B"][which]
@@ -117,7 +129,13 @@ fn check_gradients(model: &Model, lora: &LoraParams, opts: PassOptions, what: &s
 fn lora_gradients_match_finite_differences() {
     let dir = tempdir();
     let mut report = Vec::new();
-    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
+    for arch in [
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Qwen3,
+        Arch::SmolLm3,
+        Arch::Gemma3,
+    ] {
         for ty in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K] {
             let model = tiny_model(arch, ty, &dir);
             let lora = random_adapter(
@@ -180,7 +198,13 @@ fn logprobs_agree_with_the_inference_forward() {
     // `LoraAdapter::from_params`, as RL rollouts sample the current policy).
     let dir = tempdir();
     let pool = pool();
-    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::SmolLm3] {
+    for arch in [
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Qwen3,
+        Arch::SmolLm3,
+        Arch::Gemma3,
+    ] {
         let mut model = tiny_model(arch, GgmlType::F32, &dir);
         let lora = random_adapter(&model, LoraConfig::default());
         for with_lora in [false, true] {

@@ -20,18 +20,19 @@
 pub(crate) mod scratch;
 
 use crate::error::{ModelError, Result};
+use crate::families::FeedForward;
 use crate::layers::attention::causal::{
     causal_attention_backward_with, causal_attention_with, probs_len, Heads, QUERY_BLOCK,
 };
 use crate::layers::embedding::embed;
 use crate::layers::head::head_loss;
 use crate::layers::linear::{linear_forward, linears_backward, LayerGrad, LoraPass};
-use crate::layers::mlp::swiglu_backward;
+use crate::layers::mlp::{geglu_backward, swiglu_backward};
 use crate::layers::rope::rope_table;
 use crate::lora_params::{LoraParams, Target};
 use crate::parallel::{
-    add_par, rms_norm_backward_par, rms_norm_par, rope_backward_par, rope_par, swiglu_into_par,
-    zeroed_par,
+    add_par, geglu_into_par, rms_norm_backward_par, rms_norm_par, rope_backward_par, rope_par,
+    swiglu_into_par, zeroed_par,
 };
 use crate::transformer::Model;
 pub use scratch::TrainScratch;
@@ -149,9 +150,22 @@ impl Model {
         } = scratch;
         self.embed(tokens, sized(x, n * ce))?;
         sized(next, n * ce);
-        let mut table = Vec::new();
+        if c.arch.family().embed_scale {
+            let scale = (ce as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
+        // RoPE angles at the full-context layers' base, and at the
+        // sliding-window layers' (Gemma 3).
+        let (mut table, mut table_swa) = (Vec::new(), Vec::new());
         let factors = c.rope_factors.as_deref();
         rope_table(0, n, c.head_dim, c.rope_theta, factors, &mut table);
+        if c.sliding_window.is_some() {
+            rope_table(0, n, c.head_dim, c.rope_theta_swa, factors, &mut table_swa);
+        }
+        let table_of = |l: usize| match c.layer_window(l) {
+            Some(_) => &table_swa[..],
+            None => &table[..],
+        };
 
         // Blocks from `first_grad` on are differentiated: keep their inputs.
         let first_grad = match (&grads, lora) {
@@ -184,7 +198,8 @@ impl Model {
                 &mut *acts
             };
             let keep_probs = first_grad.is_some_and(|f| l >= f);
-            self.block_forward(l, x, next, a, keep_probs, lbufs, &table, pass, pool);
+            let t = table_of(l);
+            self.block_forward(l, x, next, a, keep_probs, lbufs, t, pass, pool);
             std::mem::swap(x, next);
         }
 
@@ -206,7 +221,8 @@ impl Model {
                 let a = if l >= first_kept {
                     &saved[l - first_kept]
                 } else {
-                    self.block_forward(l, input, next, acts, true, lbufs, &table, pass, pool);
+                    let t = table_of(l);
+                    self.block_forward(l, input, next, acts, true, lbufs, t, pass, pool);
                     &*acts
                 };
                 self.block_backward(
@@ -215,7 +231,7 @@ impl Model {
                     a,
                     dx,
                     l > first,
-                    &table,
+                    table_of(l),
                     pass,
                     grads,
                     bwd,
@@ -236,17 +252,6 @@ impl Model {
     ) -> Result<()> {
         let c = &self.config;
         let path = self.files.path();
-        let f = c.arch.family();
-        if f.post_norms || f.embed_scale || c.sliding_window.is_some() {
-            return Err(ModelError::config(
-                path,
-                format!(
-                    "training adapters on {} models is not supported yet (it runs, serves and \
-                     takes adapters trained elsewhere)",
-                    c.arch.name()
-                ),
-            ));
-        }
         if tokens.len() < 2 {
             return Err(ModelError::config(
                 path,
@@ -372,13 +377,26 @@ impl Model {
             rope_par(&mut a.q, c.n_head, c.head_dim, table, c.rope_style, pool);
             rope_par(&mut a.k, c.n_head_kv, c.head_dim, table, c.rope_style, pool);
         }
-        let (heads, qb) = (self.heads(), QUERY_BLOCK);
+        let (heads, qb) = (self.layer_heads(l), QUERY_BLOCK);
         let (q, k, v) = (&a.q, &a.k, &a.v);
         let probs = keep_probs.then(|| sized(&mut a.probs, probs_len(&heads, n, qb)));
         causal_attention_with(
             &heads, q, k, v, &mut a.att, &mut a.lse, probs, attn, qb, pool,
         );
-        lin(&w.o, Target::O, &a.att, &mut a.x2, mo, d_o);
+        match &w.post_attn_norm {
+            Some(g) => {
+                lin(
+                    &w.o,
+                    Target::O,
+                    &a.att,
+                    sized(&mut a.o_pre, n * ce),
+                    mo,
+                    d_o,
+                );
+                rms_norm_par(&a.o_pre, g, c.rms_eps, &mut a.x2, pool);
+            }
+            None => lin(&w.o, Target::O, &a.att, &mut a.x2, mo, d_o),
+        }
         add_par(&mut a.x2, x, pool);
         rms_norm_par(&a.x2, &w.ffn_norm, c.rms_eps, &mut a.h2, pool);
         let h2 = &a.h2;
@@ -386,8 +404,18 @@ impl Model {
             || lin(&w.gate, Target::Gate, h2, &mut a.gate, mgate, dgate),
             || lin(&w.up, Target::Up, h2, &mut a.up, mup, dup),
         );
-        swiglu_into_par(&a.gate, &a.up, &mut a.act, pool);
-        lin(&w.down, Target::Down, &a.act, out, mdown, ddown);
+        match c.arch.family().feed_forward {
+            FeedForward::SwiGlu => swiglu_into_par(&a.gate, &a.up, &mut a.act, pool),
+            FeedForward::GeGlu => geglu_into_par(&a.gate, &a.up, &mut a.act, pool),
+        }
+        match &w.post_ffn_norm {
+            Some(g) => {
+                let pre = sized(&mut a.down_pre, n * ce);
+                lin(&w.down, Target::Down, &a.act, pre, mdown, ddown);
+                rms_norm_par(&a.down_pre, g, c.rms_eps, out, pool);
+            }
+            None => lin(&w.down, Target::Down, &a.act, out, mdown, ddown),
+        }
         add_par(out, &a.x2, pool);
     }
 
@@ -419,9 +447,25 @@ impl Model {
             linears_backward(self, l, x, n, parts, dxo, pass, grads, lb, pool)
         };
         let dact = zeroed_par(&mut b.dact, n * ff, pool);
-        linears(&a.act, &[(&w.down, Target::Down, dx, mdown)], Some(dact));
+        // Through the post-norm (Gemma 3) to the down projection's output.
+        let d_down: &[f32] = match &w.post_ffn_norm {
+            Some(g) => {
+                let d = zeroed_par(&mut b.d_post, n * ce, pool);
+                rms_norm_backward_par(&a.down_pre, g, c.rms_eps, dx, d, pool);
+                d
+            }
+            None => dx,
+        };
+        linears(
+            &a.act,
+            &[(&w.down, Target::Down, d_down, mdown)],
+            Some(dact),
+        );
         let (dgate, dup) = (sized(&mut b.dgate, n * ff), sized(&mut b.dup, n * ff));
-        swiglu_backward(&a.gate, &a.up, &b.dact, dgate, dup, pool);
+        match c.arch.family().feed_forward {
+            FeedForward::SwiGlu => swiglu_backward(&a.gate, &a.up, &b.dact, dgate, dup, pool),
+            FeedForward::GeGlu => geglu_backward(&a.gate, &a.up, &b.dact, dgate, dup, pool),
+        }
         // Gate and up read the same h2: one product for their input
         // gradient.
         let dh = zeroed_par(&mut b.dh, n * ce, pool);
@@ -434,14 +478,22 @@ impl Model {
 
         // Attention: x2 = x + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
         let datt = zeroed_par(&mut b.datt, n * qd, pool);
-        linears(&a.att, &[(&w.o, Target::O, dx, mo)], Some(&mut *datt));
+        let d_o: &[f32] = match &w.post_attn_norm {
+            Some(g) => {
+                let d = zeroed_par(&mut b.d_post, n * ce, pool);
+                rms_norm_backward_par(&a.o_pre, g, c.rms_eps, dx, d, pool);
+                d
+            }
+            None => dx,
+        };
+        linears(&a.att, &[(&w.o, Target::O, d_o, mo)], Some(&mut *datt));
         let (dq, dk, dv) = (
             zeroed_par(&mut b.dq, n * qd, pool),
             zeroed_par(&mut b.dk, n * kvd, pool),
             zeroed_par(&mut b.dv, n * kvd, pool),
         );
         causal_attention_backward_with(
-            &self.heads(),
+            &self.layer_heads(l),
             &a.q,
             &a.k,
             &a.v,
@@ -488,15 +540,14 @@ impl Model {
     /// rank `rank` on every target).
     fn block_acts_bytes(&self, n: usize, rank: usize) -> usize {
         let c = &self.config;
-        let qk_pre = if c.arch.family().qk_norm {
-            c.q_dim() + c.kv_dim()
-        } else {
-            0
-        };
+        let f = c.arch.family();
+        let qk_pre = if f.qk_norm { c.q_dim() + c.kv_dim() } else { 0 };
+        let post = if f.post_norms { 2 * c.n_embd } else { 0 };
         let floats = 3 * c.n_embd
             + 2 * c.q_dim()
             + 2 * c.kv_dim()
             + qk_pre
+            + post
             + 3 * c.n_ff
             + c.n_head
             + Target::ALL.len() * rank;
@@ -508,6 +559,15 @@ impl Model {
             n_head: self.config.n_head,
             n_head_kv: self.config.n_head_kv,
             head_dim: self.config.head_dim,
+            window: None,
+        }
+    }
+
+    /// Layer `l`'s attention shape, with its sliding window if it has one.
+    fn layer_heads(&self, l: usize) -> Heads {
+        Heads {
+            window: self.config.layer_window(l),
+            ..self.heads()
         }
     }
 }

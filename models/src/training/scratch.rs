@@ -23,6 +23,10 @@ pub(crate) struct BlockActs {
     pub k_pre: Vec<f32>,
     pub v: Vec<f32>,
     pub att: Vec<f32>,
+    /// The attention's and the feed-forward's outputs before their
+    /// post-norms (families with `post_norms`; empty otherwise).
+    pub o_pre: Vec<f32>,
+    pub down_pre: Vec<f32>,
     pub lse: Vec<f32>,
     /// The attention's softmax probabilities (`probs_len` floats), kept
     /// for the backward; empty in passes without one.
@@ -50,6 +54,8 @@ pub(crate) struct BackwardBufs {
     /// Gradients of q and k before their per-head norms.
     pub dq_pre: Vec<f32>,
     pub dk_pre: Vec<f32>,
+    /// Gradient through a post-norm.
+    pub d_post: Vec<f32>,
 }
 
 /// Temporaries of the LoRA branch of a linear layer.

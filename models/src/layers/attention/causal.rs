@@ -19,9 +19,15 @@ pub struct Heads {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
+    /// A sliding window: query t attends to keys t+1-window..=t only.
+    pub window: Option<usize>,
 }
 
 impl Heads {
+    /// The first key query `t` attends to.
+    fn first_key(&self, t: usize) -> usize {
+        self.window.map_or(0, |w| (t + 1).saturating_sub(w))
+    }
     fn kv_of(&self, h: usize) -> usize {
         h / (self.n_head / self.n_head_kv)
     }
@@ -313,8 +319,9 @@ pub fn causal_attention_backward_with(
                         let p = sized(p, nb * t1);
                         mm_nt(qh, kh, nb, t1, d, p);
                         for (i, row) in p.chunks_exact_mut(t1).enumerate() {
-                            let t = t0 + i;
-                            exp_shifted(&mut row[..=t], scale, lse_h[i]);
+                            let (t, lo) = (t0 + i, s.first_key(t0 + i));
+                            exp_shifted(&mut row[lo..=t], scale, lse_h[i]);
+                            row[..lo].fill(0.0);
                             row[t + 1..].fill(0.0);
                         }
                         p
@@ -420,12 +427,13 @@ fn softmax_rows(s: &Heads, qb: &[f32], kh: &[f32], t0: usize, p: &mut [f32], lse
     mm_nt(qb, kh, rows, keys, d, p);
     let scale = s.scale();
     for (i, row) in p.chunks_exact_mut(keys).enumerate() {
-        let t = t0 + i;
+        let (t, lo) = (t0 + i, s.first_key(t0 + i));
         // max(x * scale) = max(x) * scale: rounding keeps the order.
-        let m = row[..=t].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
-        let z = exp_shifted(&mut row[..=t], scale, m) as f32;
+        let m = row[lo..=t].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
+        let z = exp_shifted(&mut row[lo..=t], scale, m) as f32;
         let inv = 1.0 / z;
-        row[..=t].iter_mut().for_each(|x| *x *= inv);
+        row[lo..=t].iter_mut().for_each(|x| *x *= inv);
+        row[..lo].fill(0.0);
         row[t + 1..].fill(0.0);
         lse[i] = m + z.ln();
     }
@@ -485,10 +493,18 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
+        // Causal, and within a sliding window of 2 (Gemma 3's local layers).
+        for window in [None, Some(2)] {
+            gradients_within(window);
+        }
+    }
+
+    fn gradients_within(window: Option<usize>) {
         let s = Heads {
             n_head: 4,
             n_head_kv: 2,
             head_dim: 8,
+            window,
         };
         let n = 5;
         let (q, k, v) = (values(n * 32, 1), values(n * 16, 2), values(n * 16, 3));
@@ -532,6 +548,7 @@ mod tests {
             n_head: 4,
             n_head_kv: 2,
             head_dim: 8,
+            window: None,
         };
         let n = 11;
         let (q, k, v) = (values(n * 32, 1), values(n * 16, 2), values(n * 16, 3));
@@ -602,6 +619,7 @@ mod tests {
             n_head: 6,
             n_head_kv: 2,
             head_dim: 16,
+            window: None,
         };
         let n = 150;
         let (q, k, v) = (values(n * 96, 1), values(n * 32, 2), values(n * 32, 3));
@@ -632,6 +650,7 @@ mod tests {
             n_head: 1,
             n_head_kv: 1,
             head_dim: 4,
+            window: None,
         };
         let (q, k, v) = (values(8, 1), values(8, 2), values(8, 3));
         let mut o = vec![0.0; 8];
