@@ -37,6 +37,7 @@ MODELS = {
 # (reference name, source reference, srl quantize type)
 CONVERSIONS = {
     "gemma3-270m-q8_0": ("gemma3-270m", "q8_0"),
+    "qwen2.5-coder-0.5b-q8_0": ("qwen2.5-coder-0.5b", "q8_0"),
 }
 
 RAW_PROMPTS = [
@@ -71,7 +72,8 @@ def main():
             file, chat = MODELS[source]
             model = Path("/tmp") / f"{name}.gguf"
             srl = [ref.REPO / "target/release/srl"]
-            subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "srl"], cwd=ref.REPO, check=True)
+            if not os.environ.get("SRL_NO_BUILD"):
+                subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "srl"], cwd=ref.REPO, check=True)
             subprocess.run(srl + ["quantize", "--overwrite", "--type", ty, str(CACHE / file), str(model)], check=True)
         else:
             file, chat = MODELS[name]
