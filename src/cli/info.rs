@@ -67,6 +67,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "vocab:          {}   context: {}   rope theta: {}   rms eps: {:e}",
                 c.vocab_size, c.context_length, c.rope_theta, c.rms_eps
             );
+            if let (Some(w), Some(n)) = (c.sliding_window, c.arch.family().global_every) {
+                println!(
+                    "sliding window: {w} positions on {} of every {n} layers (rope theta {})",
+                    n - 1,
+                    c.rope_theta_swa
+                );
+            }
             if let Some(f) = &c.rope_factors {
                 let (lo, hi) = f
                     .iter()

@@ -141,6 +141,37 @@ pub fn split(text: &str, in_think: bool) -> Split {
 
 #[cfg(test)]
 mod tests {
+    use crate::chat_template::{ChatTemplate, Message};
+
+    /// DeepSeek-R1-Distill-Qwen's template (srl runs it as `qwen2`) ends
+    /// the generation prompt inside an open `<think>`: the reply's text up
+    /// to `</think>` is reasoning, the rest the answer.
+    #[test]
+    fn deepseek_r1_distill_prompt_opens_the_think_block() {
+        let src =
+            include_str!("../../../scripts/reference/templates/deepseek-r1-distill-qwen.jinja");
+        let t = ChatTemplate::new(src, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>").unwrap();
+        let prompt = t
+            .render(&[Message::new("user", "What is 2+2?")], true)
+            .unwrap();
+        assert!(
+            prompt.ends_with("<｜User｜>What is 2+2?<｜Assistant｜><think>\n"),
+            "{prompt:?}"
+        );
+        assert!(ReasoningSplitter::prompt_opens_think(&prompt));
+        let s = split("2 plus 2 is 4.\n</think>\n\nThe answer is 4.", true);
+        assert_eq!(s.reasoning.trim(), "2 plus 2 is 4.");
+        assert_eq!(s.content, "The answer is 4.");
+        // An earlier turn's thinking is dropped from the history.
+        let msgs = [
+            Message::new("user", "1+1?"),
+            Message::new("assistant", "<think>\nsmall sum\n</think>\n\n2"),
+            Message::new("user", "2+2?"),
+        ];
+        let prompt = t.render(&msgs, true).unwrap();
+        assert!(!prompt.contains("small sum"), "{prompt:?}");
+    }
+
     use super::*;
 
     /// Every way of cutting `text` into streamed pieces gives the whole split.
