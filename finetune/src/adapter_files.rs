@@ -592,13 +592,7 @@ pub(crate) mod tests {
     /// llama Hugging Face folder (HF order).
     fn bases(dir: &Path) -> Vec<(String, Model)> {
         let mut out = Vec::new();
-        for arch in [
-            Arch::Llama,
-            Arch::Qwen2,
-            Arch::Qwen3,
-            Arch::SmolLm3,
-            Arch::Gemma3,
-        ] {
+        for arch in Arch::ALL {
             let w = TinyWeights::random(&TinySpec::new(arch));
             let p = dir.join(format!("{}.gguf", arch.name()));
             w.write_gguf(&p, GgmlType::F32);
@@ -634,13 +628,7 @@ pub(crate) mod tests {
     fn written_adapters_load_and_agree() {
         let dir = temp_dir("logits");
         let tokens = [5u32, 77, 300, 12, 12, 200];
-        for arch in [
-            Arch::Llama,
-            Arch::Qwen2,
-            Arch::Qwen3,
-            Arch::SmolLm3,
-            Arch::Gemma3,
-        ] {
+        for arch in Arch::ALL {
             let w = TinyWeights::random(&TinySpec::new(arch));
             let base = dir.join(format!("{}.gguf", arch.name()));
             w.write_gguf(&base, GgmlType::F32);

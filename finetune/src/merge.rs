@@ -232,13 +232,7 @@ mod tests {
     #[test]
     fn merged_equals_base_plus_adapter() {
         let dir = temp_dir("merge");
-        for arch in [
-            Arch::Llama,
-            Arch::Qwen2,
-            Arch::Qwen3,
-            Arch::SmolLm3,
-            Arch::Gemma3,
-        ] {
+        for arch in Arch::ALL {
             let w = TinyWeights::random(&TinySpec::new(arch));
             let base = dir.join(format!("{}.gguf", arch.name()));
             w.write_gguf(&base, GgmlType::F32);

@@ -136,13 +136,7 @@ fn write_adapter_and_peft(
 fn adapter_equals_merged_weights() {
     let dir = std::env::temp_dir().join(format!("srl-lora-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for arch in [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::SmolLm3,
-        Arch::Gemma3,
-    ] {
+    for arch in Arch::ALL {
         let w = TinyWeights::random(&TinySpec::new(arch));
         let base = dir.join(format!("{}-base.gguf", arch.name()));
         let adapter = dir.join(format!("{}-lora.gguf", arch.name()));
@@ -230,13 +224,7 @@ fn adapters_for_another_base_are_refused() {
 fn peft_folder_equals_gguf_adapter() {
     let dir = std::env::temp_dir().join(format!("srl-lora-peft-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for arch in [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::SmolLm3,
-        Arch::Gemma3,
-    ] {
+    for arch in Arch::ALL {
         let w = TinyWeights::random(&TinySpec::new(arch));
         let base = dir.join(format!("{}-base.gguf", arch.name()));
         w.write_gguf(&base, GgmlType::F32);

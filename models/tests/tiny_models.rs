@@ -74,13 +74,7 @@ fn forward_matches_reference_for_every_type_and_arch() {
         GgmlType::Q6_K,
     ];
     let mut report = Vec::new();
-    for arch in [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::SmolLm3,
-        Arch::Gemma3,
-    ] {
+    for arch in Arch::ALL {
         for ty in types {
             let spec = TinySpec::new(arch);
             let mut w = TinyWeights::random(&spec);

@@ -129,13 +129,7 @@ fn check_gradients(model: &Model, lora: &LoraParams, opts: PassOptions, what: &s
 fn lora_gradients_match_finite_differences() {
     let dir = tempdir();
     let mut report = Vec::new();
-    for arch in [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::SmolLm3,
-        Arch::Gemma3,
-    ] {
+    for arch in Arch::ALL {
         for ty in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K] {
             let model = tiny_model(arch, ty, &dir);
             let lora = random_adapter(
@@ -198,13 +192,7 @@ fn logprobs_agree_with_the_inference_forward() {
     // `LoraAdapter::from_params`, as RL rollouts sample the current policy).
     let dir = tempdir();
     let pool = pool();
-    for arch in [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::SmolLm3,
-        Arch::Gemma3,
-    ] {
+    for arch in Arch::ALL {
         let mut model = tiny_model(arch, GgmlType::F32, &dir);
         let lora = random_adapter(&model, LoraConfig::default());
         for with_lora in [false, true] {

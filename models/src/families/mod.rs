@@ -86,6 +86,15 @@ pub const FAMILIES: &[&Family] = &[
 ];
 
 impl Arch {
+    /// Every family, in [`FAMILIES`]' order (for tests that run them all).
+    pub const ALL: [Arch; 5] = [
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Qwen3,
+        Arch::SmolLm3,
+        Arch::Gemma3,
+    ];
+
     /// This family's row of [`FAMILIES`].
     pub fn family(self) -> &'static Family {
         FAMILIES

@@ -46,22 +46,12 @@ pub fn geglu_backward(
     dup: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
-    use rayon::prelude::*;
-    const CHUNK: usize = 4096;
-    pool.install(|| {
-        dgate
-            .par_chunks_mut(CHUNK)
-            .zip(dup.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(i, (dg, du))| {
-                let r = i * CHUNK..i * CHUNK + dg.len();
-                let (g, u, d) = (&gate[r.clone()], &up[r.clone()], &dout[r]);
-                for ((((&g, &u), &d), dg), du) in g.iter().zip(u).zip(d).zip(dg).zip(du) {
-                    *dg = d * u * gelu_tanh_grad(g);
-                    *du = d * gelu_tanh(g);
-                }
-            })
-    });
+    gated_backward_par(gate, up, dout, dgate, dup, pool, |g, u, d, dg, du| {
+        for ((((&g, &u), &d), dg), du) in g.iter().zip(u).zip(d).zip(dg).zip(du) {
+            *dg = d * u * gelu_tanh_grad(g);
+            *du = d * gelu_tanh(g);
+        }
+    })
 }
 
 /// ggml's GELU table: the GELU of every f16 value, rounded to f16 (what
@@ -119,6 +109,28 @@ pub fn swiglu_backward(
     dup: &mut [f32],
     pool: &rayon::ThreadPool,
 ) {
+    gated_backward_par(gate, up, dout, dgate, dup, pool, |g, u, d, dg, du| {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("fma") {
+            // SAFETY: FMA is present (checked just above).
+            unsafe { swiglu_backward_fma(g, u, d, dg, du) };
+            return;
+        }
+        swiglu_backward_body(g, u, d, dg, du)
+    })
+}
+
+/// Runs `body` on matching chunks of a gated activation's inputs, output
+/// gradient and input gradients, in parallel on `pool`.
+fn gated_backward_par(
+    gate: &[f32],
+    up: &[f32],
+    dout: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+    pool: &rayon::ThreadPool,
+    body: impl Fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+) {
     use rayon::prelude::*;
     const CHUNK: usize = 4096;
     pool.install(|| {
@@ -128,14 +140,7 @@ pub fn swiglu_backward(
             .enumerate()
             .for_each(|(i, (dg, du))| {
                 let r = i * CHUNK..i * CHUNK + dg.len();
-                let (g, u, d) = (&gate[r.clone()], &up[r.clone()], &dout[r]);
-                #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("fma") {
-                    // SAFETY: FMA is present (checked just above).
-                    unsafe { swiglu_backward_fma(g, u, d, dg, du) };
-                    return;
-                }
-                swiglu_backward_body(g, u, d, dg, du)
+                body(&gate[r.clone()], &up[r.clone()], &dout[r], dg, du)
             })
     });
 }
