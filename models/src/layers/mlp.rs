@@ -12,18 +12,18 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + ggml_expf(0.0 - x))
 }
 
+/// ggml's GELU constants: sqrt(2 / pi) and the cubic term's coefficient.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_COEF_A: f32 = 0.044_715;
+
 /// GELU with the tanh approximation, as ggml_gelu_f32 computes it (libm's
 /// tanhf; GCC fuses `1 + a*x*x` into one multiply-add).
 pub fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    const GELU_COEF_A: f32 = 0.044_715;
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (GELU_COEF_A * x).mul_add(x, 1.0)).tanh())
 }
 
 /// d gelu_tanh(x) / dx.
 pub fn gelu_tanh_grad(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    const GELU_COEF_A: f32 = 0.044_715;
     let t = (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh();
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF_A * x * x)
 }
