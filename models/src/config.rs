@@ -212,16 +212,16 @@ impl ModelConfig {
             n_ff: c.intermediate_size,
             vocab_size: c.vocab_size,
             context_length: c.max_position_embeddings.unwrap_or(2048),
-            rope_theta: c.rope_theta.unwrap_or(10000.0) as f32,
+            rope_theta: c.theta().unwrap_or(10000.0) as f32,
             rope_factors: None,
             rope_style: RopeStyle::Halves,
             sliding_window: None,
-            rope_theta_swa: c.rope_theta.unwrap_or(10000.0) as f32,
+            rope_theta_swa: c.theta().unwrap_or(10000.0) as f32,
             rms_eps: c.rms_norm_eps.unwrap_or(1e-6) as f32,
             tied_embeddings: c.tie_word_embeddings.unwrap_or(false) || !has_lm_head,
         };
         let mut cfg = cfg;
-        cfg.rope_factors = rope_factors_of_hf(path, c.rope_scaling.as_ref(), &cfg)?;
+        cfg.rope_factors = rope_factors_of_hf(path, c.scaling(), &cfg)?;
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -307,4 +307,24 @@ struct HfConfig {
     rms_norm_eps: Option<f64>,
     tie_word_embeddings: Option<bool>,
     rope_scaling: Option<serde_json::Value>,
+    /// transformers 5 writes RoPE's base and scaling here instead
+    /// (`rope_theta`, `rope_type`, and the scaling's own fields).
+    rope_parameters: Option<serde_json::Value>,
+}
+
+impl HfConfig {
+    /// RoPE's base: `rope_theta`, or transformers 5's `rope_parameters`.
+    fn theta(&self) -> Option<f64> {
+        self.rope_theta
+            .or_else(|| self.rope_parameters.as_ref()?.get("rope_theta")?.as_f64())
+    }
+
+    /// RoPE's scaling: `rope_scaling`, or transformers 5's
+    /// `rope_parameters` (whose `rope_type` is `default` without one).
+    fn scaling(&self) -> Option<&serde_json::Value> {
+        self.rope_scaling
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .or(self.rope_parameters.as_ref())
+    }
 }
