@@ -15,6 +15,7 @@ original file differ from llama.cpp's in the last bits.
 Prerequisites as gen_reference.py's: scripts/llamacpp/build.sh, jinja2.
 runtime/tests/real_models.rs checks srl against these files.
 """
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,15 @@ N_NEW = 48
 MODELS = {
     "gemma3-270m": ("gemma-3-270m.Q4_K_M.gguf", False),
     "qwen2.5-coder-0.5b": ("Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf", True),
+}
+
+# (reference name, model): llama.cpp with its weights in their file layout
+# (no CPU_REPACK buffers) and without its tiled k-quant products (taken for 8
+# or more tokens since 0.5.0; GGML_CPU_TILED_MM=0): every product through
+# ggml's vec_dot, the kernels srl's match.
+VEC_DOT = {
+    "gemma3-270m-vecdot": "gemma3-270m",
+    "qwen2.5-coder-0.5b-vecdot": "qwen2.5-coder-0.5b",
 }
 
 # (reference name, source reference, srl quantize type)
@@ -66,8 +76,13 @@ CHAT_PROMPTS = [
 def main():
     bi = ref.build_info()
     exe = ref.compile_refgen()
-    for name in sys.argv[1:] or list(MODELS) + list(CONVERSIONS):
-        if name in CONVERSIONS:
+    for name in sys.argv[1:] or list(MODELS) + list(CONVERSIONS) + list(VEC_DOT):
+        env = {}
+        if name in VEC_DOT:
+            env = {"REF_NO_REPACK": "1", "GGML_CPU_TILED_MM": "0"}
+            file, chat = MODELS[VEC_DOT[name]]
+            model = CACHE / file
+        elif name in CONVERSIONS:
             source, ty = CONVERSIONS[name]
             file, chat = MODELS[source]
             model = Path("/tmp") / f"{name}.gguf"
@@ -79,8 +94,15 @@ def main():
             file, chat = MODELS[name]
             model = CACHE / file
         raw = RAW_PROMPTS if not chat else RAW_PROMPTS[:8]
+        os.environ.update(env)
         ref.gen_greedy(exe, bi, model, name, raw_prompts=raw,
                        chat_prompts=CHAT_PROMPTS if chat else [], out=OUT, n_new=N_NEW)
+        for k in env:
+            del os.environ[k]
+        if env:
+            doc = json.loads((OUT / f"{name}.json").read_text())
+            doc["llama_cpp_environment"] = env
+            ref.write_json(OUT / f"{name}.json", doc)
         # The first-token rows (262k logits each) stay out of the repository:
         # the tests read every step's top 5.
         (OUT / f"{name}_logits.bin").unlink()
