@@ -50,6 +50,11 @@ pub struct ChatTemplate {
     pub source: String,
     bos: String,
     eos: String,
+    /// The tokenizer adds BOS (EOS) itself: a leading BOS (trailing EOS)
+    /// the template printed is dropped, as llama.cpp's chat does, so the
+    /// prompt does not carry two.
+    strip_bos: bool,
+    strip_eos: bool,
 }
 
 fn render_error(e: minijinja::Error) -> TemplateError {
@@ -88,7 +93,18 @@ impl ChatTemplate {
             source: source.to_string(),
             bos: bos.to_string(),
             eos: eos.to_string(),
+            strip_bos: false,
+            strip_eos: false,
         })
+    }
+
+    /// Tells the template that the tokenizer adds BOS / EOS itself, so a
+    /// rendering that starts with BOS (ends with EOS) loses it (Llama 3's
+    /// and Gemma's templates print `bos_token`).
+    pub fn with_added_specials(mut self, add_bos: bool, add_eos: bool) -> ChatTemplate {
+        self.strip_bos = add_bos && !self.bos.is_empty();
+        self.strip_eos = add_eos && !self.eos.is_empty();
+        self
     }
 
     /// Renders the conversation; with `add_generation_prompt` the text ends
@@ -110,14 +126,22 @@ impl ChatTemplate {
         kwargs: &TemplateKwargs,
     ) -> Result<String, TemplateError> {
         let tmpl = self.env.get_template("chat").map_err(render_error)?;
-        tmpl.render(context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => self.bos,
-            eos_token => self.eos,
-            ..minijinja::Value::from_serialize(kwargs)
-        })
-        .map_err(render_error)
+        let mut text = tmpl
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos,
+                eos_token => self.eos,
+                ..minijinja::Value::from_serialize(kwargs)
+            })
+            .map_err(render_error)?;
+        if self.strip_bos && text.starts_with(&self.bos) {
+            text.drain(..self.bos.len());
+        }
+        if self.strip_eos && text.ends_with(&self.eos) {
+            text.truncate(text.len() - self.eos.len());
+        }
+        Ok(text)
     }
 }
 
@@ -155,6 +179,20 @@ mod tests {
         let mut kw = thinking_kwargs(None);
         kw.insert("messages".into(), serde_json::json!([]));
         assert_eq!(t.render_with(&msgs, true, &kw).unwrap(), head);
+    }
+
+    /// A BOS the template prints is dropped when the tokenizer adds one
+    /// (llama.cpp's chat does the same), and kept when it does not.
+    #[test]
+    fn printed_bos_is_dropped_when_the_tokenizer_adds_it() {
+        let src = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}";
+        let msgs = [Message::new("user", "hi")];
+        let plain = ChatTemplate::new(src, "<s>", "</s>").unwrap();
+        assert_eq!(plain.render(&msgs, true).unwrap(), "<s><user>hi");
+        let t = ChatTemplate::new(src, "<s>", "</s>")
+            .unwrap()
+            .with_added_specials(true, false);
+        assert_eq!(t.render(&msgs, true).unwrap(), "<user>hi");
     }
 
     #[test]

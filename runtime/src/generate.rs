@@ -96,11 +96,10 @@ impl Engine {
                 .unwrap_or_default()
         };
         let template = match template_src {
-            Some(src) => Some(ChatTemplate::new(
-                &src,
-                &text_of(tokenizer.bos()),
-                &text_of(tokenizer.eos()),
-            )?),
+            Some(src) => Some(
+                ChatTemplate::new(&src, &text_of(tokenizer.bos()), &text_of(tokenizer.eos()))?
+                    .with_added_specials(tokenizer.add_bos(), tokenizer.add_eos()),
+            ),
             None => None,
         };
         let pool = rayon::ThreadPoolBuilder::new()

@@ -208,9 +208,14 @@ def render_chat(template, messages, info, **kwargs):
     env.filters["tojson"] = lambda x, indent=None, ensure_ascii=False: json.dumps(x, indent=indent, ensure_ascii=ensure_ascii)
     env.globals["raise_exception"] = raise_exception
     t = env.from_string(template)
-    return t.render(messages=messages, add_generation_prompt=True,
-                    bos_token=info["pieces"].get(info.get("bos", -1), ""),
+    bos = info["pieces"].get(info.get("bos", -1), "")
+    text = t.render(messages=messages, add_generation_prompt=True, bos_token=bos,
                     eos_token=info["pieces"].get(info.get("eos", -1), ""), **kwargs)
+    # as llama.cpp's chat (common_chat_template_direct_apply): a BOS the
+    # template printed is dropped when the vocab adds one
+    if info.get("add_bos") and bos and text.startswith(bos):
+        text = text[len(bos):]
+    return text
 
 
 def parse_greedy(lines):
