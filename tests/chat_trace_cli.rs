@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::model;
-use std::process::{Command, Stdio};
+use common::{model, run_with_input};
+use std::process::Command;
 
 fn chat(extra: &[&str], input: &[u8]) -> (String, String) {
     let m = model();
@@ -23,16 +23,7 @@ fn chat(extra: &[&str], input: &[u8]) -> (String, String) {
         "64".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(Command::new(env!("CARGO_BIN_EXE_srl")).args(&args), input);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
@@ -143,18 +134,13 @@ fn approved_chat_turns_become_reviewed_trajectories() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     let review = |input: &[u8]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
-            .args(["data", "review", traj.to_str().unwrap()])
-            .env("EDITOR", &editor)
-            .env_remove("VISUAL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = run_with_input(
+            Command::new(env!("CARGO_BIN_EXE_srl"))
+                .args(["data", "review", traj.to_str().unwrap()])
+                .env("EDITOR", &editor)
+                .env_remove("VISUAL"),
+            input,
+        );
         assert!(
             out.status.success(),
             "{}",

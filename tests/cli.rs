@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fails_with, model, ok, srl};
+use common::{fails_with, model, ok, run_with_input, srl};
 use std::process::{Command, Stdio};
 
 #[test]
@@ -202,8 +202,8 @@ fn bench_rollouts_reports_medians_of_alternating_rounds() {
 #[test]
 fn chat_keeps_the_conversation_and_handles_commands() {
     let m = model();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
-        .args([
+    let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_srl")).args([
             "chat",
             "--model",
             m.to_str().unwrap(),
@@ -213,22 +213,9 @@ fn chat_keeps_the_conversation_and_handles_commands() {
             "16",
             "-t",
             "2",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"What is 2+2?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n",
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ]),
+        b"What is 2+2?\n/system You are a pirate.\n/bogus\nHello\n/reset\n/quit\nnot read\n",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -9,7 +9,7 @@
 mod common;
 
 use common::server::{api_error, chat_body, post, Server};
-use common::{fails_with, ok, srl, temp};
+use common::{fails_with, ok, srl, srl_with_input, temp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -67,28 +67,20 @@ fn thinking_switch_reaches_the_template() {
         ];
         fails_with(&srl(&both), "cannot be used with");
 
-        let mut chat = std::process::Command::new(env!("CARGO_BIN_EXE_srl"))
-            .args([
-                "chat",
-                "--model",
-                m.to_str().unwrap(),
-                "--no-think",
-                "-n",
-                "6",
-            ])
-            .args(["--temp", "0", "-t", "2"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        chat.stdin
-            .take()
-            .unwrap()
-            .write_all(b"What is 2+2?\n")
-            .unwrap();
-        let out = chat.wait_with_output().unwrap();
+        let ms = m.to_str().unwrap();
+        let chat = [
+            "chat",
+            "--model",
+            ms,
+            "--no-think",
+            "-n",
+            "6",
+            "--temp",
+            "0",
+            "-t",
+            "2",
+        ];
+        let out = srl_with_input(&chat, b"What is 2+2?\n");
         assert!(
             out.status.success(),
             "{}",

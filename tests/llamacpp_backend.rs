@@ -5,9 +5,9 @@
 #![cfg(feature = "llama-cpp")]
 
 mod common;
-use common::{fails_with, model, ok, srl};
+use common::{fails_with, model, ok, run_with_input, srl};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The adapter of runtime/tests/greedy_llamacpp.rs (srl train sft, rank 4).
 fn adapter() -> PathBuf {
@@ -259,7 +259,8 @@ fn sampling_is_seeded() {
 fn chat_agrees_with_native() {
     let m = model();
     let run = |backend: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_srl"))
+        let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_srl"))
             .args([
                 "chat",
                 "--model",
@@ -272,22 +273,9 @@ fn chat_agrees_with_native() {
                 "24",
                 "-t",
                 "1",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(
-                b"What is 2+2?\nAnd times 3?\n/system You are a pirate.\nHello\n/reset\nWhat is the capital of France?\n/quit\n",
-            )
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            ]),
+        b"What is 2+2?\nAnd times 3?\n/system You are a pirate.\nHello\n/reset\nWhat is the capital of France?\n/quit\n",
+    );
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{backend}: {stderr}");
         (String::from_utf8_lossy(&out.stdout).to_string(), stderr)

@@ -8,11 +8,9 @@
 mod common;
 
 use common::server::{chat_body, post, Server};
-use common::{ok, srl, temp};
+use common::{ok, srl, srl_with_input, temp};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// `srl pull NAME` (a no-op when cached) and the file's path.
 fn pulled(name: &str) -> PathBuf {
@@ -31,29 +29,18 @@ fn qwen2_5_coder_0_5b_chats_trains_and_serves() {
     let ms = m.to_str().unwrap();
 
     // Chat, by catalogue name.
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_srl"))
-        .args([
-            "chat",
-            "--model",
-            "qwen2.5-coder:0.5b",
-            "-n",
-            "24",
-            "--temp",
-            "0",
-            "-t",
-            "2",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    chat.stdin
-        .take()
-        .unwrap()
-        .write_all(b"What is 2+2?\n")
-        .unwrap();
-    let out = chat.wait_with_output().unwrap();
+    let chat = [
+        "chat",
+        "--model",
+        "qwen2.5-coder:0.5b",
+        "-n",
+        "24",
+        "--temp",
+        "0",
+        "-t",
+        "2",
+    ];
+    let out = srl_with_input(&chat, b"What is 2+2?\n");
     let reply = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

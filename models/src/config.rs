@@ -227,27 +227,23 @@ impl ModelConfig {
     }
 }
 
-/// `rope_freqs.weight` ([D/2] f32), where the file has it.
+/// `rope_freqs.weight` ([D/2]), where the file has it.
 fn rope_factors_of_gguf(g: &GgufFile, head_dim: usize) -> Result<Option<Vec<f32>>> {
     let Some(t) = g.tensor_info("rope_freqs.weight") else {
         return Ok(None);
     };
-    if t.dims != [head_dim / 2] || t.ty != srl_quant::GgmlType::F32 {
+    if t.dims != [head_dim / 2] {
         return Err(ModelError::config(
             g.path(),
             format!(
-                "rope_freqs.weight is {} {:?}; expected f32 [{}] (half the head dimension)",
-                t.ty,
+                "rope_freqs.weight is {:?}; expected [{}] (half the head dimension)",
                 t.dims,
                 head_dim / 2
             ),
         ));
     }
-    let bytes = g.tensor_data(t);
-    let factors: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let mut factors = vec![0.0f32; head_dim / 2];
+    srl_quant::dequantize_row(t.ty, g.tensor_data(t), &mut factors)?;
     if factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
         return Err(ModelError::config(
             g.path(),

@@ -25,11 +25,10 @@ fn tiny_model(arch: Arch, ty: GgmlType, dir: &std::path::Path) -> Model {
         spec.n_embd = 256;
         spec.n_ff = 256;
     }
-    // SmolLM3's 4 layers with a tied head give logits of ~50 (and Gemma's
-    // embeddings are scaled by sqrt(width)), whose f32 rounding in the loss
-    // swamps finite differences of small gradients: a separate head of
-    // smaller weights keeps the loss where they resolve.
-    if spec.n_layer > 2 || arch.family().embed_scale {
+    // SmolLM3's 4 layers with a tied head give logits of ~50, whose f32
+    // rounding in the loss swamps finite differences of small gradients: a
+    // separate head of smaller weights keeps the loss where they resolve.
+    if spec.n_layer > 2 {
         spec.tied = false;
     }
     let w = TinyWeights::random(&spec);

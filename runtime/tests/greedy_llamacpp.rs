@@ -198,15 +198,11 @@ fn check_converted(ty: srl_quant::GgmlType, reference: &str, max_diff: f32) {
 /// and, with an earlier adapter, greedy decoding diverged at token 19.
 #[test]
 fn lora_adapter_matches_llamacpp() {
-    use sha2::{Digest, Sha256};
     use srl_models::LoraAdapter;
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data("greedy_lora.json")).unwrap()).unwrap();
     let adapter_path = data(reference["lora"]["file"].as_str().unwrap());
-    let sha: String = Sha256::digest(std::fs::read(&adapter_path).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = srl_runtime::model_download::sha256_of(&adapter_path).unwrap();
     assert_eq!(
         sha,
         reference["lora"]["sha256"].as_str().unwrap(),
@@ -393,7 +389,6 @@ fn step_top5_diff(
 /// model, which moves llama.cpp's first-token logits by 0.7-10.4.
 #[test]
 fn family_models_match_llamacpp() {
-    use sha2::{Digest, Sha256};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/families");
     // (family, its GGUF architecture): Llama 3 is llama with RoPE scaling.
     for (family, arch) in [
@@ -406,10 +401,7 @@ fn family_models_match_llamacpp() {
         let reference = dir.join(format!("{family}.json"));
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
-        let sha: String = Sha256::digest(std::fs::read(&model).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = srl_runtime::model_download::sha256_of(&model).unwrap();
         assert_eq!(
             sha,
             doc["model_sha256"].as_str().unwrap(),

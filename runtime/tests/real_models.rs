@@ -124,16 +124,12 @@ fn compare(engine: &Engine, reference: &str) -> Comparison {
 /// `name`'s file converted to `ty` by `srl quantize` (the bytes
 /// `reference` was made on, checked), compared with llama.cpp.
 fn compare_converted(name: &str, ty: srl_quant::GgmlType, reference: &str) -> Comparison {
-    use sha2::{Digest, Sha256};
     let src = srl_models::formats::gguf::GgufFile::open(model(name)).unwrap();
     let dir = std::env::temp_dir().join(format!("srl-real-{}-{}", ty.name(), std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("converted.gguf");
     srl_models::formats::quantize::quantize_gguf(&src, &path, ty, &mut |_| {}).unwrap();
-    let sha: String = Sha256::digest(std::fs::read(&path).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = srl_runtime::model_download::sha256_of(&path).unwrap();
     let engine = Engine::load(&path, 2).unwrap();
     let c = compare(&engine, reference);
     std::fs::remove_dir_all(&dir).ok();

@@ -43,6 +43,26 @@ pub fn srl(args: &[&str]) -> Output {
         .expect("run srl")
 }
 
+/// `cmd` run with `input` written to its stdin (chat, review), its output
+/// collected once it ends.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start srl");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("wait for srl")
+}
+
+/// `srl args` with `input` on its stdin.
+pub fn srl_with_input(args: &[&str], input: &[u8]) -> Output {
+    run_with_input(Command::new(env!("CARGO_BIN_EXE_srl")).args(args), input)
+}
+
 pub fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),

@@ -208,7 +208,7 @@ pub fn attention_segments<'a>(
             Some(chunk) => attend_split(&h, qg, r.k, r.v, o, chunk, fast),
             None => {
                 SPLIT_SCRATCH.with_borrow_mut(|sc| {
-                    let stats = sized_stats(&mut sc.stats, qg.len() / d);
+                    let stats = crate::buffers::sized(&mut sc.stats, qg.len() / d);
                     attend_group_raw(&h, qg, r.k, r.v, o, stats, fast);
                     normalize(o, d, stats);
                 });
@@ -250,8 +250,9 @@ pub(super) struct Head {
     pub(super) kvdim: usize,
     /// Offset of this head's kv head within a cache row.
     pub(super) off: usize,
-    /// Positions to attend to: `start..n_pos` (start is 0 but in one chunk
-    /// of a split cache, see [`kv_chunk_size`]).
+    /// Positions to attend to: `start..n_pos` (start is past 0 in a
+    /// sliding window, see [`window_start`], and in one chunk of a split
+    /// cache, see [`kv_chunk_size`]).
     pub(super) start: usize,
     pub(super) n_pos: usize,
     pub(super) scale: f32,
@@ -410,8 +411,8 @@ fn attend_split(
     let (d, g) = (h.d, q.len() / h.d);
     SPLIT_SCRATCH.with_borrow_mut(|sc| {
         let part = crate::buffers::sized(&mut sc.part, g * d);
-        let stats = sized_stats(&mut sc.stats, g);
-        let total = sized_stats(&mut sc.total, g);
+        let stats = crate::buffers::sized(&mut sc.stats, g);
+        let total = crate::buffers::sized(&mut sc.total, g);
         total.fill((f32::NEG_INFINITY, 0.0));
         o.fill(0.0);
         for c0 in (0..h.n_pos).step_by(chunk) {
@@ -444,13 +445,6 @@ fn attend_split(
         }
         normalize(o, d, total);
     });
-}
-
-fn sized_stats(v: &mut Vec<(f32, f32)>, n: usize) -> &mut [(f32, f32)] {
-    if v.len() != n {
-        v.resize(n, (0.0, 0.0));
-    }
-    v
 }
 
 /// Buffers of the split path and the stats of every call, kept per thread.
