@@ -58,7 +58,10 @@ const TINY: &[&str] = &[
 ];
 
 fn train(kind: &str, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let m = model();
+    train_on(&model(), kind, data, out, extra)
+}
+
+fn train_on(m: &Path, kind: &str, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "train",
         kind,
@@ -207,6 +210,65 @@ fn inner_updates_and_kl() {
     ]);
     ok(&out2);
     assert_eq!(metrics(&out).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The rollouts are sampled by the inference pass and trained on by the
+/// f32 training pass: on the Q4_1 model their log-probabilities differ a
+/// little (logged as the mismatch) and the truncated importance weights
+/// stay near 1; on the same model in f32 (only the f16 KV cache differs)
+/// the mismatch is far smaller and the correction all but the identity;
+/// with `--no-tis` every weight is 1.
+#[test]
+fn importance_sampling_corrects_the_rollout_pass() {
+    let dir = temp("tis");
+    let data = sample(&dir, 2);
+    let one = ["--max-steps", "1"];
+    let field = |m: &Value, k: &str| m[k].as_f64().unwrap_or_else(|| panic!("{k}: {m}"));
+
+    ok(&train("srl", &data, &dir.join("q4"), &one));
+    let q4 = &metrics(&dir.join("q4"))[0];
+    let mismatch_q4 = field(q4, "mismatch_mean");
+    assert!(mismatch_q4 > 0.0 && mismatch_q4 < 0.2, "{q4}");
+    assert!(field(q4, "mismatch_max") < 2.0, "{q4}");
+    assert!((field(q4, "is_weight_mean") - 1.0).abs() < 0.05, "{q4}");
+    assert!(field(q4, "is_truncated_fraction") < 0.05, "{q4}");
+    assert!(field(q4, "mismatch_kl") >= 0.0, "{q4}");
+
+    let f32_model = dir.join("f32.gguf");
+    ok(&srl(&[
+        "quantize",
+        "--type",
+        "f32",
+        model().to_str().unwrap(),
+        f32_model.to_str().unwrap(),
+    ]));
+    let (on, off) = (dir.join("f32-tis"), dir.join("f32-off"));
+    ok(&train_on(&f32_model, "srl", &data, &on, &one));
+    ok(&train_on(
+        &f32_model,
+        "srl",
+        &data,
+        &off,
+        &[&one[..], &["--no-tis"]].concat(),
+    ));
+    let (on, off) = (&metrics(&on)[0], &metrics(&off)[0]);
+    let mismatch_f32 = field(on, "mismatch_mean");
+    assert!(
+        mismatch_f32 < mismatch_q4 / 5.0,
+        "{mismatch_f32} vs {mismatch_q4}"
+    );
+    assert!((field(on, "is_weight_mean") - 1.0).abs() < 0.005, "{on}");
+    // The same rollouts; the loss moves by about the weights' distance to 1.
+    assert_eq!(on["samples"], off["samples"]);
+    let (l_on, l_off) = (field(on, "loss"), field(off, "loss"));
+    assert!(
+        (l_on - l_off).abs() <= 0.01 * l_off.abs() + 1e-6,
+        "{l_on} vs {l_off}"
+    );
+    assert_eq!(field(off, "is_weight_mean"), 1.0);
+    assert_eq!(field(off, "is_truncated_fraction"), 0.0);
+    assert_eq!(field(off, "mismatch_mean"), mismatch_f32);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,6 +18,14 @@
 //! so `sum_t w_t * -logp_t` has the same gradient: that is what the model's
 //! weighted NLL computes. With one update per batch r = 1 and this is the
 //! plain policy gradient.
+//!
+//! Rollouts are sampled by the inference pass (int8 activations, f16 KV
+//! cache) while old_logp and logp come from the f32 training pass: the two
+//! give slightly different probabilities, so the samples are a little off
+//! the policy the loss assumes. Truncated importance sampling corrects
+//! that: the policy-gradient part of each token's term is multiplied by
+//! `min(exp(old_logp - rollout_logp), C)`, a constant of the gradient
+//! ([`truncated_importance_weight`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -83,10 +91,24 @@ pub struct TokenTerm {
     pub kl: f64,
 }
 
+/// The truncated importance weight of a token the rollout pass sampled with
+/// log-probability `rollout_logp`, whose log-probability under the training
+/// pass (same parameters) is `old_logp`: `min(p_old / p_rollout, cap)`, or
+/// 1 without a cap (the correction off). The cap bounds the variance a
+/// token the rollout pass found unlikely would add.
+pub fn truncated_importance_weight(old_logp: f64, rollout_logp: f64, cap: Option<f64>) -> f64 {
+    match cap {
+        Some(c) => (old_logp - rollout_logp).exp().min(c),
+        None => 1.0,
+    }
+}
+
 /// The loss term of one response token: `advantage` of its rollout, its
 /// log-probability now (`logp`), when the rollouts were made (`old_logp`)
 /// and under the base model (`ref_logp`, needed when beta > 0), divided by
-/// `n_tokens`, the response tokens of the whole batch.
+/// `n_tokens`, the response tokens of the whole batch; the policy-gradient
+/// part is weighted by `importance` ([`truncated_importance_weight`]; 1:
+/// none).
 pub fn token_term(
     config: &GrpoConfig,
     advantage: f64,
@@ -94,6 +116,7 @@ pub fn token_term(
     old_logp: f64,
     ref_logp: Option<f64>,
     n_tokens: usize,
+    importance: f64,
 ) -> TokenTerm {
     let n = n_tokens.max(1) as f64;
     let ratio = (logp - old_logp).exp();
@@ -104,8 +127,12 @@ pub fn token_term(
     // it is strictly smaller: then the gradient is zero.
     let clipped = clipped_obj < unclipped_obj;
     let obj = unclipped_obj.min(clipped_obj);
-    let mut weight = if clipped { 0.0 } else { advantage * ratio };
-    let mut loss = -obj;
+    let mut weight = if clipped {
+        0.0
+    } else {
+        importance * advantage * ratio
+    };
+    let mut loss = -importance * obj;
     let mut kl = 0.0;
     if let (Some(r), true) = (ref_logp, config.kl_beta != 0.0) {
         let d = r - logp;
@@ -155,12 +182,12 @@ mod tests {
             };
             for &adv in &[1.3, -0.7] {
                 // Ratios inside the range, above 1 + 0.28, below 1 - 0.2.
-                for &delta in &[0.05, -0.05, 0.5, -0.5] {
+                for (&delta, is) in [0.05, -0.05, 0.5, -0.5].iter().zip([1.0, 0.9, 2.0, 1.3]) {
                     let (old, rf, n) = (-1.7, -1.2, 37);
                     let logp = old + delta;
-                    let t = token_term(&config, adv, logp, old, Some(rf), n);
+                    let t = token_term(&config, adv, logp, old, Some(rf), n, is);
                     let h = 1e-6;
-                    let f = |lp: f64| token_term(&config, adv, lp, old, Some(rf), n).loss;
+                    let f = |lp: f64| token_term(&config, adv, lp, old, Some(rf), n, is).loss;
                     let fd = (f(logp + h) - f(logp - h)) / (2.0 * h);
                     assert!(
                         (-t.weight - fd).abs() < 1e-7,
@@ -178,10 +205,33 @@ mod tests {
     #[test]
     fn one_update_is_the_plain_policy_gradient() {
         let c = GrpoConfig::default();
-        let t = token_term(&c, 0.8, -2.0, -2.0, None, 4);
+        let t = token_term(&c, 0.8, -2.0, -2.0, None, 4, 1.0);
         assert_eq!(t.weight, 0.8 / 4.0);
         assert_eq!(t.loss, -0.8 / 4.0);
         assert!(!t.clipped);
         assert_eq!(t.kl, 0.0);
+    }
+
+    /// The correction is the identity when the passes agree, the ratio of
+    /// the two probabilities below the cap, the cap above it, and off
+    /// without one; it scales the policy-gradient part only.
+    #[test]
+    fn truncated_importance_weights() {
+        for lp in [-0.01, -2.5, -11.0] {
+            assert_eq!(truncated_importance_weight(lp, lp, Some(2.0)), 1.0);
+        }
+        let w = truncated_importance_weight(-1.0, -1.1, Some(2.0));
+        assert!((w - 0.1f64.exp()).abs() < 1e-15, "{w}");
+        assert_eq!(truncated_importance_weight(-1.0, -3.0, Some(2.0)), 2.0);
+        assert_eq!(truncated_importance_weight(-1.0, -3.0, None), 1.0);
+        let c = GrpoConfig {
+            kl_beta: 0.1,
+            ..GrpoConfig::default()
+        };
+        let plain = token_term(&c, 0.8, -2.0, -2.0, Some(-1.5), 4, 1.0);
+        let weighted = token_term(&c, 0.8, -2.0, -2.0, Some(-1.5), 4, 1.5);
+        let kl_weight = 0.1 * (0.5f64.exp() - 1.0) / 4.0;
+        assert!((plain.weight - (0.2 + kl_weight)).abs() < 1e-15);
+        assert!((weighted.weight - (1.5 * 0.2 + kl_weight)).abs() < 1e-15);
     }
 }

@@ -23,7 +23,7 @@ pub use rlvr_task::{read_problems, RlvrTask, RLVR_SYSTEM_PROMPT};
 pub use srl_task::SrlTask;
 
 use crate::checkpoint::{list_checkpoints, Progress};
-use crate::grpo::{group_advantages, mean_std, token_term};
+use crate::grpo::{group_advantages, mean_std, token_term, truncated_importance_weight};
 use crate::optimizer::{apply_gradients, AdamW};
 use crate::run_start::{open_metrics, schedule, start_run, RunMode};
 use crate::seeds::{seed_for, Purpose};
@@ -32,7 +32,7 @@ use crate::steps::prompt_ids;
 use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
 use serde_json::json;
-use srl_models::{ActiveLora, LoraAdapter, LoraParams, PassOptions, TrainScratch};
+use srl_models::{ActiveLora, LoraAdapter, LoraParams, PassOptions, TokenWeights, TrainScratch};
 use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +131,17 @@ pub struct UpdateReport {
     pub clip_fraction: f64,
     /// Mean k3 KL to the base over trained tokens (only when kl_beta > 0).
     pub kl: Option<f64>,
+    /// Mean and max of |log p_train - log p_rollout| over the trained
+    /// tokens, both under the parameters that sampled them: how far the
+    /// inference pass that sampled is from the training pass.
+    pub mismatch_mean: f64,
+    pub mismatch_max: f64,
+    /// Estimated KL(rollout pass || training pass) per token.
+    pub mismatch_kl: f64,
+    /// Mean truncated importance weight (1 with the correction off) and
+    /// the fraction of tokens whose weight the cap truncated.
+    pub is_weight_mean: f64,
+    pub is_truncated_fraction: f64,
     pub loss: f64,
     pub grad_norm: f32,
     pub lr: f32,
@@ -173,6 +184,7 @@ struct Collected {
 }
 
 /// What one update's training phase did.
+#[derive(Default)]
 struct Trained {
     loss: f64,
     clipped: usize,
@@ -180,6 +192,35 @@ struct Trained {
     kl_sum: f64,
     grad_norm: f32,
     tokens: usize,
+    mismatch: Mismatch,
+}
+
+/// How far the rollout pass's log-probabilities of the sampled tokens are
+/// from the training pass's under the same parameters, and the importance
+/// weights that correct for it.
+#[derive(Default)]
+struct Mismatch {
+    tokens: usize,
+    abs_sum: f64,
+    abs_max: f64,
+    /// k3 estimates of KL(rollout || train) (the tokens were drawn from the
+    /// rollout pass).
+    kl_sum: f64,
+    weight_sum: f64,
+    truncated: usize,
+}
+
+impl Mismatch {
+    fn add(&mut self, train_lp: f64, rollout_lp: f64, cap: Option<f64>) {
+        let d = train_lp - rollout_lp;
+        self.tokens += 1;
+        self.abs_sum += d.abs();
+        self.abs_max = self.abs_max.max(d.abs());
+        self.kl_sum += d.exp() - d - 1.0;
+        let w = truncated_importance_weight(train_lp, rollout_lp, cap);
+        self.weight_sum += w;
+        self.truncated += cap.is_some_and(|c| d.exp() > c) as usize;
+    }
 }
 
 /// Trains (or, with `resume`, continues) an RL run of `task`; the engine's
@@ -507,9 +548,43 @@ fn no_signal(update: u64, c: &Collected) -> TrainError {
     ))
 }
 
+/// One response the update trains on.
+struct Sequence<'a> {
+    /// Prompt then response.
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    advantage: f64,
+    rollout: &'a Rollout,
+}
+
+impl Sequence<'_> {
+    /// Per predicted position: whether it is a sampled response token (the
+    /// loss is on those only, not on the prompt or forced tokens).
+    fn trained(&self) -> Vec<bool> {
+        let mut t = vec![false; self.tokens.len() - 1];
+        for (j, &forced) in self.rollout.forced.iter().enumerate() {
+            t[self.prompt_len + j - 1] = !forced;
+        }
+        t
+    }
+
+    /// The rollout pass's log-probability of the token predicted at `pos`.
+    fn rollout_logprob(&self, pos: usize) -> f32 {
+        self.rollout.logprobs[pos + 1 - self.prompt_len]
+    }
+}
+
 /// The update: `inner_updates` optimizer steps of the clipped
 /// policy-gradient objective over the kept groups' sampled (not forced)
 /// tokens, each pass through the f32 training forward and backward.
+///
+/// Each token's weight is computed from its log-probability inside the
+/// pass ([`TokenWeights::OfLogprob`]): the first inner update's pass runs
+/// on the parameters that sampled the rollouts, so its log-probabilities
+/// are the old policy's (ratio 1), kept for the later inner updates and
+/// compared with the rollout pass's for the importance weights and the
+/// logged mismatch. No pass is spent on log-probabilities alone, except
+/// the base model's when the KL penalty needs them.
 #[allow(clippy::too_many_arguments)]
 fn update_policy(
     engine: &Engine,
@@ -523,6 +598,7 @@ fn update_policy(
     scratch: &mut TrainScratch,
 ) -> Result<Trained, TrainError> {
     let (rl, grpo) = (&config.rl, config.rl.grpo());
+    let cap = rl.tis();
     let model = &engine.model;
     let pool = &engine.pool;
     let n_tokens: usize = kept
@@ -530,87 +606,73 @@ fn update_policy(
         .flat_map(|g| &g.samples)
         .map(|s| s.forced.iter().filter(|&&f| !f).count())
         .sum();
-    let seqs: Vec<(Vec<u32>, usize, f64, &Rollout)> = kept
+    let seqs: Vec<Sequence> = kept
         .iter()
         .flat_map(|g| {
-            g.samples.iter().zip(&g.advantages).map(move |(s, &a)| {
-                (
-                    [g.prompt.clone(), s.ids.clone()].concat(),
-                    g.prompt.len(),
-                    a,
-                    s,
-                )
-            })
+            g.samples
+                .iter()
+                .zip(&g.advantages)
+                .map(move |(s, &advantage)| Sequence {
+                    tokens: [g.prompt.clone(), s.ids.clone()].concat(),
+                    prompt_len: g.prompt.len(),
+                    advantage,
+                    rollout: s,
+                })
         })
-        .filter(|(_, _, _, s)| !s.ids.is_empty())
+        .filter(|q| !q.rollout.ids.is_empty())
         .collect();
-    let need_old = rl.inner_updates > 1 || grpo.kl_beta > 0.0;
-    let mut old = Vec::with_capacity(seqs.len());
-    let mut refs = Vec::with_capacity(seqs.len());
-    for (tokens, _, _, _) in &seqs {
-        if need_old {
-            old.push(model.token_logprobs(tokens, Some(params), pool)?);
-        }
-        if grpo.kl_beta > 0.0 {
-            refs.push(model.token_logprobs(tokens, None, pool)?);
+    let mut refs = Vec::new();
+    if grpo.kl_beta > 0.0 {
+        for q in &seqs {
+            refs.push(model.token_logprobs(&q.tokens, None, pool)?);
         }
     }
-    let mut t = Trained {
-        loss: 0.0,
-        clipped: 0,
-        trained: 0,
-        kl_sum: 0.0,
-        grad_norm: 0.0,
-        tokens: 0,
-    };
+    // The training pass's log-probabilities under the rollouts' parameters
+    // (filled by the first inner update).
+    let mut old: Vec<Vec<f32>> = vec![Vec::new(); seqs.len()];
+    let mut t = Trained::default();
     for it in 0..rl.inner_updates {
         grads.fill(0.0);
-        let last_it = it + 1 == rl.inner_updates;
-        for (k, (tokens, p_len, adv, s)) in seqs.iter().enumerate() {
-            let cur = if it == 0 || !need_old {
-                old.get(k).cloned()
-            } else {
-                Some(model.token_logprobs(tokens, Some(params), pool)?)
-            };
-            let mut weights = vec![0.0f32; tokens.len() - 1];
-            for (j, &forced) in s.forced.iter().enumerate() {
-                if forced {
-                    continue;
-                }
-                let pos = p_len + j - 1;
-                let (lp, old_lp) = match (&cur, old.get(k)) {
-                    (Some(c), Some(o)) => (c[pos] as f64, o[pos] as f64),
-                    _ => (0.0, 0.0),
-                };
-                let term = token_term(
-                    &grpo,
-                    *adv,
-                    lp,
-                    old_lp,
-                    refs.get(k).map(|r| r[pos] as f64),
-                    n_tokens,
-                );
-                weights[pos] = term.weight as f32;
+        let (first_it, last_it) = (it == 0, it + 1 == rl.inner_updates);
+        for (k, q) in seqs.iter().enumerate() {
+            let trained = q.trained();
+            let n_trained = trained.iter().filter(|&&b| b).count();
+            // A rollout at the group's mean reward (advantage 0, no KL) has
+            // no gradient: skip its pass.
+            if q.advantage == 0.0 && grpo.kl_beta == 0.0 {
                 if last_it {
-                    t.loss += term.loss;
-                    t.clipped += term.clipped as usize;
-                    t.trained += 1;
-                    t.kl_sum += term.kl;
+                    t.trained += n_trained;
                 }
-            }
-            // A rollout at the group's mean reward (advantage 0, no KL)
-            // has no gradient: skip its pass.
-            if weights.iter().all(|&w| w == 0.0) {
                 continue;
             }
+            let (old_k, ref_k) = (&old[k], refs.get(k));
+            let term = |pos: usize, lp: f32| {
+                let old_lp = if first_it { lp } else { old_k[pos] };
+                let rollout_lp = q.rollout_logprob(pos) as f64;
+                let is = truncated_importance_weight(old_lp as f64, rollout_lp, cap);
+                let ref_lp = ref_k.map(|r| r[pos] as f64);
+                token_term(
+                    &grpo,
+                    q.advantage,
+                    lp as f64,
+                    old_lp as f64,
+                    ref_lp,
+                    n_tokens,
+                    is,
+                )
+            };
+            let weight = |pos: usize, lp: f32| term(pos, lp).weight as f32;
             let pass = Purpose::RlDropout {
                 update: step,
                 inner: it as u64,
                 rollout: k as u64,
             };
-            model.weighted_nll_with(
-                tokens,
-                &weights,
+            let out = model.weighted_nll_by(
+                &q.tokens,
+                TokenWeights::OfLogprob {
+                    trained: &trained,
+                    weight: &weight,
+                },
                 Some(params),
                 Some(grads),
                 PassOptions {
@@ -620,7 +682,26 @@ fn update_policy(
                 scratch,
                 pool,
             )?;
-            t.tokens += tokens.len();
+            t.tokens += q.tokens.len();
+            let positions = || (0..trained.len()).filter(|&p| trained[p]);
+            if first_it {
+                for pos in positions() {
+                    let (lp, rollout_lp) = (out.logprobs[pos] as f64, q.rollout_logprob(pos));
+                    t.mismatch.add(lp, rollout_lp as f64, cap);
+                }
+            }
+            if last_it {
+                for pos in positions() {
+                    let term = term(pos, out.logprobs[pos]);
+                    t.loss += term.loss;
+                    t.clipped += term.clipped as usize;
+                    t.trained += 1;
+                    t.kl_sum += term.kl;
+                }
+            }
+            if first_it {
+                old[k] = out.logprobs;
+            }
         }
         t.grad_norm = apply_gradients(params, grads, opt, t.loss, config.max_grad_norm, lr, step)?;
     }
@@ -641,6 +722,8 @@ fn update_report(
 ) -> UpdateReport {
     let (reward_mean, reward_std) = mean_std(&c.rewards);
     let kl_on = config.rl.grpo().kl_beta > 0.0;
+    let m = &t.mismatch;
+    let per_token = |x: f64| x / m.tokens.max(1) as f64;
     UpdateReport {
         step,
         total_steps: total,
@@ -654,6 +737,15 @@ fn update_report(
         response_len_mean: c.response_tokens as f64 / c.responses.max(1) as f64,
         clip_fraction: t.clipped as f64 / t.trained.max(1) as f64,
         kl: kl_on.then(|| t.kl_sum / t.trained.max(1) as f64),
+        mismatch_mean: per_token(m.abs_sum),
+        mismatch_max: m.abs_max,
+        mismatch_kl: per_token(m.kl_sum),
+        is_weight_mean: if m.tokens == 0 {
+            1.0
+        } else {
+            per_token(m.weight_sum)
+        },
+        is_truncated_fraction: per_token(m.truncated as f64),
         loss: t.loss,
         grad_norm: t.grad_norm,
         lr,

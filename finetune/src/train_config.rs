@@ -102,6 +102,11 @@ pub struct RlConfig {
     pub std_epsilon: f64,
     /// Optimizer steps on each batch of rollouts.
     pub inner_updates: usize,
+    /// Truncated importance sampling: each sampled token's policy-gradient
+    /// term is weighted by min(p_train / p_rollout, cap), correcting for
+    /// the inference pass that sampled it (int8 activations, f16 cache)
+    /// differing slightly from the f32 training pass. 0: off.
+    pub tis_cap: f64,
     /// At most this many times `batch_size` groups are sampled to fill one
     /// update's batch; then the update goes on with what it has (or, with
     /// nothing, the run stops and says why).
@@ -125,6 +130,7 @@ impl Default for RlConfig {
             kl_beta: 0.0,
             std_epsilon: 1e-6,
             inner_updates: 1,
+            tis_cap: 2.0,
             sampling_bound: 4,
             log_samples: 2,
             autojunk: true,
@@ -140,6 +146,11 @@ impl RlConfig {
             kl_beta: self.kl_beta,
             std_epsilon: self.std_epsilon,
         }
+    }
+
+    /// The importance weights' cap, None when the correction is off.
+    pub fn tis(&self) -> Option<f64> {
+        (self.tis_cap > 0.0).then_some(self.tis_cap)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -165,6 +176,12 @@ impl RlConfig {
         }
         if self.inner_updates == 0 || self.sampling_bound == 0 {
             return bad("inner_updates and sampling_bound must be at least 1".into());
+        }
+        if !(self.tis_cap.is_finite() && self.tis_cap >= 0.0) {
+            return bad(format!(
+                "tis_cap must be a positive number (or 0: off), not {}",
+                self.tis_cap
+            ));
         }
         Ok(())
     }
@@ -348,6 +365,13 @@ mod tests {
             ..TrainConfig::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("dropout"));
+        let mut c = TrainConfig::default();
+        assert_eq!(c.rl.tis(), Some(2.0));
+        c.rl.tis_cap = 0.0;
+        assert_eq!(c.rl.tis(), None, "0 turns the correction off");
+        c.validate().unwrap();
+        c.rl.tis_cap = -1.0;
+        assert!(c.validate().unwrap_err().to_string().contains("tis_cap"));
         TrainConfig::default().validate().unwrap();
     }
 }

@@ -30,5 +30,5 @@ pub use layers::linear::Linear;
 pub use layers::rope::RopeStyle;
 pub use lora::{ActiveLora, LoraAdapter};
 pub use lora_params::{LoraConfig, LoraParams, LoraTensor, Target};
-pub use training::{PassOptions, TrainScratch, WeightedNll};
+pub use training::{PassOptions, TokenWeights, TrainScratch, WeightedNll};
 pub use transformer::{Logits, Model, Segment, State};

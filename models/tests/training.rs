@@ -3,7 +3,9 @@
 //! weights: every LoRA tensor along a random direction, and single elements.
 
 use srl_models::testing::{TinySpec, TinyWeights};
-use srl_models::{Arch, LoraConfig, LoraParams, Model, PassOptions, Target, TrainScratch};
+use srl_models::{
+    Arch, LoraConfig, LoraParams, Model, PassOptions, Target, TokenWeights, TrainScratch,
+};
 use srl_quant::GgmlType;
 
 const TOKENS: [u32; 9] = [5, 77, 300, 12, 12, 200, 3, 150, 9];
@@ -334,6 +336,65 @@ fn a_reused_scratch_gives_the_fresh_results() {
             assert_eq!(bits(a), bits(b), "pass {i}: gradients");
         }
     }
+}
+
+/// Weights computed inside the pass from each token's log-probability (RL's
+/// ratio) give, bit for bit, the loss and gradients of fixed weights
+/// computed from a separate pass's log-probabilities; untrained positions
+/// are not computed.
+#[test]
+fn weights_of_the_pass_logprobs_equal_two_passes() {
+    let dir = tempdir();
+    let pool = pool();
+    let model = tiny_model(Arch::Qwen3, GgmlType::Q8_0, &dir);
+    let lora = random_adapter(&model, LoraConfig::default());
+    let trained: Vec<bool> = (0..TOKENS.len() - 1).map(|t| t % 3 != 1).collect();
+    let of = |t: usize, lp: f32| (0.3 - 0.1 * t as f32) * (lp + 2.0).exp();
+    let lps = model.token_logprobs(&TOKENS, Some(&lora), &pool).unwrap();
+    let fixed: Vec<f32> = (0..trained.len())
+        .map(|t| if trained[t] { of(t, lps[t]) } else { 0.0 })
+        .collect();
+    let (mut g_fixed, mut g_of) = (lora.zeros_like(), lora.zeros_like());
+    let opts = PassOptions::default();
+    let mut scratch = TrainScratch::new();
+    let a = model
+        .weighted_nll_with(
+            &TOKENS,
+            &fixed,
+            Some(&lora),
+            Some(&mut g_fixed),
+            opts,
+            &mut scratch,
+            &pool,
+        )
+        .unwrap();
+    let weights = TokenWeights::OfLogprob {
+        trained: &trained,
+        weight: &of,
+    };
+    let b = model
+        .weighted_nll_by(
+            &TOKENS,
+            weights,
+            Some(&lora),
+            Some(&mut g_of),
+            opts,
+            &mut scratch,
+            &pool,
+        )
+        .unwrap();
+    assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+    for t in 0..trained.len() {
+        assert_eq!(b.logprobs[t].is_nan(), !trained[t], "position {t}");
+        if trained[t] {
+            assert_eq!(b.logprobs[t].to_bits(), lps[t].to_bits(), "position {t}");
+        }
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (x, y) in g_fixed.slices().zip(g_of.slices()) {
+        assert_eq!(bits(x), bits(y));
+    }
+    assert!(g_of.slices().flatten().any(|&v| v != 0.0));
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -13,6 +13,7 @@ use crate::generate::{Engine, GenerateParams, StopReason, PROMPT_BATCH};
 use crate::sampler::Sampler;
 use crate::step_format::{StepAction, StepFormat, StepTracker, THINK_CLOSE};
 use rayon::prelude::*;
+use srl_models::layers::softmax::log_softmax_at;
 use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
 use std::time::Instant;
 
@@ -23,6 +24,12 @@ pub struct Rollout {
     /// Per id: written by the [`StepFormat`] rather than sampled (no loss
     /// belongs on these).
     pub forced: Vec<bool>,
+    /// Per id: its log-probability under the pass that sampled it, at
+    /// temperature 1 whatever the sampler's settings, as the training pass
+    /// computes it ([`log_softmax_at`]); 0 for forced ids (written with
+    /// certainty). RL's importance weights compare these with the training
+    /// pass's.
+    pub logprobs: Vec<f32>,
     pub text: String,
     pub stop_reason: StopReason,
 }
@@ -49,6 +56,8 @@ struct Live {
     track: StepTracker,
     /// The tokens to feed next (not yet in the cache); empty when done.
     next: Vec<u32>,
+    /// Scratch of the sampled tokens' log-probabilities.
+    exps: Vec<f32>,
 }
 
 impl Engine {
@@ -140,11 +149,13 @@ impl Engine {
                     out: Rollout {
                         ids: Vec::new(),
                         forced: Vec::new(),
+                        logprobs: Vec::new(),
                         text: String::new(),
                         stop_reason: StopReason::MaxTokens,
                     },
                     track: StepTracker::default(),
                     next: Vec::new(),
+                    exps: Vec::new(),
                 }
             })
             .collect();
@@ -224,7 +235,8 @@ impl Engine {
         let Some(r) = s.decode.accept(&self.tokenizer, tok) else {
             return self.finish(s, StopReason::Eog);
         };
-        if self.record(s, tok, false, &r) {
+        let logprob = log_softmax_at(logits, tok as usize, &mut s.exps) as f32;
+        if self.record(s, tok, Some(logprob), &r) {
             return self.finish(s, StopReason::StopString);
         }
         let mut next = vec![tok];
@@ -237,7 +249,7 @@ impl Engine {
                 for &id in close_ids {
                     let r = s.decode.push(&self.tokenizer, id);
                     text += &r.piece;
-                    if self.record(s, id, true, &r) {
+                    if self.record(s, id, None, &r) {
                         return self.finish(s, StopReason::StopString);
                     }
                 }
@@ -254,11 +266,13 @@ impl Engine {
         s.next = next;
     }
 
-    /// Appends a token [`DecodeState`] recorded to `s`'s output; returns
-    /// whether it completed a stop string.
-    fn record(&self, s: &mut Live, tok: u32, forced: bool, r: &Recorded) -> bool {
+    /// Appends a token [`DecodeState`] recorded to `s`'s output, with its
+    /// log-probability if it was sampled (None: forced); returns whether it
+    /// completed a stop string.
+    fn record(&self, s: &mut Live, tok: u32, logprob: Option<f32>, r: &Recorded) -> bool {
         s.out.ids.push(tok);
-        s.out.forced.push(forced);
+        s.out.forced.push(logprob.is_none());
+        s.out.logprobs.push(logprob.unwrap_or(0.0));
         s.out.text.push_str(&r.text);
         r.end == Some(StopReason::StopString)
     }

@@ -53,6 +53,14 @@ pub struct RlArgs {
     /// Optimizer steps per batch of rollouts [1]
     #[arg(long)]
     inner_updates: Option<usize>,
+    /// Truncated importance sampling's cap: each sampled token's term is weighted by
+    /// min(p_train / p_rollout, CAP), correcting the sampling pass's small difference
+    /// from the training pass [2]
+    #[arg(long, value_name = "CAP")]
+    tis_cap: Option<f64>,
+    /// Turn truncated importance sampling off (every weight 1; --tis-cap 0 too)
+    #[arg(long, conflicts_with = "tis_cap")]
+    no_tis: bool,
     /// Sample at most this many times --batch-size groups per update [4]
     #[arg(long)]
     sampling_bound: Option<usize>,
@@ -82,6 +90,12 @@ impl RlArgs {
         set!(log_samples);
         if self.think_budget.is_some() {
             rl.think_budget = self.think_budget;
+        }
+        if let Some(c) = self.tis_cap {
+            rl.tis_cap = c;
+        }
+        if self.no_tis {
+            rl.tis_cap = 0.0;
         }
         rl.autojunk &= !self.no_autojunk;
         c.validate()?;
@@ -170,13 +184,14 @@ pub fn run(a: RlArgs, trainer: Trainer) -> anyhow::Result<()> {
                     .map(|s| format!(" sim {s:.3}"))
                     .unwrap_or_default();
                 let msg = format!(
-                    "reward {:.3}±{:.3}{sim} fail {:.0}% dropped {}/{} clip {:.2} |g| {:.3} {:.0}+{:.0} tok/s",
+                    "reward {:.3}±{:.3}{sim} fail {:.0}% dropped {}/{} clip {:.2} mismatch {:.4} |g| {:.3} {:.0}+{:.0} tok/s",
                     r.reward_mean,
                     r.reward_std,
                     r.format_failure_rate * 100.0,
                     r.groups_dropped,
                     r.groups_sampled,
                     r.clip_fraction,
+                    r.mismatch_mean,
                     r.grad_norm,
                     r.rollout_tokens_per_s,
                     r.train_tokens_per_s

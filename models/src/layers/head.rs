@@ -14,7 +14,7 @@ use crate::layers::linear::{base_product, LinearScratch, LoraRows};
 use crate::layers::norm::{rms_norm, rms_norm_backward};
 use crate::layers::softmax::exp_shifted;
 use crate::training::scratch::HeadBufs;
-use crate::training::WeightedNll;
+use crate::training::{TokenWeights, WeightedNll};
 use crate::transformer::Model;
 use rayon::prelude::*;
 
@@ -60,7 +60,7 @@ pub(crate) fn head_loss(
     model: &Model,
     x: &[f32],
     targets: &[u32],
-    weights: &[f32],
+    weights: &TokenWeights,
     mut dx: Option<&mut [f32]>,
     bufs: &mut HeadBufs,
     pool: &rayon::ThreadPool,
@@ -69,7 +69,7 @@ pub(crate) fn head_loss(
     let (ce, vocab) = (c.n_embd, c.vocab_size);
     let head = &model.weights.output;
     let norm = &model.weights.output_norm;
-    let positions: Vec<usize> = (0..targets.len()).filter(|&t| weights[t] != 0.0).collect();
+    let positions: Vec<usize> = (0..targets.len()).filter(|&t| weights.trains(t)).collect();
     let mut logprobs = vec![f32::NAN; targets.len()];
     let mut loss = 0.0f64;
     let HeadBufs {
@@ -92,7 +92,7 @@ pub(crate) fn head_loss(
         // Rows in parallel: log-softmax, and its gradient in place of the
         // logits: d(-w log softmax(z)_y)/dz = w (softmax(z) - onehot(y)).
         let grad = dx.is_some();
-        let lps: Vec<f64> = pool.install(|| {
+        let lps: Vec<(f64, f32)> = pool.install(|| {
             logits
                 .par_chunks_mut(vocab)
                 .zip(chunk.par_iter())
@@ -102,19 +102,19 @@ pub(crate) fn head_loss(
                     let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
                     let sum = exp_shifted(z, 1.0, max);
                     let lp = (zy - max) as f64 - sum.ln();
+                    let w = weights.at(t, lp as f32);
                     if grad {
-                        let w = weights[t] as f64;
-                        let k = (w / sum) as f32;
+                        let k = (w as f64 / sum) as f32;
                         z.iter_mut().for_each(|v| *v *= k);
-                        z[y] -= w as f32;
+                        z[y] -= w;
                     }
-                    lp
+                    (lp, w)
                 })
                 .collect()
         });
-        for (&t, &lp) in chunk.iter().zip(&lps) {
+        for (&t, &(lp, w)) in chunk.iter().zip(&lps) {
             logprobs[t] = lp as f32;
-            loss -= weights[t] as f64 * lp;
+            loss -= w as f64 * lp;
         }
         if let Some(dx) = dx.as_deref_mut() {
             let dhn = zeroed(dhn, m * ce);

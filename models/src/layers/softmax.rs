@@ -20,6 +20,18 @@ pub fn exp_shifted(row: &mut [f32], scale: f32, shift: f32) -> f64 {
     exp_shifted_scalar(row, scale, shift)
 }
 
+/// log softmax(row)[y] computed as the training loss computes it (the same
+/// exps summed in the same order, [`exp_shifted`]), so that a sampler's
+/// log-probability and the training pass's differ only by their logits;
+/// `exps` is scratch.
+pub fn log_softmax_at(row: &[f32], y: usize, exps: &mut Vec<f32>) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    exps.clear();
+    exps.extend_from_slice(row);
+    let sum = exp_shifted(exps, 1.0, max);
+    (row[y] - max) as f64 - sum.ln()
+}
+
 /// The portable [`exp_shifted`] (what the AVX2 path computes, lane by lane).
 pub fn exp_shifted_scalar(row: &mut [f32], scale: f32, shift: f32) -> f64 {
     let mut lanes = [0.0f64; 8];

@@ -49,6 +49,49 @@ pub struct WeightedNll {
     pub logprobs: Vec<f32>,
 }
 
+/// How the predicted tokens of a training pass are weighted in its loss.
+#[derive(Clone, Copy)]
+pub enum TokenWeights<'a> {
+    /// One weight per predicted token; a position whose weight is 0 is not
+    /// computed (prompt tokens in SFT).
+    Fixed(&'a [f32]),
+    /// The positions where `trained` is set get the weight `weight(t, lp)`
+    /// of their log-probability `lp` in this very pass, the others are not
+    /// computed: RL's clipped ratio to the old policy needs the current
+    /// log-probability, and reading it here saves the forward pass a
+    /// separate [`Model::token_logprobs`] would cost (the weight is a
+    /// constant of the backward, as a detached tensor is in PyTorch).
+    OfLogprob {
+        trained: &'a [bool],
+        weight: &'a (dyn Fn(usize, f32) -> f32 + Sync),
+    },
+}
+
+impl TokenWeights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TokenWeights::Fixed(w) => w.len(),
+            TokenWeights::OfLogprob { trained, .. } => trained.len(),
+        }
+    }
+
+    /// Whether position `t` is computed.
+    pub(crate) fn trains(&self, t: usize) -> bool {
+        match self {
+            TokenWeights::Fixed(w) => w[t] != 0.0,
+            TokenWeights::OfLogprob { trained, .. } => trained[t],
+        }
+    }
+
+    /// The weight of position `t`, whose log-probability is `lp`.
+    pub(crate) fn at(&self, t: usize, lp: f32) -> f32 {
+        match self {
+            TokenWeights::Fixed(w) => w[t],
+            TokenWeights::OfLogprob { weight, .. } => weight(t, lp),
+        }
+    }
+}
+
 /// Settings of one training pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PassOptions {
@@ -122,15 +165,33 @@ impl Model {
         scratch: &mut TrainScratch,
         pool: &rayon::ThreadPool,
     ) -> Result<WeightedNll> {
+        let weights = TokenWeights::Fixed(weights);
+        self.weighted_nll_by(tokens, weights, lora, grads, opts, scratch, pool)
+    }
+
+    /// [`Model::weighted_nll_with`] with the weights given as
+    /// [`TokenWeights`] (those of RL are functions of the pass's own
+    /// log-probabilities).
+    #[allow(clippy::too_many_arguments)]
+    pub fn weighted_nll_by(
+        &self,
+        tokens: &[u32],
+        weights: TokenWeights,
+        lora: Option<&LoraParams>,
+        grads: Option<&mut LoraParams>,
+        opts: PassOptions,
+        scratch: &mut TrainScratch,
+        pool: &rayon::ThreadPool,
+    ) -> Result<WeightedNll> {
         // On a worker of `pool`, as inference does (see `forward_segments`):
         // products fork onto the pool's threads only, none spinning against
         // the caller.
         if pool.current_thread_index().is_none() {
             return pool.install(|| {
-                self.weighted_nll_with(tokens, weights, lora, grads, opts, scratch, pool)
+                self.weighted_nll_by(tokens, weights, lora, grads, opts, scratch, pool)
             });
         }
-        self.check_training_input(tokens, weights, lora, grads.as_deref())?;
+        self.check_training_input(tokens, weights.len(), lora, grads.as_deref())?;
         let c = &self.config;
         let (n, ce) = (tokens.len(), c.n_embd);
         let pass = LoraPass {
@@ -210,7 +271,7 @@ impl Model {
             self,
             x,
             targets,
-            weights,
+            &weights,
             want_grad.then_some(&mut *dx),
             head,
             pool,
@@ -246,7 +307,7 @@ impl Model {
     fn check_training_input(
         &self,
         tokens: &[u32],
-        weights: &[f32],
+        n_weights: usize,
         lora: Option<&LoraParams>,
         grads: Option<&LoraParams>,
     ) -> Result<()> {
@@ -258,12 +319,12 @@ impl Model {
                 "a training sequence needs at least 2 tokens",
             ));
         }
-        if weights.len() != tokens.len() - 1 {
+        if n_weights != tokens.len() - 1 {
             return Err(ModelError::config(
                 path,
                 format!(
                     "{} weights given for {} predicted tokens",
-                    weights.len(),
+                    n_weights,
                     tokens.len() - 1
                 ),
             ));
