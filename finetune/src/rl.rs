@@ -33,7 +33,9 @@ use crate::train_config::TrainConfig;
 use crate::train_error::TrainError;
 use serde_json::json;
 use srl_models::{ActiveLora, LoraAdapter, LoraParams, PassOptions, TokenWeights, TrainScratch};
-use srl_runtime::{Engine, GenerateParams, Message, Rollout, SamplerConfig, StepFormat};
+use srl_runtime::{
+    Engine, GenerateParams, Message, Rollout, RolloutRequest, SamplerConfig, StepFormat,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -127,6 +129,9 @@ pub struct UpdateReport {
     pub similarity_mean: Option<f64>,
     /// Tokens per response (sampled and forced).
     pub response_len_mean: f64,
+    /// Tokens per prompt of the sampled groups (with the response length,
+    /// the shape to give `srl bench rollouts` for a comparison).
+    pub prompt_len_mean: f64,
     /// Response tokens trained on whose ratio was clipped.
     pub clip_fraction: f64,
     /// Mean k3 KL to the base over trained tokens (only when kl_beta > 0).
@@ -180,6 +185,7 @@ struct Collected {
     failures: usize,
     responses: usize,
     response_tokens: usize,
+    prompt_tokens: usize,
     samples_log: Vec<serde_json::Value>,
 }
 
@@ -430,10 +436,18 @@ fn prompts_that_fit(
     Ok((prompts, too_long))
 }
 
-/// Samples groups of rollouts from `policy`, one instance after another in
-/// the run's data order from `position`, until an update's groups are kept
-/// or the sampling bound is reached (or `stop` is set); scores each
-/// response and keeps each group whose rewards differ, with its advantages.
+/// Samples groups of rollouts from `policy`, instances taken in the run's
+/// data order from `position`, until an update's groups are kept or the
+/// sampling bound is reached (or `stop` is set); scores each response and
+/// keeps each group whose rewards differ, with its advantages.
+///
+/// The groups still needed are sampled together in one batch
+/// ([`Engine::rollouts_batch`]: every sample of every group decodes in the
+/// same forward passes), then, if dynamic sampling dropped some, as many
+/// more as are still needed. That samples exactly the instances one group
+/// at a time would (never more than are needed, in the same order, each
+/// with its position's seed; batched decoding is bit-identical), so runs
+/// and resumes are as deterministic as before.
 #[allow(clippy::too_many_arguments)]
 fn collect_rollouts(
     engine: &Engine,
@@ -450,52 +464,70 @@ fn collect_rollouts(
     let rl = &config.rl;
     let wanted = config.batch_size.max(1);
     let bound = wanted * rl.sampling_bound;
+    let gen = GenerateParams {
+        max_tokens: rl.max_new_tokens,
+        sampler: SamplerConfig {
+            temperature: rl.temperature,
+            top_k: 0,
+            top_p: rl.top_p,
+            min_p: 0.0,
+            ..SamplerConfig::default()
+        },
+        stop: Vec::new(),
+        ignore_eog: false,
+    };
     let mut c = Collected::default();
     while c.kept.len() < wanted && c.sampled < bound {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let (i, prompt) = &prompts[order.at(*position)];
-        let gen = GenerateParams {
-            max_tokens: rl.max_new_tokens,
-            sampler: SamplerConfig {
-                temperature: rl.temperature,
-                top_k: 0,
-                top_p: rl.top_p,
-                min_p: 0.0,
+        let round = (wanted - c.kept.len()).min(bound - c.sampled);
+        let picked: Vec<&Prompt> = (0..round)
+            .map(|k| &prompts[order.at(*position + k as u64)])
+            .collect();
+        let requests: Vec<RolloutRequest> = picked
+            .iter()
+            .enumerate()
+            .map(|(k, (_, ids))| RolloutRequest {
+                prompt_ids: ids,
+                n: rl.group_size,
                 seed: seed_for(
                     config.seed,
                     Purpose::Rollouts {
-                        position: *position,
+                        position: *position + k as u64,
                     },
                 ),
-                ..SamplerConfig::default()
-            },
-            stop: Vec::new(),
-            ignore_eog: false,
-        };
-        *position += 1;
-        let group = engine
-            .rollouts_of(policy, prompt, rl.group_size, &gen, format)
+            })
+            .collect();
+        *position += round as u64;
+        let batch = engine
+            .rollouts_batch(policy, &requests, &gen, format)
             .map_err(|source| TrainError::Rollout {
-                id: task.id(*i).to_string(),
+                id: picked
+                    .iter()
+                    .map(|(i, _)| task.id(*i))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 source,
             })?;
-        c.sampled += 1;
-        let rewards = score_group(task, *i, &group.samples, rl.log_samples, &mut c);
-        match group_advantages(&rewards, rl.grpo().std_epsilon) {
-            Some(advantages) => c.kept.push(Group {
-                prompt: prompt.clone(),
-                samples: group.samples,
-                advantages,
-            }),
-            None => c.dropped += 1,
+        for ((i, prompt), samples) in picked.into_iter().zip(batch.groups) {
+            c.sampled += 1;
+            c.prompt_tokens += prompt.len();
+            let rewards = score_group(task, *i, &samples, rl.log_samples, &mut c);
+            match group_advantages(&rewards, rl.grpo().std_epsilon) {
+                Some(advantages) => c.kept.push(Group {
+                    prompt: prompt.clone(),
+                    samples,
+                    advantages,
+                }),
+                None => c.dropped += 1,
+            }
+            on_event(RlEvent::Group {
+                sampled: c.sampled,
+                kept: c.kept.len(),
+                needed: wanted,
+            });
         }
-        on_event(RlEvent::Group {
-            sampled: c.sampled,
-            kept: c.kept.len(),
-            needed: wanted,
-        });
     }
     Ok(c)
 }
@@ -735,6 +767,7 @@ fn update_report(
         format_failure_rate: c.failures as f64 / c.responses.max(1) as f64,
         similarity_mean: (!c.similarities.is_empty()).then(|| mean_std(&c.similarities).0),
         response_len_mean: c.response_tokens as f64 / c.responses.max(1) as f64,
+        prompt_len_mean: c.prompt_tokens as f64 / c.sampled.max(1) as f64,
         clip_fraction: t.clipped as f64 / t.trained.max(1) as f64,
         kl: kl_on.then(|| t.kl_sum / t.trained.max(1) as f64),
         mismatch_mean: per_token(m.abs_sum),

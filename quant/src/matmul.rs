@@ -96,7 +96,9 @@ pub fn matmul(w: &WeightMatrix, x: &QuantizedActivations, y: &mut [f32], pool: &
 /// batch (a decode step of many, or a prompt chunk beside them) gets the
 /// values it gets alone. Only the float types differ from [`matmul`] (their
 /// tiles follow tinyBLAS, which ggml uses only for several tokens, and whose
-/// sums are ordered differently): they run one product per group. The block
+/// sums are ordered differently): they run one product per group of
+/// several tokens, and one per run of one-token groups (their dot products
+/// are independent, a decode step of many sequences). The block
 /// types' tiles give their dot products' bits, so one product serves all.
 pub fn matmul_grouped(
     w: &WeightMatrix,
@@ -107,25 +109,28 @@ pub fn matmul_grouped(
 ) {
     let level = SimdLevel::detect();
     if !is_float(w.ty) || groups.len() <= 1 {
-        return product(level, w, x, 0, x.n_tokens(), y, pool);
+        return product(level, w, x, 0, x.n_tokens(), y, false, pool);
     }
     assert_eq!(
         groups.iter().sum::<usize>(),
         x.n_tokens(),
         "groups do not cover T"
     );
-    let mut t0 = 0;
-    for &n in groups {
-        product(
-            level,
-            w,
-            x,
-            t0,
-            n,
-            &mut y[t0 * w.rows..(t0 + n) * w.rows],
-            pool,
-        );
+    // A one-token group alone takes the dot-product path, whose outputs are
+    // independent dot products: a run of such groups (a decode step of many
+    // sequences) is one product, not one per sequence.
+    let (mut t0, mut i) = (0, 0);
+    while i < groups.len() {
+        let ones = groups[i..].iter().take_while(|&&n| n == 1).count();
+        let (n, one_each) = if ones > 0 {
+            (ones, true)
+        } else {
+            (groups[i], false)
+        };
+        let y = &mut y[t0 * w.rows..(t0 + n) * w.rows];
+        product(level, w, x, t0, n, y, one_each, pool);
         t0 += n;
+        i += ones.max(1);
     }
 }
 
@@ -181,10 +186,13 @@ pub fn matmul_at(
     y: &mut [f32],
     pool: &ThreadPool,
 ) {
-    product(level, w, x, 0, x.n_tokens(), y, pool)
+    product(level, w, x, 0, x.n_tokens(), y, false, pool)
 }
 
-/// [`matmul_at`] on tokens `t0..t0 + n_tokens` of `x` (y holds theirs).
+/// [`matmul_at`] on tokens `t0..t0 + n_tokens` of `x` (y holds theirs);
+/// with `one_each`, every token is computed as a product of it alone would
+/// (the dot-product path of a float type, see [`matmul_grouped`]).
+#[allow(clippy::too_many_arguments)]
 fn product(
     level: SimdLevel,
     w: &WeightMatrix,
@@ -192,6 +200,7 @@ fn product(
     t0: usize,
     n_tokens: usize,
     y: &mut [f32],
+    one_each: bool,
     pool: &ThreadPool,
 ) {
     let traits = w.ty.traits();
@@ -224,7 +233,8 @@ fn product(
     // (tinyBLAS) only for T >= 2 and rows % 4 == 0 (and K % 8 == 0, checked
     // by the float gemms), else through its vec_dot, whose sums are ordered
     // differently: srl follows, for llama.cpp's bits.
-    let gemm = if is_float(w.ty) && (n_tokens < 2 || !w.rows.is_multiple_of(4)) {
+    let alone = n_tokens < 2 || one_each;
+    let gemm = if is_float(w.ty) && (alone || !w.rows.is_multiple_of(4)) {
         None
     } else {
         traits.gemm.and_then(|k| k.at(level))

@@ -5,8 +5,8 @@ mod common;
 
 use common::{pool, random_f32, rng};
 use srl_quant::{
-    dequantize_row, matmul, matmul_at, matmul_reference, matmul_transposed, quantize_row, GgmlType,
-    QuantError, QuantizedActivations, SimdLevel, WeightMatrix,
+    dequantize_row, matmul, matmul_at, matmul_grouped, matmul_reference, matmul_transposed,
+    quantize_row, GgmlType, QuantError, QuantizedActivations, SimdLevel, WeightMatrix,
 };
 
 /// Worst allowed RMS round-trip error, relative to the RMS of the input, per
@@ -339,6 +339,48 @@ fn tiled_and_single_token_paths_agree() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A batch of sequences (runs of one-token groups, as in a decode step, and
+/// groups of several, as prompt chunks beside them): each group's outputs
+/// are, bit for bit, those of a product of that group alone, for float
+/// weights (whose one- and several-token paths sum differently) and block
+/// weights.
+#[test]
+fn grouped_products_equal_each_group_alone() {
+    let pool = pool(2);
+    let (rows, cols) = (64, 256);
+    let groups = [1usize, 1, 1, 3, 1, 2, 1, 1, 5];
+    let n: usize = groups.iter().sum();
+    let x = random_f32(&mut rng(5), n * cols, 1.0);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+        let data = random_matrix(ty, rows, cols, 3);
+        let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+        let mut acts = QuantizedActivations::new();
+        acts.quantize(ty.vec_dot_type(), &x, n, cols, &pool);
+        let mut got = vec![0.0f32; n * rows];
+        matmul_grouped(&w, &acts, &mut got, &groups, &pool);
+        let mut t0 = 0;
+        for &g in &groups {
+            let mut alone = QuantizedActivations::new();
+            alone.quantize(
+                ty.vec_dot_type(),
+                &x[t0 * cols..(t0 + g) * cols],
+                g,
+                cols,
+                &pool,
+            );
+            let mut want = vec![0.0f32; g * rows];
+            matmul(&w, &alone, &mut want, &pool);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got[t0 * rows..(t0 + g) * rows]),
+                bits(&want),
+                "{ty}: group at {t0} of {g}"
+            );
+            t0 += g;
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Groups of samples of one prompt, generated together: what RL rollouts
-//! need. The prompt is read once; its KV cache is copied to every sample;
-//! then all live samples decode one token each per step in a single batched
-//! forward pass (the linear layers see a G-row matrix instead of G vectors,
+//! Groups of samples of one prompt, or of several prompts, generated
+//! together: what RL rollouts and evaluations need. Each prompt is read
+//! once; its KV cache is shared by its samples; then all live samples decode
+//! one token each per step in a single batched forward pass (the linear layers see a G-row matrix instead of G vectors,
 //! which is where batching pays). Each sample has its own sampler (seed +
 //! index) and its own stop conditions, and leaves the batch when it stops.
 //! A [`StepFormat`] can hold each sample to the `<think>` + step shape
@@ -47,8 +47,32 @@ pub struct RolloutGroup {
     pub tokens_per_s: f64,
 }
 
+/// One prompt of [`Engine::rollouts_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutRequest<'a> {
+    pub prompt_ids: &'a [u32],
+    /// Samples of it; sample g is drawn with seed `seed + g`.
+    pub n: usize,
+    pub seed: u64,
+}
+
+/// The samples of a batch of prompts and what they cost together.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RolloutBatch {
+    /// Per request, its samples in seed order.
+    pub groups: Vec<Vec<Rollout>>,
+    /// Reading the prompts.
+    pub prompt_ms: f64,
+    pub decode_ms: f64,
+    pub generated_tokens: usize,
+    /// generated_tokens per second of prompt + decode time.
+    pub tokens_per_s: f64,
+}
+
 /// A sample still decoding.
 struct Live {
+    /// Which request it samples.
+    request: usize,
     kv: KvCache,
     sampler: Sampler,
     decode: DecodeState,
@@ -95,49 +119,89 @@ impl Engine {
         params: &GenerateParams,
         format: &StepFormat,
     ) -> Result<RolloutGroup> {
+        let request = RolloutRequest {
+            prompt_ids,
+            n,
+            seed: params.sampler.seed,
+        };
+        let batch = self.rollouts_batch(adapters, &[request], params, format)?;
+        Ok(RolloutGroup {
+            prompt_ids: prompt_ids.to_vec(),
+            samples: batch.groups.into_iter().next().unwrap_or_default(),
+            prompt_ms: batch.prompt_ms,
+            decode_ms: batch.decode_ms,
+            generated_tokens: batch.generated_tokens,
+            tokens_per_s: batch.tokens_per_s,
+        })
+    }
+
+    /// The samples of several prompts in one batch: each prompt is read
+    /// once, then every sample of every prompt decodes one token per step
+    /// in a single forward pass, so the weights are read once per step for
+    /// all of them (RL's groups of an update, an evaluation's problems).
+    /// Each sample equals what [`Engine::rollouts_of`] gives for its prompt
+    /// and seed alone: batched decoding is bit-identical.
+    pub fn rollouts_batch(
+        &self,
+        adapters: &[ActiveLora],
+        requests: &[RolloutRequest],
+        params: &GenerateParams,
+        format: &StepFormat,
+    ) -> Result<RolloutBatch> {
         let close_ids = self
             .tokenizer
             .encode(&format!("{THINK_CLOSE}\n"), false, true);
         let model = &self.model;
-        if prompt_ids.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        let n_ctx = (prompt_ids.len() + params.max_tokens + 1).min(model.config.context_length);
-        if prompt_ids.len() >= n_ctx {
-            return Err(RuntimeError::PromptTooLong {
-                n_prompt: prompt_ids.len(),
-                n_ctx,
-                n_train: model.config.context_length,
-            });
-        }
-        let t0 = Instant::now();
         let mut state = State::new();
-        let mut shared = model.new_cache(n_ctx);
-        let chunks: Vec<&[u32]> = prompt_ids.chunks(PROMPT_BATCH).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let mode = if i + 1 == chunks.len() {
-                Logits::Last
-            } else {
-                Logits::None
-            };
-            let mut one = [Segment {
-                tokens: chunk,
-                kv: &mut shared,
-            }];
-            model.forward_batch_adapters(&mut one, &[adapters], &mut state, mode, &self.pool)?;
-        }
-        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let first_logits = state.logits.clone();
-        // Every sample reads the prompt's rows from this one cache.
-        let shared = std::sync::Arc::new(shared);
-        let t1 = Instant::now();
-        let mut live: Vec<Live> = (0..n)
-            .map(|g| {
+        let mut live: Vec<Live> = Vec::new();
+        // Each sample's first token is drawn from its prompt's logits.
+        let mut first: Vec<Vec<f32>> = Vec::with_capacity(requests.len());
+        let mut prompt_ms = 0.0;
+        for (r, req) in requests.iter().enumerate() {
+            let prompt_ids = req.prompt_ids;
+            if prompt_ids.is_empty() {
+                return Err(RuntimeError::EmptyPrompt);
+            }
+            let n_ctx = (prompt_ids.len() + params.max_tokens + 1).min(model.config.context_length);
+            if prompt_ids.len() >= n_ctx {
+                return Err(RuntimeError::PromptTooLong {
+                    n_prompt: prompt_ids.len(),
+                    n_ctx,
+                    n_train: model.config.context_length,
+                });
+            }
+            let tp = Instant::now();
+            let mut shared = model.new_cache(n_ctx);
+            let chunks: Vec<&[u32]> = prompt_ids.chunks(PROMPT_BATCH).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let mode = if i + 1 == chunks.len() {
+                    Logits::Last
+                } else {
+                    Logits::None
+                };
+                let mut one = [Segment {
+                    tokens: chunk,
+                    kv: &mut shared,
+                }];
+                model.forward_batch_adapters(
+                    &mut one,
+                    &[adapters],
+                    &mut state,
+                    mode,
+                    &self.pool,
+                )?;
+            }
+            prompt_ms += tp.elapsed().as_secs_f64() * 1e3;
+            first.push(state.logits.clone());
+            // Every sample reads the prompt's rows from this one cache.
+            let shared = std::sync::Arc::new(shared);
+            live.extend((0..req.n).map(|g| {
                 let mut kv = model.new_cache(n_ctx);
                 kv.share_prefix(&shared, prompt_ids.len());
                 let mut config = params.sampler.clone();
-                config.seed = config.seed.wrapping_add(g as u64);
+                config.seed = req.seed.wrapping_add(g as u64);
                 Live {
+                    request: r,
                     kv,
                     sampler: Sampler::new(config),
                     decode: DecodeState::new(
@@ -157,14 +221,16 @@ impl Engine {
                     next: Vec::new(),
                     exps: Vec::new(),
                 }
-            })
-            .collect();
-        // Sample each sample's first token from the prompt's logits.
-        for s in &mut live {
-            self.take(s, &first_logits, format, &close_ids);
+            }));
         }
+        let t1 = Instant::now();
+        for s in &mut live {
+            let logits = &first[s.request];
+            self.take(s, logits, format, &close_ids);
+        }
+        drop(first);
         let vocab = model.config.vocab_size;
-        let mut per_row: Vec<&[ActiveLora]> = Vec::with_capacity(n);
+        let mut per_row: Vec<&[ActiveLora]> = Vec::with_capacity(live.len());
         loop {
             if live.iter().all(|s| s.next.is_empty()) {
                 break;
@@ -208,12 +274,15 @@ impl Engine {
             });
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let samples: Vec<Rollout> = live.into_iter().map(|s| s.out).collect();
-        let generated_tokens = samples.iter().map(|s| s.ids.len()).sum();
+        let mut groups: Vec<Vec<Rollout>> =
+            requests.iter().map(|r| Vec::with_capacity(r.n)).collect();
+        for s in live {
+            groups[s.request].push(s.out);
+        }
+        let generated_tokens = groups.iter().flatten().map(|s| s.ids.len()).sum();
         let total_ms = prompt_ms + decode_ms;
-        Ok(RolloutGroup {
-            prompt_ids: prompt_ids.to_vec(),
-            samples,
+        Ok(RolloutBatch {
+            groups,
             prompt_ms,
             decode_ms,
             generated_tokens,

@@ -108,3 +108,89 @@ fn a_think_budget_forces_the_close_and_the_step_ends_at_its_line() {
         "the 135M model does not close its monologue in 6 tokens by itself"
     );
 }
+
+/// Several prompts in one batch (different lengths and sample counts, a
+/// think budget forcing some samples): each group is exactly what its
+/// prompt's rollouts give alone, logged log-probabilities included.
+#[test]
+fn a_batch_of_prompts_equals_each_prompt_alone() {
+    use srl_runtime::{RolloutRequest, StepFormat};
+    let engine = Engine::load(&srl_runtime::model_cache::test_model_path(), 2).unwrap();
+    let tasks = [
+        "How many meters are in 3 kilometers?",
+        "Tom buys 4 apples at 3 dollars each. How much does he pay? Think first.",
+        "Name a color.",
+    ];
+    let prompts: Vec<Vec<u32>> = tasks
+        .iter()
+        .map(|t| {
+            let msgs = [Message::new("user", t)];
+            engine.tokenize_prompt(&(engine.render_chat(&msgs, true).unwrap() + "<think>\n"))
+        })
+        .collect();
+    let params = GenerateParams {
+        max_tokens: 24,
+        sampler: SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..SamplerConfig::default()
+        },
+        stop: vec![],
+        ignore_eog: false,
+    };
+    let format = StepFormat {
+        think_budget: Some(5),
+        stop_at_step_end: true,
+    };
+    let requests: Vec<RolloutRequest> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| RolloutRequest {
+            prompt_ids: p,
+            n: 3 - i,
+            seed: 100 * i as u64,
+        })
+        .collect();
+    let batch = engine
+        .rollouts_batch(&[], &requests, &params, &format)
+        .unwrap();
+    assert_eq!(batch.groups.len(), 3);
+    for (i, (req, group)) in requests.iter().zip(&batch.groups).enumerate() {
+        assert_eq!(group.len(), req.n);
+        let mut p = params.clone();
+        p.sampler.seed = req.seed;
+        let alone = engine
+            .rollouts_with(req.prompt_ids, req.n, &p, &format)
+            .unwrap();
+        for (g, (a, b)) in group.iter().zip(&alone.samples).enumerate() {
+            assert_eq!(a.ids, b.ids, "prompt {i} sample {g}");
+            assert_eq!(a.forced, b.forced, "prompt {i} sample {g}");
+            assert_eq!(a.text, b.text, "prompt {i} sample {g}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&a.logprobs),
+                bits(&b.logprobs),
+                "prompt {i} sample {g}"
+            );
+            assert_eq!(a.logprobs.len(), a.ids.len());
+            for (&lp, &forced) in a.logprobs.iter().zip(&a.forced) {
+                if forced {
+                    assert_eq!(lp, 0.0);
+                } else {
+                    assert!(lp <= 0.0 && lp.is_finite(), "{lp}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        batch.generated_tokens,
+        batch
+            .groups
+            .iter()
+            .flatten()
+            .map(|s| s.ids.len())
+            .sum::<usize>()
+    );
+}
