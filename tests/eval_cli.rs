@@ -62,6 +62,20 @@ fn eval_reports_similarity_failures_and_accuracy() {
     assert!(in_unit(&v["greedy_accuracy"]) && in_unit(&v["avg_at_k"]));
     assert_eq!(v["steps"].as_array().unwrap().len(), 2);
 
+    assert!(v["whole_accuracy"].is_null(), "not asked for");
+
+    // Solved in one go too: the whole response, whether it is right, and
+    // the rate of responses without a final answer.
+    let mut whole = json_args.clone();
+    whole.extend(["--whole", "24"]);
+    let w: Value = serde_json::from_str(ok(&srl(&whole)).trim()).unwrap();
+    assert!(in_unit(&w["whole_accuracy"]) && in_unit(&w["whole_no_answer_rate"]));
+    let p = &w["solved"][0];
+    assert!(p["whole_response"].as_str().is_some_and(|r| !r.is_empty()), "{p}");
+    assert!(p["whole_correct"].is_boolean());
+    // Batched solving gives what the first run gave for the same problem.
+    assert_eq!(p["greedy_steps"], v["solved"][0]["greedy_steps"]);
+
     let table = ok(&srl(&args));
     for row in [
         "| format-failure rate |",

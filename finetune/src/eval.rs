@@ -18,8 +18,9 @@
 //! Input ([`load_eval_data`]): step instances (`srl data build`'s output)
 //! or raw trajectories, which are cut into instances in memory.
 
-use crate::answer::{extract_boxed, AnswerChecker, MathAnswer};
+use crate::answer::{extract_boxed, final_answer, AnswerChecker, MathAnswer};
 use crate::data::Step;
+use crate::rl::whole_solution_messages;
 use crate::similarity::Similarity;
 use crate::steps::{
     parse_response, prompt_ids, read_instances, render_prompt, step_instances, BuildOptions,
@@ -27,7 +28,7 @@ use crate::steps::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use srl_runtime::{Engine, GenerateParams, SamplerConfig, StepFormat};
+use srl_runtime::{Engine, GenerateParams, PromptCache, RolloutRequest, SamplerConfig, StepFormat};
 use std::path::{Path, PathBuf};
 
 /// A problem to solve from scratch: a trajectory's task and, if known, its
@@ -153,7 +154,15 @@ pub struct EvalOptions {
     /// Monologue tokens before `</think>` is written for the model (as in
     /// training with a think budget); None: the model closes it itself.
     pub think_budget: Option<usize>,
+    /// Also solve each problem in one go (the whole solution in one
+    /// generation, as RLVR samples it) with up to this many tokens; 0: not.
+    pub whole_max_tokens: usize,
 }
+
+/// Sequences decoded together in an evaluation's batches: every step
+/// instance, every problem's next step and every whole solution is one
+/// sequence of a batch, so the weights are read once per token for all.
+pub const EVAL_BATCH: usize = 32;
 
 impl Default for EvalOptions {
     fn default() -> Self {
@@ -167,6 +176,7 @@ impl Default for EvalOptions {
             max_steps: 12,
             autojunk: true,
             think_budget: None,
+            whole_max_tokens: 0,
         }
     }
 }
@@ -190,6 +200,9 @@ pub struct SolvedProblem {
     /// Correct samples out of k.
     pub sampled_correct: usize,
     pub greedy_steps: Vec<String>,
+    /// Solved in one go (greedy), when asked for.
+    pub whole_correct: Option<bool>,
+    pub whole_response: Option<String>,
 }
 
 /// What [`evaluate`] measured.
@@ -212,6 +225,10 @@ pub struct EvalReport {
     pub k: usize,
     pub greedy_accuracy: Option<f64>,
     pub avg_at_k: Option<f64>,
+    /// Greedy final-answer accuracy of whole solutions written in one go.
+    pub whole_accuracy: Option<f64>,
+    /// Whole solutions without a final answer, over those solved in one go.
+    pub whole_no_answer_rate: Option<f64>,
     pub steps: Vec<ScoredStep>,
     pub solved: Vec<SolvedProblem>,
 }
@@ -244,6 +261,16 @@ impl EvalReport {
         ];
         let avg = format!("final-answer accuracy (avg@{})", self.k);
         rows.push((avg.as_str(), opt(self.avg_at_k)));
+        if self.whole_accuracy.is_some() {
+            rows.push((
+                "final-answer accuracy (greedy, in one go)",
+                opt(self.whole_accuracy),
+            ));
+            rows.push((
+                "no final answer (in one go)",
+                opt(self.whole_no_answer_rate),
+            ));
+        }
         let mut s = String::from("| metric | value |\n|---|---|\n");
         for (k, v) in rows {
             s += &format!("| {k} | {v} |\n");
@@ -285,6 +312,57 @@ pub fn step_format(think_budget: Option<usize>) -> StepFormat {
     }
 }
 
+/// The step instance that asks for step `k` of `task` after `previous`.
+fn next_step_instance(task: &str, format: Format, previous: &[Step], k: usize) -> StepInstance {
+    StepInstance {
+        id: format!("solve:{k}"),
+        source: "solve".into(),
+        format,
+        task: task.to_string(),
+        previous: previous.to_vec(),
+        target: String::new(),
+        step: k,
+        total: k,
+        hint: None,
+        answer: None,
+    }
+}
+
+/// A solution in progress: its steps so far, why it ended, and its last
+/// prompt's KV cache (the next step's prompt starts the same way).
+#[derive(Default)]
+struct Solution {
+    previous: Vec<Step>,
+    steps: Vec<SolveStep>,
+    end: Option<SolveEnd>,
+    cache: PromptCache,
+}
+
+impl Solution {
+    /// Takes the response to its next step; returns whether it goes on.
+    fn advance(&mut self, response: String) -> bool {
+        let k = self.steps.len() + 1;
+        let parsed = parse_response(&response);
+        self.end = match &parsed {
+            Err(_) => Some(SolveEnd::FormatFailure),
+            Ok(p) if states_answer(&p.action) => Some(SolveEnd::Answer),
+            Ok(p) => {
+                self.previous.push(Step {
+                    action: p.action.clone(),
+                    observation: None,
+                });
+                None
+            }
+        };
+        self.steps.push(SolveStep {
+            step: k,
+            response,
+            parsed,
+        });
+        self.end.is_none()
+    }
+}
+
 /// Solves `task` step by step: the step-instance prompt with the steps so
 /// far, one generation, the action appended; until a step states an answer
 /// ([`states_answer`]), a format failure, or `max_steps`. Each step goes to
@@ -299,64 +377,57 @@ pub fn solve(
     think_budget: Option<usize>,
     on_step: &mut dyn FnMut(&SolveStep),
 ) -> Result<(Vec<SolveStep>, SolveEnd), srl_runtime::RuntimeError> {
-    let mut steps: Vec<SolveStep> = Vec::new();
-    let mut previous: Vec<Step> = Vec::new();
+    let mut sol = Solution::default();
     for k in 1..=max_steps.max(1) {
-        let inst = StepInstance {
-            id: format!("solve:{k}"),
-            source: "solve".into(),
-            format,
-            task: task.to_string(),
-            previous: previous.clone(),
-            target: String::new(),
-            step: k,
-            total: k,
-            hint: None,
-            answer: None,
-        };
-        let response = generate(engine, &inst, params, think_budget)?;
-        let parsed = parse_response(&response);
-        let step = SolveStep {
-            step: k,
-            response,
-            parsed,
-        };
-        on_step(&step);
-        let end = match &step.parsed {
-            Err(_) => Some(SolveEnd::FormatFailure),
-            Ok(p) if states_answer(&p.action) => Some(SolveEnd::Answer),
-            Ok(p) => {
-                previous.push(Step {
-                    action: p.action.clone(),
-                    observation: None,
-                });
-                None
-            }
-        };
-        steps.push(step);
-        if let Some(end) = end {
-            return Ok((steps, end));
+        let inst = next_step_instance(task, format, &sol.previous, k);
+        let step_format = step_format(think_budget);
+        let ids = prompt_ids(engine, &render_prompt(&inst), &step_format)?;
+        let request = [(ids, params.sampler.seed)];
+        let response = generate_many(engine, &request, None, params, &step_format)?.remove(0);
+        let goes_on = sol.advance(response);
+        on_step(sol.steps.last().expect("a step was just made"));
+        if !goes_on {
+            break;
         }
     }
-    Ok((steps, SolveEnd::MaxSteps))
+    let end = sol.end.unwrap_or(SolveEnd::MaxSteps);
+    Ok((sol.steps, end))
 }
 
-/// One completion of an instance's prompt.
-fn generate(
+/// One completion per (prompt ids, seed), decoded together in batches of
+/// [`EVAL_BATCH`]; each is what generating it alone gives. With `caches`
+/// (one per prompt), each prompt's KV cache is kept for the next prompt
+/// that starts like it.
+fn generate_many(
     engine: &Engine,
-    inst: &StepInstance,
+    prompts: &[(Vec<u32>, u64)],
+    mut caches: Option<&mut [PromptCache]>,
     params: &GenerateParams,
-    think_budget: Option<usize>,
-) -> Result<String, srl_runtime::RuntimeError> {
-    let format = step_format(think_budget);
-    let ids = prompt_ids(engine, &render_prompt(inst), &format)?;
-    let group = engine.rollouts_with(&ids, 1, params, &format)?;
-    Ok(group
-        .samples
-        .into_iter()
-        .next()
-        .map(|s| s.text)
-        .unwrap_or_default())
+    format: &StepFormat,
+) -> Result<Vec<String>, srl_runtime::RuntimeError> {
+    let mut out = Vec::with_capacity(prompts.len());
+    for (i, chunk) in prompts.chunks(EVAL_BATCH).enumerate() {
+        let cache = caches
+            .as_deref_mut()
+            .map(|c| &mut c[i * EVAL_BATCH..i * EVAL_BATCH + chunk.len()]);
+        let requests: Vec<RolloutRequest> = chunk
+            .iter()
+            .map(|(ids, seed)| RolloutRequest {
+                prompt_ids: ids,
+                n: 1,
+                seed: *seed,
+            })
+            .collect();
+        let adapters = &engine.model.adapters;
+        let batch = engine.rollouts_batch(adapters, &requests, cache, params, format)?;
+        out.extend(
+            batch
+                .groups
+                .into_iter()
+                .map(|g| g.into_iter().next().map(|s| s.text).unwrap_or_default()),
+        );
+    }
+    Ok(out)
 }
 
 /// Whether a solution's last well-formed action answers `reference`.
@@ -368,8 +439,101 @@ fn correct(steps: &[SolveStep], reference: &str) -> bool {
         .is_some_and(|p| MathAnswer.check(&p.action, reference))
 }
 
+/// Solves every (problem, seed) of `runs` step by step, all at once: each
+/// round, the next step of every unfinished solution is generated in one
+/// batched pass. `params` gives the sampler (its seed replaced by each
+/// run's); `on_round` hears of each round (step, solutions in it).
+#[allow(clippy::too_many_arguments)]
+fn solve_many(
+    engine: &Engine,
+    problems: &[&Problem],
+    runs: &[(usize, u64)],
+    opts: &EvalOptions,
+    params: &GenerateParams,
+    on_round: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Solution>, EvalError> {
+    let format = step_format(opts.think_budget);
+    let mut sols: Vec<Solution> = (0..runs.len()).map(|_| Solution::default()).collect();
+    for k in 1..=opts.max_steps.max(1) {
+        let live: Vec<usize> = (0..runs.len()).filter(|&r| sols[r].end.is_none()).collect();
+        if live.is_empty() {
+            break;
+        }
+        let mut prompts = Vec::with_capacity(live.len());
+        for &r in &live {
+            let p = problems[runs[r].0];
+            let inst = next_step_instance(&p.task, p.format, &sols[r].previous, k);
+            let ids = prompt_ids(engine, &render_prompt(&inst), &format).map_err(|source| {
+                EvalError::Generate {
+                    id: p.id.clone(),
+                    source,
+                }
+            })?;
+            prompts.push((ids, runs[r].1));
+        }
+        let mut caches: Vec<PromptCache> = live
+            .iter()
+            .map(|&r| std::mem::take(&mut sols[r].cache))
+            .collect();
+        let responses = generate_many(engine, &prompts, Some(&mut caches), params, &format)
+            .map_err(|source| EvalError::Generate {
+                id: format!("step {k} of {} solutions", live.len()),
+                source,
+            })?;
+        for ((&r, response), cache) in live.iter().zip(responses).zip(caches) {
+            sols[r].advance(response);
+            // A finished solution's cache is freed now.
+            if sols[r].end.is_none() {
+                sols[r].cache = cache;
+            }
+        }
+        on_round(k, live.len());
+    }
+    for s in &mut sols {
+        s.end.get_or_insert(SolveEnd::MaxSteps);
+    }
+    Ok(sols)
+}
+
+/// Solves each problem in one go, greedily: the whole-solution prompt
+/// ([`whole_solution_messages`], as RLVR samples it), one generation of up
+/// to `opts.whole_max_tokens` tokens with the think budget in force; returns
+/// the responses.
+fn solve_whole(
+    engine: &Engine,
+    problems: &[&Problem],
+    opts: &EvalOptions,
+) -> Result<Vec<String>, EvalError> {
+    let format = StepFormat {
+        think_budget: opts.think_budget,
+        stop_at_step_end: false,
+    };
+    let mut prompts = Vec::with_capacity(problems.len());
+    for p in problems {
+        let ids =
+            prompt_ids(engine, &whole_solution_messages(&p.task), &format).map_err(|source| {
+                EvalError::Generate {
+                    id: p.id.clone(),
+                    source,
+                }
+            })?;
+        prompts.push((ids, 0));
+    }
+    let params = GenerateParams {
+        max_tokens: opts.whole_max_tokens,
+        sampler: SamplerConfig::greedy(),
+        ..Default::default()
+    };
+    generate_many(engine, &prompts, None, &params, &format).map_err(|source| EvalError::Generate {
+        id: format!("{} whole solutions", problems.len()),
+        source,
+    })
+}
+
 /// Scores `instances` and solves `problems` (those with answers), up to
-/// `opts.limit` of each (`opts.problems` of the problems if given); `progress` gets one line per item done.
+/// `opts.limit` of each (`opts.problems` of the problems if given), every
+/// part batched ([`EVAL_BATCH`]); `progress` gets a line per batch or
+/// round done.
 pub fn evaluate(
     engine: &Engine,
     instances: &[StepInstance],
@@ -396,97 +560,122 @@ pub fn evaluate(
         sampler: SamplerConfig::greedy(),
         ..Default::default()
     };
-    let gen_err = |id: &str| {
-        let id = id.to_string();
-        move |source| EvalError::Generate { id, source }
-    };
+
+    // Step instances, greedily, a batch at a time.
+    let format = step_format(opts.think_budget);
     let mut steps = Vec::with_capacity(instances.len());
-    for (i, inst) in instances.iter().enumerate() {
-        let response =
-            generate(engine, inst, &greedy, opts.think_budget).map_err(gen_err(&inst.id))?;
-        let (similarity, format_failure) = match parse_response(&response) {
-            Ok(p) => (
-                Some(Similarity::new(&inst.target, opts.autojunk).ratio(&p.action)),
-                None,
-            ),
-            Err(f) => (None, Some(f.to_string())),
-        };
-        progress(&format!(
-            "step {}/{} {}: {}",
-            i + 1,
-            instances.len(),
-            inst.id,
-            similarity.map_or_else(
-                || format!(
-                    "format failure ({})",
-                    format_failure.as_deref().unwrap_or("")
+    for chunk in instances.chunks(EVAL_BATCH) {
+        let mut prompts = Vec::with_capacity(chunk.len());
+        for inst in chunk {
+            let ids = prompt_ids(engine, &render_prompt(inst), &format).map_err(|source| {
+                EvalError::Generate {
+                    id: inst.id.clone(),
+                    source,
+                }
+            })?;
+            prompts.push((ids, 0));
+        }
+        let responses =
+            generate_many(engine, &prompts, None, &greedy, &format).map_err(|source| {
+                EvalError::Generate {
+                    id: chunk[0].id.clone(),
+                    source,
+                }
+            })?;
+        for (inst, response) in chunk.iter().zip(responses) {
+            let (similarity, format_failure) = match parse_response(&response) {
+                Ok(p) => (
+                    Some(Similarity::new(&inst.target, opts.autojunk).ratio(&p.action)),
+                    None,
                 ),
-                |s| format!("similarity {s:.3}")
-            )
+                Err(f) => (None, Some(f.to_string())),
+            };
+            steps.push(ScoredStep {
+                id: inst.id.clone(),
+                response,
+                similarity,
+                format_failure,
+            });
+        }
+        let well_formed = steps.iter().filter(|s| s.similarity.is_some()).count();
+        progress(&format!(
+            "steps {}/{} scored ({well_formed} well-formed)",
+            steps.len(),
+            instances.len()
         ));
-        steps.push(ScoredStep {
-            id: inst.id.clone(),
-            response,
-            similarity,
-            format_failure,
-        });
     }
+
+    // Problems step by step: greedily, then k samples each.
+    let greedy_runs: Vec<(usize, u64)> = (0..problems.len()).map(|i| (i, 0)).collect();
+    let g = solve_many(
+        engine,
+        problems,
+        &greedy_runs,
+        opts,
+        &greedy,
+        &mut |k, live| progress(&format!("greedy solutions: step {k} of {live} generated")),
+    )?;
+    let sampled_runs: Vec<(usize, u64)> = (0..problems.len())
+        .flat_map(|i| {
+            (0..opts.k).map(move |j| {
+                let seed = opts
+                    .seed
+                    .wrapping_add((i * opts.k.max(1) + j) as u64 * 1_000_003);
+                (i, seed)
+            })
+        })
+        .collect();
+    let sampled = if sampled_runs.is_empty() {
+        Vec::new()
+    } else {
+        let params = GenerateParams {
+            max_tokens: opts.max_tokens,
+            sampler: SamplerConfig {
+                temperature: opts.temperature,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                ..SamplerConfig::default()
+            },
+            ..Default::default()
+        };
+        solve_many(
+            engine,
+            problems,
+            &sampled_runs,
+            opts,
+            &params,
+            &mut |k, live| progress(&format!("sampled solutions: step {k} of {live} generated")),
+        )?
+    };
+    let whole = if opts.whole_max_tokens > 0 && !problems.is_empty() {
+        let w = solve_whole(engine, problems, opts)?;
+        progress(&format!("{} whole solutions generated", w.len()));
+        Some(w)
+    } else {
+        None
+    };
+
     let mut solved = Vec::with_capacity(problems.len());
     for (i, p) in problems.iter().enumerate() {
         let answer = p.answer.clone().unwrap_or_default();
-        let (g, _) = solve(
-            engine,
-            &p.task,
-            p.format,
-            opts.max_steps,
-            &greedy,
-            opts.think_budget,
-            &mut |_| {},
-        )
-        .map_err(gen_err(&p.id))?;
-        let greedy_correct = correct(&g, &answer);
-        let mut sampled_correct = 0;
-        for j in 0..opts.k {
-            let params = GenerateParams {
-                max_tokens: opts.max_tokens,
-                sampler: SamplerConfig {
-                    temperature: opts.temperature,
-                    top_k: 0,
-                    top_p: 1.0,
-                    min_p: 0.0,
-                    seed: opts
-                        .seed
-                        .wrapping_add((i * opts.k.max(1) + j) as u64 * 1_000_003),
-                    ..SamplerConfig::default()
-                },
-                ..Default::default()
-            };
-            let (s, _) = solve(
-                engine,
-                &p.task,
-                p.format,
-                opts.max_steps,
-                &params,
-                opts.think_budget,
-                &mut |_| {},
-            )
-            .map_err(gen_err(&p.id))?;
-            sampled_correct += correct(&s, &answer) as usize;
-        }
-        progress(&format!(
-            "problem {}/{} {}: greedy {}, {sampled_correct}/{} samples correct",
-            i + 1,
-            problems.len(),
-            p.id,
-            if greedy_correct { "right" } else { "wrong" },
-            opts.k
-        ));
+        let greedy_correct = correct(&g[i].steps, &answer);
+        let sampled_correct = sampled_runs
+            .iter()
+            .zip(&sampled)
+            .filter(|((pi, _), s)| *pi == i && correct(&s.steps, &answer))
+            .count();
+        let whole_response = whole.as_ref().map(|w| w[i].clone());
         solved.push(SolvedProblem {
             id: p.id.clone(),
-            answer,
             greedy_correct,
             sampled_correct,
-            greedy_steps: g.iter().map(|s| s.response.clone()).collect(),
+            greedy_steps: g[i].steps.iter().map(|s| s.response.clone()).collect(),
+            whole_correct: whole_response
+                .as_ref()
+                .map(|r| MathAnswer.check(r, &answer)),
+            whole_response,
+            answer,
         });
     }
     Ok(summarize(steps, solved, opts.k))
@@ -508,6 +697,20 @@ fn summarize(steps: Vec<ScoredStep>, solved: Vec<SolvedProblem>, k: usize) -> Ev
         .iter()
         .map(|s| s.sampled_correct as f64 / k.max(1) as f64)
         .collect();
+    let whole: Vec<&SolvedProblem> = solved
+        .iter()
+        .filter(|s| s.whole_correct.is_some())
+        .collect();
+    let whole_right: Vec<f64> = whole
+        .iter()
+        .map(|s| s.whole_correct == Some(true))
+        .map(|b| b as u8 as f64)
+        .collect();
+    let whole_none: Vec<f64> = whole
+        .iter()
+        .map(|s| final_answer(s.whole_response.as_deref().unwrap_or("")).is_none())
+        .map(|b| b as u8 as f64)
+        .collect();
     EvalReport {
         instances: n,
         well_formed: sims.len(),
@@ -524,6 +727,8 @@ fn summarize(steps: Vec<ScoredStep>, solved: Vec<SolvedProblem>, k: usize) -> Ev
         k,
         greedy_accuracy: mean(&greedy),
         avg_at_k: if k == 0 { None } else { mean(&at_k) },
+        whole_accuracy: mean(&whole_right),
+        whole_no_answer_rate: mean(&whole_none),
         steps,
         solved,
     }

@@ -19,7 +19,7 @@
 mod rlvr_task;
 mod srl_task;
 
-pub use rlvr_task::{read_problems, RlvrTask, RLVR_SYSTEM_PROMPT};
+pub use rlvr_task::{read_problems, whole_solution_messages, RlvrTask, RLVR_SYSTEM_PROMPT};
 pub use srl_task::SrlTask;
 
 use crate::checkpoint::{list_checkpoints, Progress};
@@ -501,7 +501,7 @@ fn collect_rollouts(
             .collect();
         *position += round as u64;
         let batch = engine
-            .rollouts_batch(policy, &requests, &gen, format)
+            .rollouts_batch(policy, &requests, None, &gen, format)
             .map_err(|source| TrainError::Rollout {
                 id: picked
                     .iter()

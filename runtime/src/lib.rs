@@ -25,6 +25,6 @@ pub use backend::{BackendKind, Runner, RunnerOptions, RunnerSession};
 pub use chat_template::{thinking_kwargs, ChatTemplate, Message, TemplateKwargs};
 pub use error::RuntimeError;
 pub use generate::{Completion, Engine, GenerateParams, Session, StopReason, Timings};
-pub use rollout::{Rollout, RolloutBatch, RolloutGroup, RolloutRequest};
+pub use rollout::{PromptCache, Rollout, RolloutBatch, RolloutGroup, RolloutRequest};
 pub use sampler::{Sampler, SamplerConfig};
 pub use step_format::StepFormat;

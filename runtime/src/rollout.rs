@@ -56,6 +56,42 @@ pub struct RolloutRequest<'a> {
     pub seed: u64,
 }
 
+/// A prompt's KV cache kept from one [`Engine::rollouts_batch`] to the
+/// next (see there).
+#[derive(Default)]
+pub struct PromptCache {
+    ids: Vec<u32>,
+    kv: Option<KvCache>,
+}
+
+impl PromptCache {
+    /// The prompt whose cache is kept (empty before the first batch).
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The cache, cut to its common prefix with `prompt` (at least one
+    /// token of the prompt is left to read, for its logits), and that
+    /// prefix's length; None when there is none or `need` positions do not
+    /// fit.
+    fn take_fitting(&mut self, prompt: &[u32], need: usize) -> Option<(KvCache, usize)> {
+        let common = self
+            .ids
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1));
+        let fits = self.kv.as_ref().is_some_and(|kv| kv.capacity() >= need);
+        if common == 0 || !fits {
+            return None;
+        }
+        let mut kv = self.kv.take()?;
+        kv.truncate(common);
+        Some((kv, common))
+    }
+}
+
 /// The samples of a batch of prompts and what they cost together.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RolloutBatch {
@@ -124,7 +160,7 @@ impl Engine {
             n,
             seed: params.sampler.seed,
         };
-        let batch = self.rollouts_batch(adapters, &[request], params, format)?;
+        let batch = self.rollouts_batch(adapters, &[request], None, params, format)?;
         Ok(RolloutGroup {
             prompt_ids: prompt_ids.to_vec(),
             samples: batch.groups.into_iter().next().unwrap_or_default(),
@@ -141,19 +177,31 @@ impl Engine {
     /// all of them (RL's groups of an update, an evaluation's problems).
     /// Each sample equals what [`Engine::rollouts_of`] gives for its prompt
     /// and seed alone: batched decoding is bit-identical.
+    ///
+    /// With `caches` (one per request), each prompt's KV cache is kept in
+    /// its [`PromptCache`] after the batch, and the next prompt given with
+    /// it reads only the tokens after their common prefix (a solver's next
+    /// step repeats the task and the steps so far). The prompt is then read
+    /// in other chunks than from scratch, so its logits can differ in their
+    /// last bits from an uncached run's (deterministically).
     pub fn rollouts_batch(
         &self,
         adapters: &[ActiveLora],
         requests: &[RolloutRequest],
+        mut caches: Option<&mut [PromptCache]>,
         params: &GenerateParams,
         format: &StepFormat,
     ) -> Result<RolloutBatch> {
+        if let Some(c) = &caches {
+            assert_eq!(c.len(), requests.len(), "one prompt cache per request");
+        }
         let close_ids = self
             .tokenizer
             .encode(&format!("{THINK_CLOSE}\n"), false, true);
         let model = &self.model;
         let mut state = State::new();
         let mut live: Vec<Live> = Vec::new();
+        let mut shareds = Vec::with_capacity(requests.len());
         // Each sample's first token is drawn from its prompt's logits.
         let mut first: Vec<Vec<f32>> = Vec::with_capacity(requests.len());
         let mut prompt_ms = 0.0;
@@ -171,8 +219,16 @@ impl Engine {
                 });
             }
             let tp = Instant::now();
-            let mut shared = model.new_cache(n_ctx);
-            let chunks: Vec<&[u32]> = prompt_ids.chunks(PROMPT_BATCH).collect();
+            let cache = caches.as_deref_mut().map(|c| &mut c[r]);
+            let (mut shared, keep) = match cache.and_then(|c| c.take_fitting(prompt_ids, n_ctx)) {
+                Some(reused) => reused,
+                None => {
+                    // A cached prompt grows by a step or so per round.
+                    let room = if caches.is_some() { 4 * n_ctx } else { n_ctx };
+                    (model.new_cache(room.min(model.config.context_length)), 0)
+                }
+            };
+            let chunks: Vec<&[u32]> = prompt_ids[keep..].chunks(PROMPT_BATCH).collect();
             for (i, chunk) in chunks.iter().enumerate() {
                 let mode = if i + 1 == chunks.len() {
                     Logits::Last
@@ -195,6 +251,7 @@ impl Engine {
             first.push(state.logits.clone());
             // Every sample reads the prompt's rows from this one cache.
             let shared = std::sync::Arc::new(shared);
+            shareds.push(std::sync::Arc::clone(&shared));
             live.extend((0..req.n).map(|g| {
                 let mut kv = model.new_cache(n_ctx);
                 kv.share_prefix(&shared, prompt_ids.len());
@@ -278,6 +335,16 @@ impl Engine {
             requests.iter().map(|r| Vec::with_capacity(r.n)).collect();
         for s in live {
             groups[s.request].push(s.out);
+        }
+        // The samples (and their references to the prompts' caches) are
+        // gone: each prompt's cache goes back to its keeper.
+        if let Some(caches) = caches {
+            for ((c, shared), req) in caches.iter_mut().zip(shareds).zip(requests) {
+                if let Ok(kv) = std::sync::Arc::try_unwrap(shared) {
+                    c.ids = req.prompt_ids.to_vec();
+                    c.kv = Some(kv);
+                }
+            }
         }
         let generated_tokens = groups.iter().flatten().map(|s| s.ids.len()).sum();
         let total_ms = prompt_ms + decode_ms;

@@ -154,7 +154,7 @@ fn a_batch_of_prompts_equals_each_prompt_alone() {
         })
         .collect();
     let batch = engine
-        .rollouts_batch(&[], &requests, &params, &format)
+        .rollouts_batch(&[], &requests, None, &params, &format)
         .unwrap();
     assert_eq!(batch.groups.len(), 3);
     for (i, (req, group)) in requests.iter().zip(&batch.groups).enumerate() {
@@ -193,4 +193,47 @@ fn a_batch_of_prompts_equals_each_prompt_alone() {
             .map(|s| s.ids.len())
             .sum::<usize>()
     );
+}
+
+/// A prompt cache keeps each prompt's KV cache; the next, longer prompt
+/// that starts the same way reads only its new tokens, and greedy
+/// continuations agree with an uncached run.
+#[test]
+fn a_prompt_cache_is_kept_and_reused() {
+    use srl_runtime::{PromptCache, RolloutRequest, StepFormat};
+    let engine = Engine::load(&srl_runtime::model_cache::test_model_path(), 2).unwrap();
+    let render = |t: &str| {
+        let msgs = [Message::new("user", t)];
+        engine.tokenize_prompt(&engine.render_chat(&msgs, true).unwrap())
+    };
+    let first = render("Problem: 3 kilometers in meters.");
+    let params = GenerateParams {
+        max_tokens: 8,
+        sampler: SamplerConfig::greedy(),
+        ..Default::default()
+    };
+    let format = StepFormat::default();
+    let mut caches = vec![PromptCache::default()];
+    fn one(ids: &[u32]) -> [RolloutRequest<'_>; 1] {
+        [RolloutRequest {
+            prompt_ids: ids,
+            n: 1,
+            seed: 0,
+        }]
+    }
+    let a = engine
+        .rollouts_batch(&[], &one(&first), Some(&mut caches), &params, &format)
+        .unwrap();
+    assert_eq!(caches[0].ids(), &first[..]);
+    let mut longer = first.clone();
+    longer.extend(&a.groups[0][0].ids);
+    longer.extend(render("Go on."));
+    let cached = engine
+        .rollouts_batch(&[], &one(&longer), Some(&mut caches), &params, &format)
+        .unwrap();
+    assert_eq!(caches[0].ids(), &longer[..]);
+    let fresh = engine
+        .rollouts_batch(&[], &one(&longer), None, &params, &format)
+        .unwrap();
+    assert_eq!(cached.groups[0][0].ids, fresh.groups[0][0].ids);
 }

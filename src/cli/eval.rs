@@ -41,6 +41,10 @@ pub struct Args {
     /// Close the <think> block for the model after N tokens, as `srl train srl --think-budget` does
     #[arg(long, value_name = "N")]
     think_budget: Option<usize>,
+    /// Also solve each problem in one go (the whole solution in one greedy generation, as
+    /// RLVR samples it) with up to N tokens, and report that accuracy too
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    whole: usize,
     /// Print one JSON object (summary, per-step and per-problem results)
     #[arg(long)]
     json: bool,
@@ -66,6 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_steps: a.max_steps,
         autojunk: !a.no_autojunk,
         think_budget: a.think_budget,
+        whole_max_tokens: a.whole,
     };
     let report = evaluate(
         &engine,

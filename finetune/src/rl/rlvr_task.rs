@@ -21,6 +21,15 @@ pub const RLVR_SYSTEM_PROMPT: &str = concat!(
     ", write the solution step by step and end with the final answer in \\boxed{}."
 );
 
+/// The chat that asks for `task`'s whole solution (RLVR's rollouts, and
+/// `srl eval --whole`).
+pub fn whole_solution_messages(task: &str) -> Vec<Message> {
+    vec![
+        Message::new("system", RLVR_SYSTEM_PROMPT),
+        Message::new("user", &format!("Problem:\n{}", task.trim())),
+    ]
+}
+
 pub struct RlvrTask {
     pub problems: Vec<Problem>,
     pub checker: Box<dyn AnswerChecker + Send + Sync>,
@@ -40,13 +49,7 @@ impl RlTask for RlvrTask {
     }
 
     fn messages(&self, i: usize) -> Vec<Message> {
-        vec![
-            Message::new("system", RLVR_SYSTEM_PROMPT),
-            Message::new(
-                "user",
-                &format!("Problem:\n{}", self.problems[i].task.trim()),
-            ),
-        ]
+        whole_solution_messages(&self.problems[i].task)
     }
 
     fn one_step(&self) -> bool {
