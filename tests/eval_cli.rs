@@ -71,7 +71,10 @@ fn eval_reports_similarity_failures_and_accuracy() {
     let w: Value = serde_json::from_str(ok(&srl(&whole)).trim()).unwrap();
     assert!(in_unit(&w["whole_accuracy"]) && in_unit(&w["whole_no_answer_rate"]));
     let p = &w["solved"][0];
-    assert!(p["whole_response"].as_str().is_some_and(|r| !r.is_empty()), "{p}");
+    assert!(
+        p["whole_response"].as_str().is_some_and(|r| !r.is_empty()),
+        "{p}"
+    );
     assert!(p["whole_correct"].is_boolean());
     // Batched solving gives what the first run gave for the same problem.
     assert_eq!(p["greedy_steps"], v["solved"][0]["greedy_steps"]);
