@@ -616,7 +616,9 @@ impl Sequence<'_> {
 /// are the old policy's (ratio 1), kept for the later inner updates and
 /// compared with the rollout pass's for the importance weights and the
 /// logged mismatch. No pass is spent on log-probabilities alone, except
-/// the base model's when the KL penalty needs them.
+/// the base model's when the KL penalty needs them. (With adapter dropout,
+/// these log-probabilities carry each pass's dropout mask, as those of
+/// PyTorch trainers that leave dropout on do.)
 #[allow(clippy::too_many_arguments)]
 fn update_policy(
     engine: &Engine,
