@@ -11,6 +11,7 @@ pub mod llama_cpp_backend;
 pub mod model_cache;
 pub mod model_catalogue;
 pub mod model_download;
+mod prompt_reuse;
 pub mod rollout;
 pub mod sampler;
 pub mod server;

@@ -9,10 +9,12 @@
 
 use crate::decode::{DecodeState, Recorded};
 use crate::error::{Result, RuntimeError};
-use crate::generate::{Engine, GenerateParams, StopReason, PROMPT_BATCH};
+use crate::generate::{Engine, GenerateParams, StopReason};
+use crate::prompt_reuse::{chunk_end, reusable};
 use crate::sampler::Sampler;
 use crate::step_format::{StepAction, StepFormat, StepTracker, THINK_CLOSE};
 use rayon::prelude::*;
+use srl_models::layers::attention::decode::TILED_MIN_TOKENS;
 use srl_models::layers::softmax::log_softmax_at;
 use srl_models::{ActiveLora, KvCache, Logits, Segment, State};
 use std::time::Instant;
@@ -61,6 +63,9 @@ pub struct RolloutRequest<'a> {
 #[derive(Default)]
 pub struct PromptCache {
     ids: Vec<u32>,
+    /// Per cached token, whether attention read it with the tiled numerics
+    /// (see [`crate::prompt_reuse`]).
+    tiled: Vec<bool>,
     kv: Option<KvCache>,
 }
 
@@ -70,25 +75,19 @@ impl PromptCache {
         &self.ids
     }
 
-    /// The cache, cut to its common prefix with `prompt` (at least one
-    /// token of the prompt is left to read, for its logits), and that
-    /// prefix's length; None when there is none or `need` positions do not
-    /// fit.
+    /// The cache cut to what `prompt` can reuse with a fresh read's numbers
+    /// ([`reusable`]), and that length; None when nothing is reusable or
+    /// `need` positions do not fit.
     fn take_fitting(&mut self, prompt: &[u32], need: usize) -> Option<(KvCache, usize)> {
-        let common = self
-            .ids
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len().saturating_sub(1));
+        let keep = reusable(&self.ids, &self.tiled, prompt);
         let fits = self.kv.as_ref().is_some_and(|kv| kv.capacity() >= need);
-        if common == 0 || !fits {
+        if keep == 0 || !fits {
             return None;
         }
         let mut kv = self.kv.take()?;
-        kv.truncate(common);
-        Some((kv, common))
+        kv.truncate(keep);
+        self.tiled.truncate(keep);
+        Some((kv, keep))
     }
 }
 
@@ -180,10 +179,10 @@ impl Engine {
     ///
     /// With `caches` (one per request), each prompt's KV cache is kept in
     /// its [`PromptCache`] after the batch, and the next prompt given with
-    /// it reads only the tokens after their common prefix (a solver's next
-    /// step repeats the task and the steps so far). The prompt is then read
-    /// in other chunks than from scratch, so its logits can differ in their
-    /// last bits from an uncached run's (deterministically).
+    /// it reads only the tokens after the part of their common prefix that
+    /// gives a fresh read's numbers ([`crate::prompt_reuse`]): a solver's
+    /// next step repeats the task and the steps so far, and its samples are
+    /// bit for bit those of an uncached read.
     pub fn rollouts_batch(
         &self,
         adapters: &[ActiveLora],
@@ -202,6 +201,8 @@ impl Engine {
         let mut state = State::new();
         let mut live: Vec<Live> = Vec::new();
         let mut shareds = Vec::with_capacity(requests.len());
+        // Per request, how its newly read tokens were read.
+        let mut read_tiled: Vec<Vec<bool>> = Vec::with_capacity(requests.len());
         // Each sample's first token is drawn from its prompt's logits.
         let mut first: Vec<Vec<f32>> = Vec::with_capacity(requests.len());
         let mut prompt_ms = 0.0;
@@ -228,15 +229,16 @@ impl Engine {
                     (model.new_cache(room.min(model.config.context_length)), 0)
                 }
             };
-            let chunks: Vec<&[u32]> = prompt_ids[keep..].chunks(PROMPT_BATCH).collect();
-            for (i, chunk) in chunks.iter().enumerate() {
-                let mode = if i + 1 == chunks.len() {
-                    Logits::Last
-                } else {
-                    Logits::None
-                };
+            // The rest in a fresh read's chunks (the first may be cut short
+            // by the reuse), the last with its logits.
+            let n = prompt_ids.len();
+            let mut tiled = Vec::with_capacity(n);
+            let mut fed = keep;
+            while fed < n {
+                let end = chunk_end(fed, n);
+                let mode = if end == n { Logits::Last } else { Logits::None };
                 let mut one = [Segment {
-                    tokens: chunk,
+                    tokens: &prompt_ids[fed..end],
                     kv: &mut shared,
                 }];
                 model.forward_batch_adapters(
@@ -246,7 +248,10 @@ impl Engine {
                     mode,
                     &self.pool,
                 )?;
+                tiled.resize(end - keep, end - fed >= TILED_MIN_TOKENS);
+                fed = end;
             }
+            read_tiled.push(tiled);
             prompt_ms += tp.elapsed().as_secs_f64() * 1e3;
             first.push(state.logits.clone());
             // Every sample reads the prompt's rows from this one cache.
@@ -339,10 +344,16 @@ impl Engine {
         // The samples (and their references to the prompts' caches) are
         // gone: each prompt's cache goes back to its keeper.
         if let Some(caches) = caches {
-            for ((c, shared), req) in caches.iter_mut().zip(shareds).zip(requests) {
-                if let Ok(kv) = std::sync::Arc::try_unwrap(shared) {
-                    c.ids = req.prompt_ids.to_vec();
-                    c.kv = Some(kv);
+            let kept = caches.iter_mut().zip(shareds).zip(read_tiled);
+            for (((c, shared), tiled), req) in kept.zip(requests) {
+                match std::sync::Arc::try_unwrap(shared) {
+                    Ok(kv) => {
+                        c.ids = req.prompt_ids.to_vec();
+                        c.tiled.truncate(req.prompt_ids.len() - tiled.len());
+                        c.tiled.extend(tiled);
+                        c.kv = Some(kv);
+                    }
+                    Err(_) => *c = PromptCache::default(),
                 }
             }
         }

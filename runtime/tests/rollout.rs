@@ -196,44 +196,68 @@ fn a_batch_of_prompts_equals_each_prompt_alone() {
 }
 
 /// A prompt cache keeps each prompt's KV cache; the next, longer prompt
-/// that starts the same way reads only its new tokens, and greedy
-/// continuations agree with an uncached run.
+/// that starts the same way reads only what it must, and its samples are
+/// bit for bit those of an uncached read: for short prompts (read with the
+/// f16 attention) and long ones (the tiled attention, whose chunks must
+/// stay long enough).
 #[test]
-fn a_prompt_cache_is_kept_and_reused() {
+fn a_prompt_cache_is_kept_and_reused_with_fresh_numbers() {
     use srl_runtime::{PromptCache, RolloutRequest, StepFormat};
     let engine = Engine::load(&srl_runtime::model_cache::test_model_path(), 2).unwrap();
     let render = |t: &str| {
         let msgs = [Message::new("user", t)];
         engine.tokenize_prompt(&engine.render_chat(&msgs, true).unwrap())
     };
-    let first = render("Problem: 3 kilometers in meters.");
     let params = GenerateParams {
         max_tokens: 8,
-        sampler: SamplerConfig::greedy(),
+        sampler: SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 5,
+            ..SamplerConfig::default()
+        },
         ..Default::default()
     };
     let format = StepFormat::default();
-    let mut caches = vec![PromptCache::default()];
-    fn one(ids: &[u32]) -> [RolloutRequest<'_>; 1] {
-        [RolloutRequest {
+    fn one(ids: &[u32]) -> [RolloutRequest<'_>; 2] {
+        let r = RolloutRequest {
             prompt_ids: ids,
-            n: 1,
-            seed: 0,
-        }]
+            n: 2,
+            seed: 5,
+        };
+        [r, RolloutRequest { seed: 9, ..r }]
     }
-    let a = engine
-        .rollouts_batch(&[], &one(&first), Some(&mut caches), &params, &format)
-        .unwrap();
-    assert_eq!(caches[0].ids(), &first[..]);
-    let mut longer = first.clone();
-    longer.extend(&a.groups[0][0].ids);
-    longer.extend(render("Go on."));
-    let cached = engine
-        .rollouts_batch(&[], &one(&longer), Some(&mut caches), &params, &format)
-        .unwrap();
-    assert_eq!(caches[0].ids(), &longer[..]);
-    let fresh = engine
-        .rollouts_batch(&[], &one(&longer), None, &params, &format)
-        .unwrap();
-    assert_eq!(cached.groups[0][0].ids, fresh.groups[0][0].ids);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let long_task = "Problem: a train leaves at 9 and travels 60 km per hour for 3 hours, \
+        then 40 km per hour for 2 hours. Another train leaves at 10 and travels 70 km per hour. \
+        When does the second one catch up, and how far from the start are they then?";
+    for task in ["Problem: 3 kilometers in meters.", long_task] {
+        let first = render(task);
+        let mut caches = vec![PromptCache::default(), PromptCache::default()];
+        let a = engine
+            .rollouts_batch(&[], &one(&first), Some(&mut caches), &params, &format)
+            .unwrap();
+        assert_eq!(caches[0].ids(), &first[..]);
+        let mut longer = first.clone();
+        longer.extend(&a.groups[0][0].ids);
+        longer.extend(render("Go on."));
+        let cached = engine
+            .rollouts_batch(&[], &one(&longer), Some(&mut caches), &params, &format)
+            .unwrap();
+        assert_eq!(caches[1].ids(), &longer[..]);
+        let fresh = engine
+            .rollouts_batch(&[], &one(&longer), None, &params, &format)
+            .unwrap();
+        for (c, f) in cached
+            .groups
+            .iter()
+            .flatten()
+            .zip(fresh.groups.iter().flatten())
+        {
+            assert_eq!(c.ids, f.ids, "{task}");
+            assert_eq!(bits(&c.logprobs), bits(&f.logprobs), "{task}");
+        }
+    }
 }

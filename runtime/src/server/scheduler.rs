@@ -22,6 +22,7 @@ use super::errors::{ApiError, ServeError};
 use super::metrics::Metrics;
 use crate::decode::DecodeState;
 use crate::generate::{Engine, StopReason, PROMPT_BATCH};
+use crate::prompt_reuse::chunk_end;
 use crate::sampler::{Sampler, SamplerConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -225,12 +226,6 @@ struct Seq {
     next: Option<[u32; 1]>,
     /// Admission order: prompts are read first come, first served.
     order: u64,
-}
-
-/// Where the prompt chunk that starts at `fed` ends: chunks are cut at the
-/// multiples of [`PROMPT_BATCH`], as a fresh read cuts them.
-pub(super) fn chunk_end(fed: usize, n: usize) -> usize {
-    ((fed / PROMPT_BATCH + 1) * PROMPT_BATCH).min(n)
 }
 
 /// The scheduler thread's state: one sequence (or none) per slot. The
