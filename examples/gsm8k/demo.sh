@@ -57,18 +57,23 @@ timed() { # NAME COMMAND...: runs it, records its seconds (or that it failed)
         echo "== $name failed (see above); the table marks it"
     fi
 }
+eval_into() { # FILE ARGS...: one `srl eval --json` into FILE
+    local file=$1
+    shift
+    "$SRL" eval -m "$MODEL" --data "$DATA/test.jsonl" --max-tokens "$STEP_TOKENS" \
+        --max-steps "$MAX_STEPS" "${FORMAT[@]}" -t "$THREADS" --json "$@" >"$file"
+}
 evaluate() { # NAME [ADAPTER_DIR]
     local lora=()
-    [ -n "${2:-}" ] && lora=(--lora "$2")
-    [ -n "${2:-}" ] && [ ! -f "$2/adapter_model.safetensors" ] && return 0
+    if [ -n "${2:-}" ]; then
+        [ -f "$2/adapter_model.safetensors" ] || return 0
+        lora=(--lora "$2")
+    fi
     echo "== eval: $1"
-    timed "eval-$1" sh -c '"$0" "$@" > "'"$OUT/eval-$1.json"'"' "$SRL" eval -m "$MODEL" --data "$DATA/test.jsonl" \
-        --limit "$LIMIT" --problems "$N_TEST" --k 0 --max-tokens "$STEP_TOKENS" --max-steps "$MAX_STEPS" \
-        --whole "$WHOLE_TOKENS" "${FORMAT[@]}" -t "$THREADS" "${lora[@]}" --json
+    timed "eval-$1" eval_into "$OUT/eval-$1.json" --limit "$LIMIT" --problems "$N_TEST" --k 0 \
+        --whole "$WHOLE_TOKENS" "${lora[@]}"
     [ "$AVGK_ALL" = 1 ] || [ "$1" = base ] || return 0
-    timed "avgk-$1" sh -c '"$0" "$@" > "'"$OUT/avgk-$1.json"'"' "$SRL" eval -m "$MODEL" --data "$DATA/test.jsonl" \
-        --limit 1 --problems "$K_PROBLEMS" --k "$K" --max-tokens "$STEP_TOKENS" --max-steps "$MAX_STEPS" \
-        "${FORMAT[@]}" -t "$THREADS" "${lora[@]}" --json
+    timed "avgk-$1" eval_into "$OUT/avgk-$1.json" --limit 1 --problems "$K_PROBLEMS" --k "$K" "${lora[@]}"
 }
 RL=(--batch-size 2 --group-size "$GROUP" --save-every 0 "${FORMAT[@]}" "${ADAPTER[@]}")
 start=$SECONDS
